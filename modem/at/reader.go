@@ -1,0 +1,212 @@
+package at
+
+import (
+	"fmt"
+	"strings"
+)
+
+type urc struct {
+	h     Handler
+	lines []string
+}
+
+func (a *AT) readLoop() {
+	defer close(a.urcs)
+	var sp splitter
+	buf := make([]byte, 1024)
+	for {
+		n, err := a.rw.Read(buf)
+		if n > 0 {
+			dropped := sp.dropped
+			sp.feed(buf[:n], a.route)
+			if sp.dropped != dropped {
+				a.cfg.log.Warn("AT line too long, dropped", "limit", MaxLineLength)
+			}
+		}
+		if err != nil {
+			a.shutdown(fmt.Errorf("read: %w", err))
+			return
+		}
+	}
+}
+
+func (a *AT) dispatchLoop() {
+	for u := range a.urcs {
+		u.h(u.lines)
+	}
+}
+
+// route decides where one token goes. It runs on the reader goroutine and
+// never blocks: a full URC queue drops the URC with a warning.
+func (a *AT) route(t token) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.cur
+	if t.kind == tokPrompt {
+		if r != nil && r.prompt != nil {
+			select {
+			case r.prompt <- struct{}{}:
+			default:
+			}
+			return
+		}
+		a.cfg.log.Debug("AT prompt with no SMS command waiting, ignored")
+		return
+	}
+	line := t.line
+	if a.trailingWant > 0 {
+		if ok, _ := finalResult(line); !ok {
+			a.trailing = append(a.trailing, line)
+			a.trailingWant--
+			if a.trailingWant == 0 {
+				a.emit(a.trailingTo, a.trailing)
+			}
+			return
+		}
+		// A final result where a URC's second line should be means that
+		// line was lost; hand over what arrived and let the handler judge.
+		a.cfg.log.Warn("AT multi-line URC cut short by a final result", "urc", a.trailing[0])
+		a.trailingWant = 0
+		a.emit(a.trailingTo, a.trailing)
+	}
+	if r != nil && a.claim(r, line) {
+		return
+	}
+	if r == nil && isStrayFinal(line) {
+		a.cfg.log.Debug("AT final result with no command waiting, dropped", "line", line)
+		return
+	}
+	ind := a.match(line)
+	if ind != nil && ind.trailing > 0 {
+		a.trailing = []string{line}
+		a.trailingWant = ind.trailing
+		a.trailingTo = ind
+		return
+	}
+	a.emit(ind, []string{line})
+}
+
+// claim reports whether line belongs to the running command r, and takes it.
+func (a *AT) claim(r *request, line string) bool {
+	if r.fence != "" && !r.fenceSeen {
+		// Everything before the fence's own answer is a late answer to the
+		// command that timed out.
+		switch {
+		case hasAnyPrefix(line, []string{r.fence}):
+			r.fenceSeen = true
+		case isFinalLine(line):
+			a.cfg.log.Debug("AT late final result discarded", "line", line)
+		case isExtended(line) || a.isBareURC(line):
+			return false
+		default:
+			a.cfg.log.Debug("AT late response line discarded", "line", line)
+		}
+		return true
+	}
+	if len(r.info) == 0 && strings.EqualFold(line, r.echo) {
+		return true
+	}
+	if r.body != nil && line == *r.body {
+		return true
+	}
+	if ok, err := finalResult(line); ok {
+		r.finish(err)
+		a.cur = nil
+		return true
+	}
+	switch {
+	case hasAnyPrefix(line, r.prefixes):
+	case isExtended(line) || a.isBareURC(line):
+		return false
+	}
+	r.info = append(r.info, line)
+	return true
+}
+
+func (a *AT) match(line string) *indication {
+	var best *indication
+	for _, ind := range a.handlers {
+		if strings.HasPrefix(line, ind.prefix) && (best == nil || len(ind.prefix) > len(best.prefix)) {
+			best = ind
+		}
+	}
+	return best
+}
+
+func (a *AT) emit(ind *indication, lines []string) {
+	h := a.cfg.unhandled
+	if ind != nil && ind.h != nil {
+		h = ind.h
+	}
+	if h == nil {
+		a.cfg.log.Debug("AT unsolicited line with no handler", "lines", lines)
+		return
+	}
+	select {
+	case a.urcs <- urc{h: h, lines: lines}:
+	default:
+		a.cfg.log.Warn("AT URC queue full, URC dropped", "lines", lines, "queue", cap(a.urcs))
+	}
+}
+
+func (a *AT) isBareURC(line string) bool {
+	for _, w := range a.cfg.bareURCs {
+		if line == w {
+			return true
+		}
+	}
+	for _, ind := range a.handlers {
+		if !strings.HasPrefix(ind.prefix, "+") && strings.HasPrefix(line, ind.prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(line string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isExtended reports whether line has the "+NAME:" shape of an extended
+// command's answer or URC.
+func isExtended(line string) bool {
+	if len(line) < 3 || line[0] != '+' {
+		return false
+	}
+	for i := 1; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == ':':
+			return i > 1
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '&':
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func isFinalLine(line string) bool {
+	ok, _ := finalResult(line)
+	return ok
+}
+
+// isStrayFinal reports the final results that mean nothing without a
+// command. NO CARRIER and the like are also unsolicited (a call ended), so
+// they go on to the URC handlers.
+func isStrayFinal(line string) bool {
+	ok, err := finalResult(line)
+	if !ok {
+		return false
+	}
+	if err == nil || err == ErrError {
+		return true
+	}
+	_, isResult := err.(*ResultError)
+	return !isResult
+}

@@ -1,0 +1,46 @@
+// Package port opens the modem's serial port. It is the only package that
+// knows about go.bug.st/serial, so the AT engine stays testable over any
+// io.ReadWriter.
+package port
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.bug.st/serial"
+)
+
+// DefaultBaud is the BG96's factory UART rate; on the USB AT port it is
+// ignored by the device but still set, so one code path serves both.
+const DefaultBaud = 115200
+
+// Open opens a serial port in raw 8N1 mode. The error says what a person
+// can do about it: a missing device, a port held by another program (often
+// ModemManager) or missing permissions.
+func Open(path string, baud int) (io.ReadWriteCloser, error) {
+	if baud <= 0 {
+		baud = DefaultBaud
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open %s: no such port (is the modem plugged in, or the simulator running?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+	if err != nil {
+		var pe *serial.PortError
+		if errors.As(err, &pe) {
+			switch pe.Code() {
+			case serial.PortBusy:
+				return nil, fmt.Errorf("open %s: port busy (held by another program, e.g. ModemManager?): %w", path, err)
+			case serial.PermissionDenied:
+				return nil, fmt.Errorf("open %s: permission denied (is the user in the dialout group?): %w", path, err)
+			}
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return p, nil
+}
