@@ -38,9 +38,12 @@ type AT struct {
 	// trailing collects the lines that still belong to a multi-line URC.
 	trailing     []string
 	trailingWant int
-	trailingTo   *indication
-	dirty        bool // a command timed out; its answer may still come
-	err          error
+	// dirty means a command timed out and its answer may still come; stale
+	// holds that command's prefixes so a late "+CREG: 2,1" is not taken for
+	// a "+CREG: <stat>,<lac>" URC.
+	dirty bool
+	stale []string
+	err   error
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -82,9 +85,6 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 		a.rw = &tracer{rw: rw, log: a.cfg.trace}
 	}
 	a.urcs = make(chan urc, a.cfg.queueLen)
-	for _, p := range a.cfg.twoLine {
-		a.handlers = append(a.handlers, &indication{prefix: p, trailing: 1})
-	}
 	go a.readLoop()
 	go a.dispatchLoop()
 	return a
@@ -92,37 +92,24 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 
 // AddIndication registers h for unsolicited lines starting with prefix
 // ("+CMTI", "+CEREG:", "RDY"). A "+XXX" prefix without a colon matches
-// "+XXX:" only. Registering a prefix again replaces its handler.
-func (a *AT) AddIndication(prefix string, h Handler, opts ...IndicationOption) {
+// "+XXX:" only. Several handlers may watch one prefix; each gets every
+// match, in registration order. The returned function removes h.
+func (a *AT) AddIndication(prefix string, h Handler, opts ...IndicationOption) (remove func()) {
 	ind := &indication{prefix: normPrefix(prefix), h: h}
-	for _, p := range a.cfg.twoLine {
-		if p == ind.prefix {
-			ind.trailing = 1
-		}
-	}
 	for _, o := range opts {
 		o(ind)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, old := range a.handlers {
-		if old.prefix == ind.prefix {
-			a.handlers[i] = ind
-			return
-		}
-	}
 	a.handlers = append(a.handlers, ind)
-}
-
-// RemoveIndication drops the handler for prefix. Multi-line URCs keep
-// consuming their trailing lines so these cannot be mistaken for others.
-func (a *AT) RemoveIndication(prefix string) {
-	prefix = normPrefix(prefix)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ind := range a.handlers {
-		if ind.prefix == prefix {
-			ind.h = nil
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for i, x := range a.handlers {
+			if x == ind {
+				a.handlers = append(a.handlers[:i:i], a.handlers[i+1:]...)
+				return
+			}
 		}
 	}
 }
@@ -148,15 +135,16 @@ func (a *AT) Err() error {
 // Close stops the engine and closes the port if it is an io.Closer. Pending
 // and later commands fail with ErrClosed.
 func (a *AT) Close() error {
-	var err error
+	// Shut down first, so the read error that closing the port causes is
+	// not reported as the port failing.
+	a.shutdown(errors.New("closed by owner"), false)
 	if c, ok := a.port.(io.Closer); ok {
-		err = c.Close()
+		return c.Close()
 	}
-	a.shutdown(errors.New("closed by owner"))
-	return err
+	return nil
 }
 
-func (a *AT) shutdown(cause error) {
+func (a *AT) shutdown(cause error, failed bool) {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
 		a.err = fmt.Errorf("%w: %w", ErrClosed, cause)
@@ -166,7 +154,9 @@ func (a *AT) shutdown(cause error) {
 		}
 		a.mu.Unlock()
 		close(a.closed)
-		a.cfg.log.Warn("AT port closed", "cause", cause)
+		if failed {
+			a.cfg.log.Warn("AT port failed", "cause", cause)
+		}
 	})
 }
 
@@ -205,14 +195,6 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	}
 	defer func() { <-a.sem }()
 
-	a.mu.Lock()
-	dirty := a.dirty
-	a.mu.Unlock()
-	if dirty {
-		if err := a.fence(ctx); err != nil {
-			return nil, fmt.Errorf("%s: resynchronising after an earlier timeout: %w", cmd, err)
-		}
-	}
 	r := &request{
 		cmd:      cmd,
 		echo:     strings.ToUpper(cmd),
@@ -222,6 +204,14 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	}
 	for _, o := range opts {
 		o(r)
+	}
+	a.mu.Lock()
+	dirty := a.dirty
+	a.mu.Unlock()
+	if dirty {
+		if err := a.fence(ctx, min(a.cfg.fenceTimeout, r.timeout)); err != nil {
+			return nil, fmt.Errorf("%s: resynchronising after an earlier timeout: %w", cmd, err)
+		}
 	}
 	info, err := a.exchange(ctx, r)
 	if err != nil {
@@ -234,19 +224,19 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 // before that answer: the modem answers in order, so whatever final result
 // precedes the fence's information line belongs to the command that timed
 // out.
-func (a *AT) fence(ctx context.Context) error {
+func (a *AT) fence(ctx context.Context, timeout time.Duration) error {
 	r := &request{
 		cmd:      a.cfg.fenceCmd,
 		echo:     strings.ToUpper(a.cfg.fenceCmd),
 		prefixes: []string{a.cfg.fencePrefix},
 		fence:    a.cfg.fencePrefix,
-		timeout:  a.cfg.fenceTimeout,
+		timeout:  timeout,
 	}
 	if _, err := a.exchange(ctx, r); err != nil {
 		return err
 	}
 	a.mu.Lock()
-	a.dirty = false
+	a.dirty, a.stale = false, nil
 	a.mu.Unlock()
 	return nil
 }
@@ -295,17 +285,19 @@ func (a *AT) abandon(ctx context.Context, r *request, inBody bool) ([]string, er
 	if a.cur == r {
 		a.cur = nil
 	}
-	a.dirty = true
-	a.mu.Unlock()
-	// Select done once more: the final may have raced the deadline.
+	// Select done once more, under the lock the reader finishes requests
+	// with: the final may have raced the deadline.
 	select {
 	case err := <-r.done:
-		a.mu.Lock()
-		a.dirty = false
 		a.mu.Unlock()
 		return r.info, err
 	default:
 	}
+	a.dirty = true
+	if r.fence == "" {
+		a.stale = r.prefixes
+	}
+	a.mu.Unlock()
 	if r.body != nil && !inBody {
 		// Without ESC the modem would take the next command as message text.
 		_ = a.write("\x1b")
@@ -320,7 +312,7 @@ func (a *AT) abandon(ctx context.Context, r *request, inBody bool) ([]string, er
 
 func (a *AT) write(s string) error {
 	if _, err := io.WriteString(a.rw, s); err != nil {
-		a.shutdown(fmt.Errorf("write: %w", err))
+		a.shutdown(fmt.Errorf("write: %w", err), true)
 		return a.Err()
 	}
 	return nil

@@ -237,7 +237,8 @@ func TestSMSBodyValidated(t *testing.T) {
 }
 
 func TestTimeoutThenFence(t *testing.T) {
-	a, p := engine(t)
+	other := make(urcSink, 4)
+	a, p := engine(t, at.WithUnhandled(other.handle))
 	_, err := a.Command(context.Background(), "AT+COPS=0", at.WithTimeout(100*time.Millisecond))
 	p.expect("AT+COPS=0\r")
 	if !errors.Is(err, at.ErrTimeout) {
@@ -252,10 +253,15 @@ func TestTimeoutThenFence(t *testing.T) {
 	ch := start(a, context.Background(), "AT+CSQ")
 	p.expect("AT+CMEE?\r")
 	p.send("\r\n+COPS: 0,0,\"Telekom.de\",8\r\n\r\nOK\r\n")
+	p.send("\r\nRDY\r\n")
 	p.send("\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.respond("AT+CSQ", "\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
 	if r := wait(t, ch); r.err != nil || joined(r.info) != "+CSQ: 20,99" {
 		t.Fatalf("after fence: info %q err %v", r.info, r.err)
+	}
+	// The late +COPS line is dropped; a real URC during the fence is not.
+	if got := joined(other.next(t)); got != "RDY" {
+		t.Errorf("unhandled got %q, want RDY", got)
 	}
 	// Clean again: no fence before the next command.
 	ch = start(a, context.Background(), "AT")
@@ -438,5 +444,49 @@ func TestURCHandlerMayCommand(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler's command did not complete")
+	}
+}
+
+func TestLateAnswerWhenIdle(t *testing.T) {
+	creg := make(urcSink, 4)
+	a, p := engine(t)
+	a.AddIndication("+CREG", creg.handle)
+	if _, err := a.Command(context.Background(), "AT+CREG?", at.WithTimeout(50*time.Millisecond)); !errors.Is(err, at.ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	p.expect("AT+CREG?\r")
+	// The late answer has the query form; a URC handler would misread
+	// "2,1" as stat 2 in LAC 1.
+	p.send("\r\n+CREG: 2,1\r\n\r\nOK\r\n")
+	p.send("\r\n+CREG: 5\r\n")
+	if got := joined(creg.next(t)); got != "+CREG: 5" {
+		t.Errorf("URC handler got %q, want only the real URC", got)
+	}
+	// The late OK put the line back in step: no fence needed.
+	ch := start(a, context.Background(), "AT")
+	p.respond("AT", "\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
+func TestSeveralHandlersPerPrefix(t *testing.T) {
+	one, two := make(urcSink, 4), make(urcSink, 4)
+	a, p := engine(t)
+	removeOne := a.AddIndication("+CMTI", one.handle)
+	a.AddIndication("+CMTI:", two.handle)
+	p.send("\r\n+CMTI: \"SM\",1\r\n")
+	if joined(one.next(t)) != `+CMTI: "SM",1` || joined(two.next(t)) != `+CMTI: "SM",1` {
+		t.Fatal("both handlers must see the URC")
+	}
+	removeOne()
+	p.send("\r\n+CMTI: \"SM\",2\r\n")
+	if got := joined(two.next(t)); got != `+CMTI: "SM",2` {
+		t.Errorf("remaining handler got %q", got)
+	}
+	select {
+	case l := <-one:
+		t.Errorf("removed handler still called with %q", l)
+	case <-time.After(50 * time.Millisecond):
 	}
 }

@@ -177,4 +177,3 @@ func (s urcSink) next(t *testing.T) []string {
 }
 
 func joined(lines []string) string { return strings.Join(lines, "|") }
-

@@ -24,7 +24,7 @@ func (a *AT) readLoop() {
 			}
 		}
 		if err != nil {
-			a.shutdown(fmt.Errorf("read: %w", err))
+			a.shutdown(fmt.Errorf("read: %w", err), true)
 			return
 		}
 	}
@@ -59,7 +59,7 @@ func (a *AT) route(t token) {
 			a.trailing = append(a.trailing, line)
 			a.trailingWant--
 			if a.trailingWant == 0 {
-				a.emit(a.trailingTo, a.trailing)
+				a.emit(a.trailing)
 			}
 			return
 		}
@@ -67,23 +67,30 @@ func (a *AT) route(t token) {
 		// line was lost; hand over what arrived and let the handler judge.
 		a.cfg.log.Warn("AT multi-line URC cut short by a final result", "urc", a.trailing[0])
 		a.trailingWant = 0
-		a.emit(a.trailingTo, a.trailing)
+		a.emit(a.trailing)
 	}
 	if r != nil && a.claim(r, line) {
 		return
 	}
 	if r == nil && isStrayFinal(line) {
+		if a.dirty {
+			// The late final of the command that timed out: nothing more of
+			// it can follow, so the line is in step again without a fence.
+			a.dirty, a.stale = false, nil
+		}
 		a.cfg.log.Debug("AT final result with no command waiting, dropped", "line", line)
 		return
 	}
-	ind := a.match(line)
-	if ind != nil && ind.trailing > 0 {
-		a.trailing = []string{line}
-		a.trailingWant = ind.trailing
-		a.trailingTo = ind
+	if a.dirty && hasAnyPrefix(line, a.stale) {
+		a.cfg.log.Debug("AT late answer to a timed-out command, dropped", "line", line)
 		return
 	}
-	a.emit(ind, []string{line})
+	if n := a.trailingFor(line); n > 0 {
+		a.trailing = []string{line}
+		a.trailingWant = n
+		return
+	}
+	a.emit([]string{line})
 }
 
 // claim reports whether line belongs to the running command r, and takes it.
@@ -123,25 +130,41 @@ func (a *AT) claim(r *request, line string) bool {
 	return true
 }
 
-func (a *AT) match(line string) *indication {
-	var best *indication
+// trailingFor says how many lines follow line as part of the same URC.
+func (a *AT) trailingFor(line string) int {
+	n := 0
+	if hasAnyPrefix(line, a.cfg.twoLine) {
+		n = 1
+	}
 	for _, ind := range a.handlers {
-		if strings.HasPrefix(line, ind.prefix) && (best == nil || len(ind.prefix) > len(best.prefix)) {
-			best = ind
+		if ind.trailing > n && strings.HasPrefix(line, ind.prefix) {
+			n = ind.trailing
 		}
 	}
-	return best
+	return n
 }
 
-func (a *AT) emit(ind *indication, lines []string) {
-	h := a.cfg.unhandled
-	if ind != nil && ind.h != nil {
-		h = ind.h
+// emit queues the URC for every handler whose prefix matches its first
+// line, or for the unhandled handler when none does.
+func (a *AT) emit(lines []string) {
+	matched := false
+	for _, ind := range a.handlers {
+		if strings.HasPrefix(lines[0], ind.prefix) {
+			matched = true
+			a.queue(ind.h, lines)
+		}
 	}
-	if h == nil {
+	if matched {
+		return
+	}
+	if a.cfg.unhandled == nil {
 		a.cfg.log.Debug("AT unsolicited line with no handler", "lines", lines)
 		return
 	}
+	a.queue(a.cfg.unhandled, lines)
+}
+
+func (a *AT) queue(h Handler, lines []string) {
 	select {
 	case a.urcs <- urc{h: h, lines: lines}:
 	default:

@@ -114,6 +114,23 @@ func (h *host) take(n int) string {
 	return s
 }
 
+// ignored sends s to a modem that must not answer it: it waits until the
+// modem has consumed the bytes, so a slow machine cannot turn "not read
+// yet" into "ignored", then checks that nothing came back.
+func (h *host) ignored(m *Modem, s string) {
+	h.t.Helper()
+	want := m.Stats().Processed + int64(len(s))
+	h.send(s)
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Stats().Processed < want {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("modem did not consume %q", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.quiet(50 * time.Millisecond)
+}
+
 // quiet asserts that nothing arrives for d.
 func (h *host) quiet(d time.Duration) {
 	h.t.Helper()

@@ -96,6 +96,9 @@ type Stats struct {
 	BytesIn  int64 // bytes received from the host
 	BytesOut int64 // bytes written to the host
 	Commands int64 // command lines answered (or deliberately ignored by a fault)
+	// Processed counts bytes the modem has finished acting on (answered,
+	// or ignored while deaf), so tests can tell "ignored" from "not yet read".
+	Processed int64
 }
 
 // Modem is one simulated BG96. Create it with New, then Start it.
@@ -121,7 +124,7 @@ type Modem struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	bytesIn, bytesOut, commands atomic.Int64
+	bytesIn, bytesOut, commands, processed atomic.Int64
 }
 
 // New returns a modem with cfg's gaps filled by defaults. It is powered on,
@@ -227,7 +230,7 @@ func (m *Modem) shutdown() {
 
 // Stats reports the traffic so far.
 func (m *Modem) Stats() Stats {
-	return Stats{BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), Commands: m.commands.Load()}
+	return Stats{BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), Commands: m.commands.Load(), Processed: m.processed.Load()}
 }
 
 // openPTY creates a new pty pair and starts its reader.
@@ -331,6 +334,7 @@ func (m *Modem) readLoop(master *os.File) {
 			now := time.Now()
 			rxFree = later(rxFree, now).Add(m.wireTime(n))
 			in.feed(buf[:n], rxFree)
+			m.processed.Add(int64(n))
 		}
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {

@@ -174,31 +174,40 @@ func TestRegistrationURCs(t *testing.T) {
 
 func TestReboot(t *testing.T) {
 	cfg := fastConfig()
+	cfg.BootDelay = 500 * time.Millisecond
 	m, h := startModem(t, cfg)
 	h.send("AT+CMEE=2;+CREG=1\r")
 	h.expect("AT+CMEE=2;+CREG=1\r\r\nOK\r\n")
 	h.send("AT+CFUN=1,1\r")
 	h.expect("AT+CFUN=1,1\r\r\nOK\r\n\r\nPOWERED DOWN\r\n")
-	h.send("AT\r") // the modem is deaf while it boots
+	h.ignored(m, "AT\r") // the modem is deaf while it boots
 	boot := "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\nAPP RDY\r\n"
 	h.expect(boot)
 	// Settings are back to defaults: echo on, CMEE=1, CREG n=0.
 	h.send("AT+CMEE?;+CREG?\r")
 	h.expect("AT+CMEE?;+CREG?\r\r\n+CMEE: 1\r\n+CREG: 0,2\r\n\r\nOK\r\n")
-	time.Sleep(2 * cfg.RegisterDelay)
-	h.send("AT+CREG?\r")
-	h.expect("AT+CREG?\r\r\n+CREG: 0,1\r\n\r\nOK\r\n")
+	// The modem re-registers RegisterDelay after boot; poll like a host.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.send("AT+CREG?\r")
+		got := h.until("OK\r\n", 2*time.Second)
+		if got == "AT+CREG?\r\r\n+CREG: 0,1\r\n\r\nOK\r\n" {
+			break
+		}
+		if got != "AT+CREG?\r\r\n+CREG: 0,2\r\n\r\nOK\r\n" || time.Now().After(deadline) {
+			t.Fatalf("not registered after reboot: %q", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	h.send("AT+QPOWD\r")
 	h.expect("AT+QPOWD\r\r\nOK\r\n\r\nPOWERED DOWN\r\n")
-	h.send("AT\r")
-	h.quiet(2 * cfg.BootDelay)
+	h.ignored(m, "AT\r")
 	m.Reboot()
 	h.expect(boot)
 	h.send("AT+QPOWD=0\r")
 	h.expect("AT+QPOWD=0\r\r\nPOWERED DOWN\r\n")
-	h.send("AT\r")
-	h.quiet(100 * time.Millisecond)
+	h.ignored(m, "AT\r")
 }
 
 func TestHangUpAndLink(t *testing.T) {

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"cellagent/modem/at"
+	"cellagent/modem/port"
+)
+
+// portFlags are shared by every command that talks to a modem.
+type portFlags struct {
+	path    string
+	baud    int
+	trace   bool
+	verbose bool
+}
+
+func (p *portFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&p.path, "port", "p", "", "serial port of the modem's AT interface, e.g. /dev/ttyUSB2 or the simulator's link (required)")
+	fs.IntVar(&p.baud, "baud", port.DefaultBaud, "baud rate")
+	fs.BoolVar(&p.trace, "trace", false, "log the raw AT traffic to stderr")
+	fs.BoolVarP(&p.verbose, "verbose", "v", false, "log debug detail to stderr")
+}
+
+// open opens the port and starts an engine on it.
+func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
+	if p.path == "" {
+		return nil, usageError{errors.New("--port is required")}
+	}
+	log := logger(e.stderr, p.verbose || p.trace)
+	sp, err := port.Open(p.path, p.baud)
+	if err != nil {
+		return nil, err
+	}
+	opts = append([]at.Option{at.WithLogger(log)}, opts...)
+	if p.trace {
+		opts = append(opts, at.WithTrace(log))
+	}
+	return at.New(sp, opts...), nil
+}
+
+// explain turns an engine error into advice for a person at a terminal.
+func explain(path string, err error) error {
+	switch {
+	case errors.Is(err, at.ErrTimeout):
+		return fmt.Errorf("modem not answering on %s: %w", path, err)
+	case errors.Is(err, at.ErrClosed):
+		return fmt.Errorf("port %s went away: %w", path, err)
+	}
+	return err
+}
+
+func runAT(ctx context.Context, e *env, args []string) error {
+	var pf portFlags
+	var timeout time.Duration
+	var body string
+	fs := newFlags(e, "at", "--port PORT [flags] [COMMAND...]",
+		`Send AT commands and print the modem's answer. With COMMANDs, each is sent
+in turn and the command fails at the first error; without, an interactive
+session reads commands from standard input and prints unsolicited result
+codes as they arrive. After AT+CMGS=/AT+CMGW= the session asks for the PDU.
+
+Examples:
+  cellagent at --port /tmp/ttyBG96 AT+CSQ
+  cellagent at --port /dev/ttyUSB2 'AT+COPS?' 'AT+QNWINFO'
+  cellagent at --port /tmp/ttyBG96 --body 0011000B91...  AT+CMGS=23`)
+	pf.register(fs)
+	fs.DurationVar(&timeout, "timeout", 0, "time limit per command (default: the command's own, e.g. 180s for AT+COPS=, 5s for queries)")
+	fs.StringVar(&body, "body", "", "SMS body (PDU hex) for AT+CMGS/AT+CMGW given on the command line")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var opts []at.CommandOption
+	if timeout > 0 {
+		opts = append(opts, at.WithTimeout(timeout))
+	}
+	out := &syncWriter{w: e.stdout}
+	a, err := pf.open(e, at.WithUnhandled(func(lines []string) {
+		out.println(lines...)
+	}))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	if fs.NArg() == 0 {
+		return repl(ctx, e, a, pf.path, out, opts)
+	}
+	for _, cmd := range fs.Args() {
+		var info []string
+		var err error
+		if isSMSWrite(cmd) {
+			if body == "" {
+				return usageError{fmt.Errorf("%s needs --body with the PDU in hex", cmd)}
+			}
+			info, err = a.SMSCommand(ctx, cmd, body, opts...)
+		} else {
+			info, err = a.Command(ctx, cmd, opts...)
+		}
+		out.println(info...)
+		if err != nil {
+			return explain(pf.path, err)
+		}
+		out.println("OK")
+	}
+	return nil
+}
+
+func repl(ctx context.Context, e *env, a *at.AT, path string, out *syncWriter, opts []at.CommandOption) error {
+	fmt.Fprintf(e.stderr, "connected to %s; type AT commands, Ctrl-D to quit\n", path)
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(e.stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	next := func() (string, bool, error) {
+		select {
+		case l, ok := <-lines:
+			return strings.TrimSpace(l), ok, nil
+		case <-a.Closed():
+			return "", false, explain(path, a.Err())
+		case <-ctx.Done():
+			return "", false, nil
+		}
+	}
+	for {
+		cmd, ok, err := next()
+		if err != nil || !ok {
+			return err
+		}
+		if cmd == "" {
+			continue
+		}
+		var info []string
+		if isSMSWrite(cmd) {
+			out.print("> ")
+			body, ok, err := next()
+			if err != nil || !ok {
+				return err
+			}
+			info, err = a.SMSCommand(ctx, cmd, body, opts...)
+			out.println(info...)
+			report(out, err)
+			continue
+		}
+		info, err = a.Command(ctx, cmd, opts...)
+		out.println(info...)
+		report(out, err)
+		if errors.Is(err, at.ErrClosed) {
+			return explain(path, err)
+		}
+	}
+}
+
+// report prints the final result the way a terminal session shows it.
+func report(out *syncWriter, err error) {
+	var cme *at.CMEError
+	var cms *at.CMSError
+	var res *at.ResultError
+	switch {
+	case err == nil:
+		out.println("OK")
+	case errors.Is(err, at.ErrError), errors.As(err, &cme), errors.As(err, &cms), errors.As(err, &res):
+		var final interface{ Error() string } = at.ErrError
+		switch {
+		case cme != nil:
+			final = cme
+		case cms != nil:
+			final = cms
+		case res != nil:
+			final = res
+		}
+		out.println(final.Error())
+	default:
+		out.println("error: " + err.Error())
+	}
+}
+
+func isSMSWrite(cmd string) bool {
+	u := strings.ToUpper(cmd)
+	return strings.HasPrefix(u, "AT+CMGS=") || strings.HasPrefix(u, "AT+CMGW=")
+}
+
+// syncWriter keeps URC lines from the engine's goroutine and answers from
+// the command loop from interleaving mid-line.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) println(lines ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range lines {
+		fmt.Fprintln(s.w, l)
+	}
+}
+
+func (s *syncWriter) print(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprint(s.w, text)
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cellagent/modem/sim"
+)
+
+type outcome struct {
+	code           int
+	stdout, stderr string
+}
+
+func cli(t *testing.T, stdin string, args ...string) outcome {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb}, args)
+	return outcome{code, out.String(), errb.String()}
+}
+
+func startSim(t *testing.T) *sim.Modem {
+	t.Helper()
+	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestATOneShot(t *testing.T) {
+	m := startSim(t)
+	o := cli(t, "", "at", "--port", m.PTY(), "AT+CSQ")
+	if o.code != 0 || o.stdout != "+CSQ: 24,99\nOK\n" {
+		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+	o = cli(t, "", "at", "--port", m.PTY(), "AT+COPS?", "AT+NOSUCH", "AT")
+	if o.code != 1 || o.stdout != "+COPS: 0,0,\"Telekom.de\",8\nOK\n" || !strings.Contains(o.stderr, "AT+NOSUCH: ERROR") {
+		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+	if err := m.CMEErrorOn("+CSQ", 10); err != nil {
+		t.Fatal(err)
+	}
+	o = cli(t, "", "at", "--port", m.PTY(), "AT+CMEE=2", "AT+CSQ")
+	if o.code != 1 || !strings.Contains(o.stderr, "+CME ERROR: 10 (SIM not inserted)") {
+		t.Fatalf("code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+func TestATInteractive(t *testing.T) {
+	m := startSim(t)
+	// Echo stays on: the session must hide it. The stored message's +CMTI
+	// arrives while the session waits for input and is printed.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = m.DeliverText("+491701234567", "hi")
+	}()
+	o := cli(t, "AT+CGSN\n\nAT+FOO\n", "at", "--port", m.PTY())
+	if o.code != 0 {
+		t.Fatalf("code %d stderr %q", o.code, o.stderr)
+	}
+	if want := "866425031234567\nOK\nERROR\n"; o.stdout != want {
+		t.Errorf("stdout %q, want %q", o.stdout, want)
+	}
+}
+
+func TestATSMSBody(t *testing.T) {
+	m := startSim(t)
+	const pdu = "0011000B911326880736F40000A70341E211"
+	o := cli(t, "", "at", "--port", m.PTY(), "--body", pdu, "AT+CMGS=17")
+	if o.code != 0 || !strings.HasPrefix(o.stdout, "+CMGS: ") {
+		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+	if sent := m.SentMessages(); len(sent) != 1 || sent[0].To != "+31628870634" {
+		t.Errorf("sent %+v", sent)
+	}
+	o = cli(t, "AT+CMGS=17\n"+pdu+"\n", "at", "--port", m.PTY())
+	if o.code != 0 || !strings.Contains(o.stdout, "> +CMGS: ") {
+		t.Fatalf("interactive: code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	m := startSim(t)
+	o := cli(t, "", "status", "--port", m.PTY())
+	if o.code != 0 {
+		t.Fatalf("code %d stderr %q", o.code, o.stderr)
+	}
+	for _, want := range []string{"866425031234567", "89882280666012345678", "Telekom.de", "yes (home, by CEREG)", "CEREG", "LTE BAND 20", "RSRP -95 dBm"} {
+		if !strings.Contains(o.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, o.stdout)
+		}
+	}
+	o = cli(t, "", "status", "--port", m.PTY(), "--json")
+	var st struct {
+		Identity   struct{ IMEI, ICCID string }
+		Registered bool
+		Signal     struct {
+			QCSQ struct {
+				RSRP *int `json:"rsrp_dbm"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &st); err != nil {
+		t.Fatalf("json: %v\n%s", err, o.stdout)
+	}
+	if st.Identity.IMEI != "866425031234567" || !st.Registered || st.Signal.QCSQ.RSRP == nil || *st.Signal.QCSQ.RSRP != -95 {
+		t.Errorf("json status %+v", st)
+	}
+}
+
+func TestStatusUnknownSignal(t *testing.T) {
+	m := startSim(t)
+	if err := m.SetSignal(sim.NoService); err != nil {
+		t.Fatal(err)
+	}
+	o := cli(t, "", "status", "--port", m.PTY(), "--json")
+	if o.code != 0 || strings.Contains(o.stdout, "rssi") || !strings.Contains(o.stdout, `"signal":{"csq":{},"qcsq":{"mode":"NOSERVICE"}}`) {
+		t.Errorf("unknown signal reported as a number: %s", o.stdout)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	m := startSim(t)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, ""},
+		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
+		{[]string{"at", "--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"at", "AT"}, 2, "--port is required"},
+		{[]string{"status", "--port", "/dev/nonexistent-ttyX"}, 1, "no such port"},
+		{[]string{"at", "--port", "/dev/nonexistent-ttyX", "AT"}, 1, "no such port"},
+		{[]string{"status", "--port", m.PTY(), "--watch", "1ms"}, 2, "want at least 100ms"},
+		{[]string{"sim", "--scenario", "/nonexistent.scn"}, 1, "scenario"},
+		{[]string{"version", "extra"}, 2, "unexpected arguments"},
+	}
+	for _, c := range cases {
+		o := cli(t, "", c.args...)
+		if o.code != c.code || !strings.Contains(o.stderr, c.want) {
+			t.Errorf("%v: code %d stderr %q, want %d and %q", c.args, o.code, o.stderr, c.code, c.want)
+		}
+	}
+	m.Silence(true)
+	o := cli(t, "", "status", "--port", m.PTY())
+	if o.code != 1 || !strings.Contains(o.stderr, "modem not answering on "+m.PTY()) {
+		t.Errorf("silent modem: code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, c := range []string{"sim", "at", "status", "version"} {
+		o := cli(t, "", c, "--help")
+		if o.code != 0 || !strings.Contains(o.stdout, "Usage: cellagent "+c) {
+			t.Errorf("%s --help: code %d stdout %q", c, o.code, o.stdout)
+		}
+	}
+	o := cli(t, "", "--help")
+	if o.code != 0 || !strings.Contains(o.stdout, "status") {
+		t.Errorf("--help: code %d stdout %q", o.code, o.stdout)
+	}
+}
+
+// TestBinaryAsUser runs the built binary the way the README tells a new
+// user to: a simulator behind a link, then status and at against the link.
+func TestBinaryAsUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cellagent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	link := filepath.Join(dir, "ttyBG96")
+	simCmd := exec.Command(bin, "sim", "--link", link, "--scenario", "../../testdata/scenarios/basic.scn")
+	var simOut bytes.Buffer
+	simCmd.Stdout = &simOut
+	if err := simCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = simCmd.Process.Signal(os.Interrupt)
+		_ = simCmd.Wait()
+		if _, err := os.Lstat(link); err == nil {
+			t.Error("simulator left its link behind")
+		}
+		if !strings.Contains(simOut.String(), "BG96 simulator on /dev/pts/") {
+			t.Errorf("sim printed %q", simOut.String())
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(link); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("simulator link did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := exec.Command(bin, "status", "--port", link).CombinedOutput()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"IMEI", "866425031234567", "ICCID", "Operator", "Registered", "Signal"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(bin, "at", "--port", link, "AT+CSQ").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "+CSQ: ") || !strings.HasSuffix(string(out), "\nOK\n") {
+		t.Errorf("at AT+CSQ: %v\n%q", err, out)
+	}
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"cellagent/modem/at"
+	"cellagent/modem/bg96"
+)
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	var pf portFlags
+	var asJSON bool
+	var watch time.Duration
+	fs := newFlags(e, "status", "--port PORT [--json] [--watch INTERVAL]",
+		`Show the modem's identity, registration per domain (CREG/CGREG/CEREG),
+operator, access technology, band and signal. Values the modem reports as
+unknown are left out rather than shown as numbers. With --watch the view is
+refreshed until interrupted, and the port is reopened if it goes away.
+
+Examples:
+  cellagent status --port /tmp/ttyBG96
+  cellagent status --port /dev/ttyUSB2 --json
+  cellagent status --port /tmp/ttyBG96 --watch 2s`)
+	pf.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&watch, "watch", 0, "refresh every INTERVAL until interrupted")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if watch < 0 || (watch > 0 && watch < 100*time.Millisecond) {
+		return usageError{fmt.Errorf("--watch %s: want at least 100ms", watch)}
+	}
+	if pf.path == "" {
+		return usageError{errors.New("--port is required")}
+	}
+	if watch == 0 {
+		a, err := pf.open(e)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		st, err := readStatus(ctx, a)
+		if err != nil {
+			return explain(pf.path, err)
+		}
+		return render(e.stdout, st, asJSON)
+	}
+	return watchStatus(ctx, e, &pf, watch, asJSON)
+}
+
+// readStatus makes sure the modem answers, asks for registration URC mode 2
+// so the queries include area and cell, and gathers the status. The view is
+// partial rather than absent when single queries fail.
+func readStatus(ctx context.Context, a *at.AT) (bg96.Status, error) {
+	if _, err := a.Command(ctx, "AT", at.WithTimeout(2*time.Second)); err != nil {
+		return bg96.Status{}, err
+	}
+	for _, c := range []string{"AT+CMEE=2", "AT+CREG=2", "AT+CGREG=2", "AT+CEREG=2"} {
+		if _, err := a.Command(ctx, c); errors.Is(err, at.ErrClosed) {
+			return bg96.Status{}, err
+		}
+	}
+	st := bg96.New(a).Status(ctx)
+	select {
+	case <-a.Closed():
+		return st, a.Err()
+	default:
+	}
+	return st, nil
+}
+
+func watchStatus(ctx context.Context, e *env, pf *portFlags, every time.Duration, asJSON bool) error {
+	var a *at.AT
+	defer func() {
+		if a != nil {
+			a.Close()
+		}
+	}()
+	clear := !asJSON && isTerminal(e.stdout)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		var st bg96.Status
+		var err error
+		if a == nil {
+			a, err = pf.open(e)
+			var ue usageError
+			if errors.As(err, &ue) {
+				return err
+			}
+		}
+		if err == nil {
+			st, err = readStatus(ctx, a)
+			if errors.Is(err, at.ErrClosed) {
+				a.Close()
+				a = nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if clear {
+			fmt.Fprint(e.stdout, "\x1b[H\x1b[2J")
+		}
+		if err != nil {
+			fmt.Fprintf(e.stdout, "%s  %s: %v (retrying every %s)\n", time.Now().Format("15:04:05"), pf.path, explain(pf.path, err), every)
+		} else {
+			if !asJSON {
+				fmt.Fprintf(e.stdout, "%s  %s\n", time.Now().Format("15:04:05"), pf.path)
+			}
+			if err := render(e.stdout, st, asJSON); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func render(w io.Writer, st bg96.Status, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", k, v)
+	}
+	id := st.Identity
+	row("Modem", strings.TrimSpace(id.Manufacturer+" "+id.Model))
+	row("Firmware", id.Firmware)
+	row("IMEI", id.IMEI)
+	row("ICCID", id.ICCID)
+	row("IMSI", id.IMSI)
+	if st.Functionality != nil {
+		row("Function", funName(*st.Functionality))
+	}
+	reg := "no"
+	if st.Registered {
+		reg = "yes"
+	}
+	if st.RegState != nil {
+		reg += fmt.Sprintf(" (%s, by %s)", st.RegState, st.RegDomain)
+	}
+	row("Registered", reg)
+	for _, d := range []struct {
+		name string
+		r    *bg96.Reg
+	}{{"  CREG", st.Registration.CS}, {"  CGREG", st.Registration.GPRS}, {"  CEREG", st.Registration.EPS}} {
+		if d.r != nil {
+			row(d.name, regLine(d.r))
+		}
+	}
+	if op := st.Operator; op != nil {
+		v := op.Name
+		if op.AcT != nil {
+			v += " (" + op.AcT.String() + ")"
+		}
+		row("Operator", v)
+	}
+	if n := st.Network; n != nil {
+		if n.NoService {
+			row("Network", "no service")
+		} else {
+			v := strings.Join(nonEmpty(n.AcT, n.Operator, n.Band), ", ")
+			if n.Channel != nil {
+				v += fmt.Sprintf(", channel %d", *n.Channel)
+			}
+			row("Network", v)
+		}
+	}
+	row("Signal", signalLine(st.Signal))
+	if st.Attached != nil {
+		row("PS attach", map[bool]string{true: "attached", false: "detached"}[*st.Attached])
+	}
+	if len(st.Errors) > 0 {
+		keys := make([]string, 0, len(st.Errors))
+		for k := range st.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			row("! "+k, st.Errors[k])
+		}
+	}
+	return tw.Flush()
+}
+
+func funName(f bg96.Functionality) string {
+	switch f {
+	case bg96.FunMinimum:
+		return "minimum (0)"
+	case bg96.FunFull:
+		return "full (1)"
+	case bg96.FunRFOff:
+		return "radio off (4)"
+	}
+	return fmt.Sprintf("%d", int(f))
+}
+
+func regLine(r *bg96.Reg) string {
+	parts := []string{r.Stat.String()}
+	if r.LAC != nil {
+		parts = append(parts, fmt.Sprintf("area %X", *r.LAC))
+	}
+	if r.CI != nil {
+		parts = append(parts, fmt.Sprintf("cell %X", *r.CI))
+	}
+	if r.AcT != nil {
+		parts = append(parts, r.AcT.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+func signalLine(s bg96.Signal) string {
+	var parts []string
+	if q := s.QCSQ; q != nil {
+		parts = append(parts, string(q.Mode))
+		add := func(name string, v *int, unit string) {
+			if v != nil {
+				parts = append(parts, fmt.Sprintf("%s %d %s", name, *v, unit))
+			}
+		}
+		add("RSSI", q.RSSI, "dBm")
+		add("RSRP", q.RSRP, "dBm")
+		if q.SINR != nil {
+			parts = append(parts, fmt.Sprintf("SINR %.1f dB", *q.SINR))
+		}
+		add("RSRQ", q.RSRQ, "dB")
+		add("RSCP", q.RSCP, "dBm")
+		add("Ec/Io", q.EcIo, "dB")
+	}
+	if c := s.CSQ; c != nil && c.RSSI != nil && (s.QCSQ == nil || s.QCSQ.RSSI == nil) {
+		parts = append(parts, fmt.Sprintf("RSSI %d dBm (CSQ)", *c.RSSI))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,216 @@
+package bg96
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Seeds live in testdata/fuzz/<FuzzName>/, taken from the reference
+// transcripts. Each target checks that a parser either fails with a
+// *ParseError or returns a value within its documented range.
+
+func parseErrOnly(t *testing.T, err error) {
+	t.Helper()
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a *ParseError", err)
+	}
+}
+
+func between(t *testing.T, name string, v *int, lo, hi int) {
+	t.Helper()
+	if v != nil && (*v < lo || *v > hi) {
+		t.Fatalf("%s %d outside %d..%d", name, *v, lo, hi)
+	}
+}
+
+func FuzzParseCSQ(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		q, err := ParseCSQ(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		between(t, "rssi", q.RSSI, -113, -51)
+		between(t, "ber", q.BER, 0, 7)
+		if q.RSSI != nil && *q.RSSI%2 == 0 {
+			t.Fatalf("rssi %d is not on the 2 dB grid", *q.RSSI)
+		}
+	})
+}
+
+func FuzzParseQCSQ(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		q, err := ParseQCSQ(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		between(t, "rssi", q.RSSI, -200, 0)
+		between(t, "rsrp", q.RSRP, -200, 0)
+		if q.SINR != nil && (*q.SINR < -20 || *q.SINR > 30) {
+			t.Fatalf("sinr %v outside -20..30 dB", *q.SINR)
+		}
+		if q.Mode == ModeNoService && (q.RSSI != nil || q.RSRP != nil || q.SINR != nil || q.RSRQ != nil) {
+			t.Fatalf("NOSERVICE with values: %+v", q)
+		}
+		if q.Mode == ModeGSM && (q.RSRP != nil || q.SINR != nil) {
+			t.Fatalf("GSM with LTE values: %+v", q)
+		}
+	})
+}
+
+func FuzzParseReg(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, form := range []RegForm{RegQuery, RegURC} {
+			r, err := ParseReg(line, form)
+			if err != nil {
+				parseErrOnly(t, err)
+				continue
+			}
+			if (form == RegQuery) != (r.N != nil) {
+				t.Fatalf("form %d gave n=%v", form, r.N)
+			}
+			if r.Stat < 0 || r.Stat > RegRoamingCSFBNotPref || strings.HasPrefix(r.Stat.String(), "stat(") {
+				t.Fatalf("stat %d out of range", r.Stat)
+			}
+			if r.CI != nil && *r.CI >= 1<<28 {
+				t.Fatalf("ci %x wider than 28 bits", *r.CI)
+			}
+			if r.AcT != nil && strings.HasPrefix(r.AcT.String(), "act(") {
+				t.Fatalf("unknown AcT %d accepted", *r.AcT)
+			}
+		}
+	})
+}
+
+func FuzzParseCOPS(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		op, err := ParseCOPS(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if op.Mode < 0 || op.Mode > 4 {
+			t.Fatalf("mode %d", op.Mode)
+		}
+		between(t, "format", op.Format, 0, 2)
+	})
+}
+
+func FuzzParseQNWINFO(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		ni, err := ParseQNWINFO(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if ni.NoService != (ni.AcT == "") {
+			t.Fatalf("NoService %v with AcT %q", ni.NoService, ni.AcT)
+		}
+		if ni.Operator != "" && !isDigits(ni.Operator) {
+			t.Fatalf("operator %q not numeric", ni.Operator)
+		}
+	})
+}
+
+func FuzzParseCGATT(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		if _, err := ParseCGATT(line); err != nil {
+			parseErrOnly(t, err)
+		}
+	})
+}
+
+func FuzzParseCFUN(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		fun, err := ParseCFUN(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if fun < 0 || fun > 127 {
+			t.Fatalf("fun %d", fun)
+		}
+	})
+}
+
+func FuzzParseCPIN(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		st, err := ParseCPIN(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if st == "" || strings.ToUpper(string(st)) != string(st) {
+			t.Fatalf("state %q", st)
+		}
+	})
+}
+
+func FuzzParseQCCID(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		id, err := ParseQCCID(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if !isDigits(id) || len(id) < 19 || len(id) > 20 {
+			t.Fatalf("ICCID %q", id)
+		}
+	})
+}
+
+func FuzzParseIMEI(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		imei, err := ParseIMEI(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if !isDigits(imei) || len(imei) != 15 {
+			t.Fatalf("IMEI %q", imei)
+		}
+	})
+}
+
+func FuzzParseIMSI(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		imsi, err := ParseIMSI(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if !isDigits(imsi) || len(imsi) < 14 || len(imsi) > 15 {
+			t.Fatalf("IMSI %q", imsi)
+		}
+	})
+}
+
+func FuzzParseFirmware(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		fw, err := ParseFirmware(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if fw == "" || len(fw) > 64 || strings.ContainsAny(fw, " \",\r\n") {
+			t.Fatalf("firmware %q", fw)
+		}
+	})
+}
+
+// FuzzParseATI takes the ATI answer as one string, lines split at "\n".
+func FuzzParseATI(f *testing.F) {
+	f.Fuzz(func(t *testing.T, answer string) {
+		p, err := ParseATI(strings.Split(answer, "\n"))
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if p.Manufacturer == "" || p.Model == "" {
+			t.Fatalf("product %+v", p)
+		}
+	})
+}
