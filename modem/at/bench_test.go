@@ -51,3 +51,30 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoundTripUnpaced is the same exchange with the simulator's
+// pacing off: what is left is the engine, the pty and the scheduler.
+func BenchmarkRoundTripUnpaced(b *testing.B) {
+	m := sim.New(sim.Config{Baud: sim.NoPacing})
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	sp, err := port.Open(m.PTY(), 115200)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := at.New(sp)
+	defer a.Close()
+	ctx := context.Background()
+	if _, err := a.Command(ctx, "ATE0"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Command(ctx, "AT+CSQ"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -180,3 +180,40 @@ func isFinalErr(err error) bool {
 	var res *ResultError
 	return errors.Is(err, ErrError) || errors.As(err, &cme) || errors.As(err, &cms) || errors.As(err, &res)
 }
+
+// BenchmarkSplitter feeds a typical answer with a URC in it through the
+// line framing, the engine's per-byte hot path.
+func BenchmarkSplitter(b *testing.B) {
+	chunk := []byte("AT+QCSQ\r\r\n+QCSQ: \"CAT-M1\",-65,-95,160,-11\r\n\r\n+CMTI: \"SM\",3\r\n\r\nOK\r\n")
+	var s splitter
+	n := 0
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.feed(chunk, func(token) { n++ })
+	}
+	if n == 0 {
+		b.Fatal("no tokens")
+	}
+}
+
+// BenchmarkRoute measures classifying lines against a running command,
+// with handlers registered as the agent will have them.
+func BenchmarkRoute(b *testing.B) {
+	a := &AT{cfg: defaultConfig(), urcs: make(chan urc, 1)}
+	for _, p := range []string{"+CMTI", "+CEREG", "+CREG", "+CGREG", "RDY", "+QIND"} {
+		a.AddIndication(p, func([]string) {})
+	}
+	lines := []string{"AT+QCSQ", `+QCSQ: "CAT-M1",-65,-95,160,-11`, "OK"}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := &request{cmd: "AT+QCSQ", echo: "AT+QCSQ", prefixes: []string{"+QCSQ:"}, done: make(chan error, 1)}
+		a.cur = r
+		for _, l := range lines {
+			a.route(token{kind: tokLine, line: l})
+		}
+		if err := <-r.done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}

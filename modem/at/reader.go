@@ -110,7 +110,7 @@ func (a *AT) claim(r *request, line string) bool {
 		}
 		return true
 	}
-	if len(r.info) == 0 && strings.EqualFold(line, r.echo) {
+	if len(r.info) == 0 && isEcho(line, r.echo) {
 		return true
 	}
 	if r.body != nil && line == *r.body {
@@ -184,6 +184,12 @@ func (a *AT) isBareURC(line string) bool {
 		}
 	}
 	return false
+}
+
+// isEcho recognises the modem's echo of the command, also when line noise
+// that arrived without a line ending sits in front of it.
+func isEcho(line, echo string) bool {
+	return len(line) >= len(echo) && strings.EqualFold(line[len(line)-len(echo):], echo)
 }
 
 func hasAnyPrefix(line string, prefixes []string) bool {
