@@ -1,14 +1,20 @@
 module cellagent
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/creack/pty v1.1.24
 	go.bug.st/serial v1.8.0
-	golang.org/x/sys v0.43.0
+	golang.org/x/sys v0.45.0
 )
 
 require (
 	github.com/spf13/pflag v1.1.0
 	github.com/warthog618/sms v0.3.0
+)
+
+require (
+	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
+	golang.org/x/oauth2 v0.37.0 // indirect
 )

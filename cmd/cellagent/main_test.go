@@ -161,7 +161,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, c := range []string{"sim", "at", "status", "version"} {
+	for _, c := range []string{"sim", "at", "status", "config", "version"} {
 		o := cli(t, "", c, "--help")
 		if o.code != 0 || !strings.Contains(o.stdout, "Usage: cellagent "+c) {
 			t.Errorf("%s --help: code %d stdout %q", c, o.code, o.stdout)
@@ -223,5 +223,31 @@ func TestBinaryAsUser(t *testing.T) {
 	out, err = exec.Command(bin, "at", "--port", link, "AT+CSQ").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "+CSQ: ") || !strings.HasSuffix(string(out), "\nOK\n") {
 		t.Errorf("at AT+CSQ: %v\n%q", err, out)
+	}
+}
+
+func TestConfigCommand(t *testing.T) {
+	o := cli(t, "", "config", "example")
+	if o.code != 0 || !strings.Contains(o.stdout, "[modem]") {
+		t.Fatalf("example: code %d stdout %q", o.code, o.stdout)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(good, []byte(o.stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o := cli(t, "", "config", "check", good); o.code != 0 || !strings.Contains(o.stdout, "ok") {
+		t.Errorf("check good: code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[modem]\nbaud = 1234\nspeed = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o = cli(t, "", "config", "check", bad)
+	if o.code != 1 || !strings.Contains(o.stdout, "line 2: modem.baud") || !strings.Contains(o.stdout, "line 3: modem.speed: unknown key") {
+		t.Errorf("check bad: code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
+	}
+	if o := cli(t, "", "config", "frobnicate"); o.code != 2 {
+		t.Errorf("bad subcommand: code %d", o.code)
 	}
 }

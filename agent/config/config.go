@@ -1,0 +1,294 @@
+// Package config reads cellagent's TOML configuration strictly: an unknown
+// key, a wrong type or an invalid value is a problem reported with its key
+// and line, and every problem in a file is reported at once, so an operator
+// fixes a config in one round instead of one error per restart.
+//
+// Secrets never live in the file: it names files (or systemd credentials)
+// holding them, read with ReadSecret.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Config is the whole file. Zero sections take the defaults of Default.
+type Config struct {
+	Device DeviceConfig `toml:"device"`
+	Modem  ModemConfig  `toml:"modem"`
+	SMS    SMSConfig    `toml:"sms"`
+	BSC    BSCConfig    `toml:"bsc"`
+	State  StateConfig  `toml:"state"`
+	Log    LogConfig    `toml:"log"`
+}
+
+// DeviceConfig names the gateway.
+type DeviceConfig struct {
+	// ID identifies the gateway in telemetry; empty means the SIM's ICCID.
+	ID string `toml:"id"`
+}
+
+// ModemConfig is the modem's serial port.
+type ModemConfig struct {
+	Port string `toml:"port"`
+	Baud int    `toml:"baud"`
+}
+
+// SMSConfig governs SMS.
+type SMSConfig struct {
+	// SMSC is the service centre MO messages go through; the operator's
+	// interface guide mandates +882 285 00001 6860.
+	SMSC string `toml:"smsc"`
+	// Outgoing limits: SMS costs money and an agent must not become a
+	// spam cannon. Zero disables a limit.
+	PerMinute         int `toml:"per_minute"`
+	PerHour           int `toml:"per_hour"`
+	PerDay            int `toml:"per_day"`
+	PerDestinationDay int `toml:"per_destination_per_day"`
+}
+
+// BSCConfig is the operator's Business Smart Connect API.
+type BSCConfig struct {
+	BaseURL  string `toml:"base_url"`
+	Username string `toml:"username"`
+	// PasswordFile holds the API password; a bare name is looked up in
+	// $CREDENTIALS_DIRECTORY (systemd LoadCredential=).
+	PasswordFile      string   `toml:"password_file"`
+	CAFile            string   `toml:"ca_file"`
+	ClientCert        string   `toml:"client_cert"`
+	ClientKey         string   `toml:"client_key"`
+	AllowInsecureHTTP bool     `toml:"allow_insecure_http"`
+	Timeout           Duration `toml:"timeout"`
+	ICCID             string   `toml:"iccid"`
+}
+
+// StateConfig is where durable state lives.
+type StateConfig struct {
+	Dir string `toml:"dir"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level string `toml:"level"`
+}
+
+// Duration is a time.Duration written as "15s" or "2m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. 15s, 2m, 1h)", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default is the configuration of a gateway with a BG96 on its usual AT
+// port and the operator's SMSC.
+func Default() Config {
+	return Config{
+		Modem: ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
+		SMS:   SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
+		BSC:   BSCConfig{Timeout: Duration{15 * time.Second}},
+		State: StateConfig{Dir: "/var/lib/cellagent"},
+		Log:   LogConfig{Level: "info"},
+	}
+}
+
+// Problem is one thing wrong with a file.
+type Problem struct {
+	Line int // 0 when the problem has no place in the file
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one file.
+type Problems struct {
+	File string
+	List []Problem
+}
+
+func (ps *Problems) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problem(s)", ps.File, len(ps.List))
+	for _, p := range ps.List {
+		b.WriteString("\n  " + p.String())
+	}
+	return b.String()
+}
+
+// Load reads and checks the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse reads and checks a file's contents; name is used in messages. On
+// problems the error is a *Problems listing all of them.
+func Parse(data []byte, name string) (Config, error) {
+	cfg := Default()
+	ps := &Problems{File: name}
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		var strict *toml.StrictMissingError
+		var de *toml.DecodeError
+		switch {
+		case errors.As(err, &strict):
+			for _, e := range strict.Errors {
+				line, _ := e.Position()
+				ps.List = append(ps.List, Problem{Line: line, Key: strings.Join(e.Key(), "."), Msg: "unknown key"})
+			}
+		case errors.As(err, &de):
+			line, _ := de.Position()
+			ps.List = append(ps.List, Problem{Line: line, Key: strings.Join(de.Key(), "."), Msg: strings.TrimPrefix(de.Error(), "toml: ")})
+			return Config{}, ps
+		default:
+			ps.List = append(ps.List, Problem{Msg: err.Error()})
+			return Config{}, ps
+		}
+	}
+	lines := keyLines(data)
+	for _, p := range cfg.Validate() {
+		p.Line = lines[p.Key]
+		ps.List = append(ps.List, p)
+	}
+	if len(ps.List) > 0 {
+		sort.SliceStable(ps.List, func(i, j int) bool { return ps.List[i].Line < ps.List[j].Line })
+		return Config{}, ps
+	}
+	return cfg, nil
+}
+
+// Validate checks values that decode fine but make no sense. Problems have
+// no line; Parse adds it.
+func (c Config) Validate() []Problem {
+	var ps []Problem
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Modem.Port == "" {
+		bad("modem.port", "must be set (a device path such as /dev/ttyUSB2)")
+	}
+	switch c.Modem.Baud {
+	case 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600:
+	default:
+		bad("modem.baud", "%d is not a baud rate the BG96 supports", c.Modem.Baud)
+	}
+	for key, v := range map[string]int{"sms.per_minute": c.SMS.PerMinute, "sms.per_hour": c.SMS.PerHour, "sms.per_day": c.SMS.PerDay, "sms.per_destination_per_day": c.SMS.PerDestinationDay} {
+		if v < 0 {
+			bad(key, "must not be negative (0 disables the limit)")
+		}
+	}
+	if c.BSC.BaseURL != "" {
+		u, err := url.Parse(c.BSC.BaseURL)
+		switch {
+		case err != nil || u.Host == "":
+			bad("bsc.base_url", "%q is not an absolute URL", c.BSC.BaseURL)
+		case u.Scheme == "http" && !c.BSC.AllowInsecureHTTP && !isLoopback(u.Hostname()):
+			bad("bsc.base_url", "plain http to %s would send the API password in clear; use https or set allow_insecure_http", u.Hostname())
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("bsc.base_url", "scheme %q: want https", u.Scheme)
+		}
+		if c.BSC.Username == "" {
+			bad("bsc.username", "must be set when base_url is")
+		}
+		if c.BSC.PasswordFile == "" {
+			bad("bsc.password_file", "must be set when base_url is (a file, or a systemd credential name)")
+		}
+	}
+	if (c.BSC.ClientCert == "") != (c.BSC.ClientKey == "") {
+		bad("bsc.client_cert", "client_cert and client_key go together")
+	}
+	if c.BSC.Timeout.Duration <= 0 {
+		bad("bsc.timeout", "must be positive")
+	}
+	if c.State.Dir == "" {
+		bad("state.dir", "must be set")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
+	return ps
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// keyLines maps each dotted key in the document to its line, so checks
+// made after decoding can still point at the line to fix.
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyParts(e.Key())
+		case unstable.KeyValue:
+			it := e.Key()
+			var first *unstable.Node
+			var parts []string
+			for it.Next() {
+				n := it.Node()
+				if first == nil {
+					first = n
+				}
+				parts = append(parts, string(n.Data))
+			}
+			if first == nil {
+				continue
+			}
+			key := strings.Join(append(append([]string{}, table...), parts...), ".")
+			lines[key] = p.Shape(p.Range(first.Data)).Start.Line
+		}
+	}
+	return lines
+}
+
+func keyParts(it unstable.Iterator) []string {
+	var parts []string
+	for it.Next() {
+		parts = append(parts, string(it.Node().Data))
+	}
+	return parts
+}
