@@ -9,12 +9,8 @@ require (
 )
 
 require (
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/spf13/pflag v1.1.0
 	github.com/warthog618/sms v0.3.0
-)
-
-require (
-	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
-	go.etcd.io/bbolt v1.5.0 // indirect
-	golang.org/x/oauth2 v0.37.0 // indirect
+	go.etcd.io/bbolt v1.5.0
 )

@@ -2,8 +2,6 @@ package config
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,40 +84,6 @@ func TestLoopbackHTTPAllowed(t *testing.T) {
 	}
 	if cfg.BSC.Timeout.Duration != 3*time.Second {
 		t.Errorf("timeout %v", cfg.BSC.Timeout)
-	}
-}
-
-func TestReadSecret(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "pw")
-	if err := os.WriteFile(good, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := ReadSecret(good); err != nil || s != "s3cret" {
-		t.Fatalf("%q %v", s, err)
-	}
-	open := filepath.Join(dir, "open")
-	if err := os.WriteFile(open, []byte("s3cret"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := ReadSecret(open)
-	if err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("group-readable: %v", err)
-	}
-	t.Setenv("CREDENTIALS_DIRECTORY", dir)
-	if s, err := ReadSecret("pw"); err != nil || s != "s3cret" {
-		t.Errorf("credential: %q %v", s, err)
-	}
-	t.Setenv("CREDENTIALS_DIRECTORY", "")
-	if _, err := ReadSecret("pw"); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
-		t.Errorf("bare name without credentials dir: %v", err)
-	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadSecret(empty); err == nil {
-		t.Error("empty secret accepted")
 	}
 }
 

@@ -1,0 +1,300 @@
+// Package ratelimit caps outgoing SMS, which cost money and can be abused
+// through the agent's command channel.
+//
+// Budgets are sliding-window logs: the limiter remembers when each SMS was
+// allowed and refuses a request if any window (e.g. 5 per minute, 30 per
+// hour, 100 per day), globally or for the destination, would then hold more
+// than its maximum. A log is exact — "never more than 100 in any 24 hours",
+// which is what a cost cap means — where fixed windows let twice the budget
+// through across a window boundary and a token bucket sized for a day lets
+// the whole day's budget out in one burst right after the bucket refills.
+// The cost is memory: one entry per allowed request in the longest window,
+// bounded because Config.Global must be set and must cover the longest
+// per-destination period, so the number of entries (and of destinations
+// tracked) never exceeds the global budget.
+//
+// State survives restarts through Snapshot and Restore (the agent keeps the
+// blob in its store), so a crash loop or a reboot does not reset the budget.
+package ratelimit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrLimited matches every *LimitError with errors.Is.
+var ErrLimited = errors.New("rate limited")
+
+// Window is a budget: at most Max SMS in any Period.
+type Window struct {
+	Period time.Duration
+	Max    int
+}
+
+func (w Window) String() string {
+	per := "per " + w.Period.String()
+	switch w.Period {
+	case time.Minute:
+		per = "per minute"
+	case time.Hour:
+		per = "per hour"
+	case 24 * time.Hour:
+		per = "per day"
+	}
+	return fmt.Sprintf("%d SMS %s", w.Max, per)
+}
+
+// Config holds the budgets. Global is required; PerDest applies to each
+// destination separately and may be empty.
+type Config struct {
+	Global  []Window
+	PerDest []Window
+}
+
+// LimitError says which budget a request hit and when to retry.
+type LimitError struct {
+	Scope      string // "global" or "destination"
+	Dest       string // the destination asked for
+	Window     Window
+	Used       int           // SMS already counted in the window
+	Requested  int           // SMS in this request (parts of a long message)
+	RetryAfter time.Duration // 0: the request exceeds the budget on its own and can never pass
+}
+
+func (e *LimitError) Error() string {
+	who := "the global limit"
+	if e.Scope == "destination" {
+		who = fmt.Sprintf("the limit for %s", e.Dest)
+	}
+	if e.RetryAfter == 0 {
+		return fmt.Sprintf("rate limit: %d SMS exceed %s of %s on their own; this message can never be sent",
+			e.Requested, who, e.Window)
+	}
+	return fmt.Sprintf("rate limit: %d more SMS would exceed %s of %s (%d used); retry in %s",
+		e.Requested, who, e.Window, e.Used, e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap lets errors.Is(err, ErrLimited) match.
+func (e *LimitError) Unwrap() error { return ErrLimited }
+
+type entry struct {
+	At time.Time
+	N  int
+}
+
+// Limiter enforces a Config. It is safe for concurrent use.
+type Limiter struct {
+	mu       sync.Mutex
+	cfg      Config
+	now      func() time.Time
+	keep     time.Duration // longest global period
+	keepDest time.Duration // longest per-destination period
+	global   []entry
+	dests    map[string][]entry
+}
+
+// New checks cfg and returns a limiter with empty logs; now is the clock.
+func New(cfg Config, now func() time.Time) (*Limiter, error) {
+	if now == nil {
+		return nil, errors.New("ratelimit: nil clock")
+	}
+	if len(cfg.Global) == 0 {
+		return nil, errors.New("ratelimit: no global limit configured; SMS cost money, set at least one")
+	}
+	l := &Limiter{cfg: cfg, now: now, dests: map[string][]entry{}}
+	for scope, ws := range map[string][]Window{"global": cfg.Global, "per-destination": cfg.PerDest} {
+		for _, w := range ws {
+			if w.Period <= 0 || w.Max < 1 {
+				return nil, fmt.Errorf("ratelimit: %s limit %d per %s: want a positive count and period", scope, w.Max, w.Period)
+			}
+		}
+	}
+	for _, w := range cfg.Global {
+		l.keep = max(l.keep, w.Period)
+	}
+	for _, w := range cfg.PerDest {
+		l.keepDest = max(l.keepDest, w.Period)
+	}
+	if l.keepDest > l.keep {
+		return nil, fmt.Errorf("ratelimit: per-destination period %s is longer than the longest global period %s; add a global limit covering it so memory stays bounded",
+			l.keepDest, l.keep)
+	}
+	return l, nil
+}
+
+// Allow charges n SMS (the parts of one message) to the global budget and to
+// dest's, or charges nothing and returns a *LimitError naming the first
+// budget that would be exceeded.
+func (l *Limiter) Allow(dest string, n int) error {
+	if dest == "" {
+		return errors.New("ratelimit: empty destination")
+	}
+	if n < 1 {
+		return fmt.Errorf("ratelimit: %d SMS requested, want at least 1", n)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.prune(now)
+	if err := check(l.global, l.cfg.Global, now, n); err != nil {
+		err.Scope, err.Dest = "global", dest
+		return err
+	}
+	if err := check(l.dests[dest], l.cfg.PerDest, now, n); err != nil {
+		err.Scope, err.Dest = "destination", dest
+		return err
+	}
+	l.global = insert(l.global, entry{At: now, N: n})
+	if len(l.cfg.PerDest) > 0 {
+		l.dests[dest] = insert(l.dests[dest], entry{At: now, N: n})
+	}
+	return nil
+}
+
+// check returns the first window in ws that n more SMS would overflow.
+// log is sorted by time.
+func check(log []entry, ws []Window, now time.Time, n int) *LimitError {
+	for _, w := range ws {
+		from := now.Add(-w.Period)
+		used := 0
+		for _, e := range log {
+			if e.At.After(from) {
+				used += e.N
+			}
+		}
+		if used+n <= w.Max {
+			continue
+		}
+		le := &LimitError{Window: w, Used: used, Requested: n}
+		if n > w.Max {
+			return le
+		}
+		// Wait until enough of the oldest entries leave the window.
+		need := used + n - w.Max
+		for _, e := range log {
+			if !e.At.After(from) {
+				continue
+			}
+			need -= e.N
+			if need <= 0 {
+				le.RetryAfter = max(e.At.Add(w.Period).Sub(now), time.Nanosecond)
+				break
+			}
+		}
+		return le
+	}
+	return nil
+}
+
+// insert keeps the log sorted even if the clock stepped back.
+func insert(log []entry, e entry) []entry {
+	i := len(log)
+	for i > 0 && log[i-1].At.After(e.At) {
+		i--
+	}
+	return slices.Insert(log, i, e)
+}
+
+func (l *Limiter) prune(now time.Time) {
+	l.global = expire(l.global, now.Add(-l.keep))
+	for d, log := range l.dests {
+		if log = expire(log, now.Add(-l.keepDest)); len(log) == 0 {
+			delete(l.dests, d)
+		} else {
+			l.dests[d] = log
+		}
+	}
+}
+
+func expire(log []entry, before time.Time) []entry {
+	i := 0
+	for i < len(log) && !log[i].At.After(before) {
+		i++
+	}
+	return log[i:]
+}
+
+type snapshot struct {
+	Version int                    `json:"v"`
+	Global  []snapEntry            `json:"global"`
+	Dests   map[string][]snapEntry `json:"dests,omitempty"`
+}
+
+type snapEntry struct {
+	At int64 `json:"t"` // unix nanoseconds
+	N  int   `json:"n"`
+}
+
+const snapshotVersion = 1
+
+// Snapshot encodes what has been charged within the budgets' windows. Save
+// it durably after each successful Allow, before sending: a crash then
+// over-counts one message rather than forgetting it.
+func (l *Limiter) Snapshot() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune(l.now())
+	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global), Dests: map[string][]snapEntry{}}
+	for d, log := range l.dests {
+		s.Dests[d] = toSnap(log)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: snapshot: %w", err)
+	}
+	return b, nil
+}
+
+func toSnap(log []entry) []snapEntry {
+	out := make([]snapEntry, len(log))
+	for i, e := range log {
+		out[i] = snapEntry{At: e.At.UnixNano(), N: e.N}
+	}
+	return out
+}
+
+// Restore replaces the limiter's state with a Snapshot, possibly taken
+// under another Config: entries are simply counted against the current
+// budgets. A malformed snapshot is an error and leaves the state unchanged.
+func (l *Limiter) Restore(b []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("ratelimit: restore: %w", err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("ratelimit: restore: snapshot version %d, want %d", s.Version, snapshotVersion)
+	}
+	global, err := fromSnap(s.Global, "global")
+	if err != nil {
+		return err
+	}
+	dests := map[string][]entry{}
+	for d, es := range s.Dests {
+		if d == "" {
+			return errors.New("ratelimit: restore: empty destination")
+		}
+		if dests[d], err = fromSnap(es, d); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.global, l.dests = global, dests
+	l.prune(l.now())
+	return nil
+}
+
+func fromSnap(es []snapEntry, scope string) ([]entry, error) {
+	var log []entry
+	for _, e := range es {
+		if e.N < 1 {
+			return nil, fmt.Errorf("ratelimit: restore: %s entry with count %d", scope, e.N)
+		}
+		log = insert(log, entry{At: time.Unix(0, e.At), N: e.N})
+	}
+	return log, nil
+}

@@ -1,0 +1,177 @@
+package ratelimit
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTest(t *testing.T, cfg Config) (*Limiter, *clock) {
+	t.Helper()
+	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	l, err := New(cfg, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, c
+}
+
+var cfg = Config{
+	Global:  []Window{{time.Minute, 10}, {time.Hour, 20}, {24 * time.Hour, 50}},
+	PerDest: []Window{{time.Minute, 3}, {time.Hour, 5}},
+}
+
+func limitErr(t *testing.T, err error) *LimitError {
+	t.Helper()
+	var le *LimitError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLimited) {
+		t.Fatalf("got %v, want a *LimitError", err)
+	}
+	return le
+}
+
+func TestPerDestinationSlidingWindow(t *testing.T) {
+	l, c := newTest(t, cfg)
+	for range 3 {
+		if err := l.Allow("+4911", 1); err != nil {
+			t.Fatal(err)
+		}
+		c.advance(10 * time.Second)
+	}
+	err := l.Allow("+4911", 1)
+	le := limitErr(t, err)
+	if le.Scope != "destination" || le.Window.Max != 3 || le.Used != 3 {
+		t.Fatalf("limit %+v", le)
+	}
+	// First SMS at 0 s leaves the minute window at 60 s; now is 30 s.
+	if le.RetryAfter != 30*time.Second {
+		t.Fatalf("RetryAfter %s, want 30s", le.RetryAfter)
+	}
+	if want := "3 SMS per minute (3 used); retry in 30s"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "+4911") {
+		t.Fatalf("error %q, want it to contain %q and the destination", err, want)
+	}
+	if err := l.Allow("+4922", 1); err != nil {
+		t.Fatalf("another destination: %v", err)
+	}
+	c.advance(30 * time.Second)
+	if err := l.Allow("+4911", 1); err != nil {
+		t.Fatalf("after RetryAfter: %v", err)
+	}
+	// The hour budget of 5 now binds: 4 used.
+	c.advance(time.Minute)
+	_ = l.Allow("+4911", 1)
+	le = limitErr(t, l.Allow("+4911", 1))
+	if le.Window.Period != time.Hour || le.RetryAfter != time.Hour-2*time.Minute {
+		t.Fatalf("hour limit %+v", le)
+	}
+}
+
+func TestGlobalLimitAndParts(t *testing.T) {
+	l, c := newTest(t, Config{Global: []Window{{time.Minute, 10}}})
+	if err := l.Allow("a", 7); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(20 * time.Second)
+	le := limitErr(t, l.Allow("b", 4))
+	if le.Scope != "global" || le.Used != 7 || le.Requested != 4 || le.RetryAfter != 40*time.Second {
+		t.Fatalf("global limit %+v", le)
+	}
+	if err := l.Allow("b", 3); err != nil {
+		t.Fatalf("3 parts fit: %v", err)
+	}
+	err := l.Allow("c", 11)
+	le = limitErr(t, err)
+	if le.RetryAfter != 0 || !strings.Contains(err.Error(), "can never be sent") {
+		t.Fatalf("oversized request: %v", err)
+	}
+}
+
+// A fixed window would let 2×Max through around its boundary.
+func TestNoBurstAcrossBoundary(t *testing.T) {
+	l, c := newTest(t, Config{Global: []Window{{time.Minute, 5}}})
+	c.advance(59 * time.Second)
+	if err := l.Allow("a", 5); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(2 * time.Second)
+	if err := l.Allow("a", 1); !errors.Is(err, ErrLimited) {
+		t.Fatalf("just after the minute mark: %v, want limited", err)
+	}
+}
+
+func TestSnapshotRestore(t *testing.T) {
+	l, c := newTest(t, cfg)
+	for range 3 {
+		_ = l.Allow("+4911", 1)
+	}
+	snap, err := l.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A restart: a fresh limiter gets the old budget back.
+	l2, err := New(cfg, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Allow("+4911", 1); !errors.Is(err, ErrLimited) {
+		t.Fatalf("after restore: %v, want limited", err)
+	}
+	// Entries older than every window are dropped, and so are empty destinations.
+	c.advance(25 * time.Hour)
+	snap, _ = l2.Snapshot()
+	if strings.Contains(string(snap), "+4911") {
+		t.Fatalf("expired snapshot still holds the destination: %s", snap)
+	}
+	for _, bad := range []string{``, `{"v":2}`, `{"v":1,"global":[{"t":1,"n":0}]}`, `{"v":1,"dests":{"":[]}}`} {
+		if err := l2.Restore([]byte(bad)); err == nil {
+			t.Errorf("Restore(%q) accepted", bad)
+		}
+	}
+}
+
+func TestClockStepsBack(t *testing.T) {
+	l, c := newTest(t, Config{Global: []Window{{time.Minute, 2}}})
+	_ = l.Allow("a", 1)
+	c.advance(-10 * time.Minute)
+	_ = l.Allow("a", 1)
+	// Both entries still count: a clock stepping back must not reopen the budget.
+	if err := l.Allow("a", 1); !errors.Is(err, ErrLimited) {
+		t.Fatalf("after the clock stepped back: %v, want limited", err)
+	}
+}
+
+func TestBadConfigAndInput(t *testing.T) {
+	now := func() time.Time { return time.Time{} }
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no global limit"},
+		{Config{Global: []Window{{time.Minute, 0}}}, "positive count"},
+		{Config{Global: []Window{{0, 1}}}, "positive count"},
+		{Config{Global: []Window{{time.Minute, 1}}, PerDest: []Window{{time.Hour, 1}}}, "longer than the longest global period"},
+	} {
+		if _, err := New(c.cfg, now); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v): %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	if _, err := New(cfg, nil); err == nil {
+		t.Error("New with nil clock accepted")
+	}
+	l, _ := newTest(t, cfg)
+	if err := l.Allow("", 1); err == nil || errors.Is(err, ErrLimited) {
+		t.Errorf("Allow(\"\"): %v, want a plain error", err)
+	}
+	if err := l.Allow("a", 0); err == nil || errors.Is(err, ErrLimited) {
+		t.Errorf("Allow(a, 0): %v, want a plain error", err)
+	}
+}
