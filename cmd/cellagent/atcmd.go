@@ -84,9 +84,15 @@ Examples:
 		opts = append(opts, at.WithTimeout(timeout))
 	}
 	out := &syncWriter{w: e.stdout}
-	a, err := pf.open(e, at.WithUnhandled(func(lines []string) {
-		out.println(lines...)
-	}))
+	var engineOpts []at.Option
+	if fs.NArg() == 0 {
+		// The interactive session shows URCs as they arrive; one-shot
+		// output is the command's answer alone, so scripts can parse it.
+		engineOpts = append(engineOpts, at.WithUnhandled(func(lines []string) {
+			out.println(lines...)
+		}))
+	}
+	a, err := pf.open(e, engineOpts...)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"sim":     {"run the BG96 simulator on a pseudo-terminal", runSim},
 	"at":      {"send AT commands to a modem, one-shot or interactively", runAT},
 	"status":  {"show modem identity, registration, operator and signal", runStatus},
+	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
 }

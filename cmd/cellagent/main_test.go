@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,19 +61,62 @@ func TestATOneShot(t *testing.T) {
 
 func TestATInteractive(t *testing.T) {
 	m := startSim(t)
-	// Echo stays on: the session must hide it. The stored message's +CMTI
-	// arrives while the session waits for input and is printed.
+	// Echo stays on: the session must hide it. A message stored while the
+	// session waits for input is announced with +CMTI, which is printed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stdin, feed := io.Pipe()
+	var out lockedBuffer
+	var errb bytes.Buffer
+	done := make(chan int, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_ = m.DeliverText("+491701234567", "hi")
+		done <- run(ctx, &env{stdin: stdin, stdout: &out, stderr: &errb}, []string{"at", "--port", m.PTY()})
 	}()
-	o := cli(t, "AT+CGSN\n\nAT+FOO\n", "at", "--port", m.PTY())
-	if o.code != 0 {
-		t.Fatalf("code %d stderr %q", o.code, o.stderr)
+	waitFor := func(want string) {
+		t.Helper()
+		for !strings.Contains(out.String(), want) {
+			select {
+			case code := <-done:
+				t.Fatalf("session ended (%d) before printing %q: stdout %q stderr %q", code, want, out.String(), errb.String())
+			case <-ctx.Done():
+				t.Fatalf("no %q in %q", want, out.String())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
-	if want := "866425031234567\nOK\nERROR\n"; o.stdout != want {
-		t.Errorf("stdout %q, want %q", o.stdout, want)
+	if _, err := io.WriteString(feed, "AT+CGSN\n\nAT+FOO\n"); err != nil {
+		t.Fatal(err)
 	}
+	waitFor("ERROR\n")
+	if err := m.DeliverText("+491701234567", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("+CMTI: ")
+	_ = feed.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("code %d stderr %q", code, errb.String())
+	}
+	if want := "866425031234567\nOK\nERROR\n+CMTI: \"SM\","; !strings.HasPrefix(out.String(), want) {
+		t.Errorf("stdout %q, want %q...", out.String(), want)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a test may read while the session writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestATSMSBody(t *testing.T) {

@@ -43,7 +43,14 @@ type AT struct {
 	// a "+CREG: <stat>,<lac>" URC.
 	dirty bool
 	stale []string
-	err   error
+	// settling is set while a completed fence waits for silence; unsettled
+	// records that a final or a fence answer arrived meanwhile.
+	settling, unsettled bool
+	err                 error
+	// cancelPrompt asks the reader to send ESC: a "> " arrived that no
+	// SMS command is waiting for, so the modem would take what we send next
+	// as message text.
+	cancelPrompt bool
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -53,6 +60,7 @@ type indication struct {
 	prefix   string
 	trailing int
 	h        Handler
+	removed  bool // guarded by AT.mu; queued URCs skip a removed handler
 }
 
 type request struct {
@@ -64,6 +72,7 @@ type request struct {
 	fence    string // information prefix that proves the fence's own answer
 
 	fenceSeen bool
+	echoSeen  bool
 	info      []string
 	prompt    chan struct{}
 	done      chan error
@@ -93,7 +102,8 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 // AddIndication registers h for unsolicited lines starting with prefix
 // ("+CMTI", "+CEREG:", "RDY"). A "+XXX" prefix without a colon matches
 // "+XXX:" only. Several handlers may watch one prefix; each gets every
-// match, in registration order. The returned function removes h.
+// match, in registration order. The returned function removes h: once it
+// has returned, h is not called again, except for a call already running.
 func (a *AT) AddIndication(prefix string, h Handler, opts ...IndicationOption) (remove func()) {
 	ind := &indication{prefix: normPrefix(prefix), h: h}
 	for _, o := range opts {
@@ -105,6 +115,7 @@ func (a *AT) AddIndication(prefix string, h Handler, opts ...IndicationOption) (
 	return func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		ind.removed = true
 		for i, x := range a.handlers {
 			if x == ind {
 				a.handlers = append(a.handlers[:i:i], a.handlers[i+1:]...)
@@ -220,25 +231,54 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	return info, nil
 }
 
-// fence sends a command with a recognisable answer and discards everything
-// before that answer: the modem answers in order, so whatever final result
-// precedes the fence's information line belongs to the command that timed
-// out.
+// fence resynchronises the line after a timeout. It sends a command with a
+// recognisable answer and discards everything before that answer: the modem
+// answers in order, so what precedes the fence's information line belongs
+// to commands that timed out. The matched line may itself be the late
+// answer of an earlier fence that timed out, so the fence then waits for
+// the line to settle: a final result or another fence answer arriving
+// within the settle time means the modem was still answering old commands,
+// and the fence is repeated. Commands the modem never answered (it was
+// busy or rebooting) leave no trace and need no counting.
 func (a *AT) fence(ctx context.Context, timeout time.Duration) error {
-	r := &request{
-		cmd:      a.cfg.fenceCmd,
-		echo:     strings.ToUpper(a.cfg.fenceCmd),
-		prefixes: []string{a.cfg.fencePrefix},
-		fence:    a.cfg.fencePrefix,
-		timeout:  timeout,
+	const tries = 5
+	for try := 1; ; try++ {
+		r := &request{
+			cmd:      a.cfg.fenceCmd,
+			echo:     strings.ToUpper(a.cfg.fenceCmd),
+			prefixes: []string{a.cfg.fencePrefix},
+			fence:    a.cfg.fencePrefix,
+			timeout:  timeout,
+		}
+		if _, err := a.exchange(ctx, r); err != nil {
+			a.mu.Lock()
+			a.settling = false
+			a.mu.Unlock()
+			return err
+		}
+		t := time.NewTimer(a.cfg.fenceSettle)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		a.mu.Lock()
+		a.settling = false
+		settled := !a.unsettled && ctx.Err() == nil
+		if settled {
+			a.dirty, a.stale = false, nil
+		}
+		a.mu.Unlock()
+		switch {
+		case settled:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case try == tries:
+			return fmt.Errorf("%w: the modem kept answering old commands after %d fences", ErrTimeout, tries)
+		}
+		a.cfg.log.Debug("AT fence matched a late answer, fencing again", "try", try)
 	}
-	if _, err := a.exchange(ctx, r); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.dirty, a.stale = false, nil
-	a.mu.Unlock()
-	return nil
 }
 
 func (a *AT) exchange(ctx context.Context, r *request) ([]string, error) {
@@ -295,7 +335,7 @@ func (a *AT) abandon(ctx context.Context, r *request, inBody bool) ([]string, er
 	}
 	a.dirty = true
 	if r.fence == "" {
-		a.stale = r.prefixes
+		a.stale = append(a.stale, r.prefixes...)
 	}
 	a.mu.Unlock()
 	if r.body != nil && !inBody {

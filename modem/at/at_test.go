@@ -155,6 +155,23 @@ func TestURCsInterleaved(t *testing.T) {
 	}
 }
 
+// With echo on, a URC with the command's own prefix printed just before the
+// echo was sent before the modem had the command: it goes to its handler,
+// and neither it nor the echo ends up in the answer.
+func TestURCBeforeEcho(t *testing.T) {
+	creg := make(urcSink, 4)
+	a, p := engine(t)
+	a.AddIndication("+CREG", creg.handle)
+	ch := start(a, context.Background(), "AT+CREG?")
+	p.respond("AT+CREG?", "\r\n+CREG: 0\r\nAT+CREG?\r\r\n+CREG: 2,0\r\n\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil || joined(r.info) != "+CREG: 2,0" {
+		t.Fatalf("info %q err %v", r.info, r.err)
+	}
+	if got := joined(creg.next(t)); got != "+CREG: 0" {
+		t.Errorf("CREG URC %q", got)
+	}
+}
+
 func TestTwoLineURC(t *testing.T) {
 	const pdu = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07"
 	cmt := make(urcSink, 4)
@@ -224,6 +241,26 @@ func TestSMSPromptTimeoutSendsESC(t *testing.T) {
 		t.Fatalf("err = %v, want timeout", r.err)
 	}
 	p.expect("\x1b")
+}
+
+// A prompt that comes after its SMS command timed out leaves the modem
+// waiting for a body; the engine cancels it rather than let the next
+// command become message text.
+func TestLatePromptCancelled(t *testing.T) {
+	a, p := engine(t)
+	_, err := a.SMSCommand(context.Background(), "AT+CMGS=17", "00", at.WithTimeout(100*time.Millisecond))
+	if !errors.Is(err, at.ErrTimeout) {
+		t.Fatalf("err = %v, want timeout", err)
+	}
+	p.expect("AT+CMGS=17\r\x1b")
+	p.send("\r\n> ")
+	p.expect("\x1b")
+	ch := start(a, context.Background(), "AT")
+	p.respond("AT+CMEE?", "\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n") // the abort's OK, then the fence's answer
+	p.respond("AT", "\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil {
+		t.Fatalf("AT after the cancelled prompt: %v", r.err)
+	}
 }
 
 func TestSMSBodyValidated(t *testing.T) {
@@ -462,8 +499,10 @@ func TestLateAnswerWhenIdle(t *testing.T) {
 	if got := joined(creg.next(t)); got != "+CREG: 5" {
 		t.Errorf("URC handler got %q, want only the real URC", got)
 	}
-	// The late OK put the line back in step: no fence needed.
+	// A late OK does not prove nothing else is outstanding: the next
+	// command is fenced all the same.
 	ch := start(a, context.Background(), "AT")
+	p.respond("AT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.respond("AT", "\r\nOK\r\n")
 	if r := wait(t, ch); r.err != nil {
 		t.Fatal(r.err)
@@ -488,5 +527,69 @@ func TestSeveralHandlersPerPrefix(t *testing.T) {
 	case l := <-one:
 		t.Errorf("removed handler still called with %q", l)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// A URC queued behind a slow handler is not delivered to a handler removed
+// in the meantime: after remove returns, the owner may drop what the
+// handler writes to.
+func TestRemovedHandlerSkipsQueuedURC(t *testing.T) {
+	a, p := engine(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	x := make(urcSink, 4)
+	a.AddIndication("+X", func(lines []string) {
+		if lines[0] == "+X: 1" {
+			close(started)
+			<-release
+		}
+		x.handle(lines)
+	})
+	y := make(urcSink, 4)
+	removeY := a.AddIndication("+Y", y.handle)
+	p.send("\r\n+X: 1\r\n")
+	<-started
+	// The reader routes in order: once AT has its OK, +Y: 1 is queued.
+	ch := start(a, context.Background(), "AT")
+	p.respond("AT", "\r\n+Y: 1\r\n\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+	removeY()
+	close(release)
+	p.send("\r\n+X: 2\r\n")
+	x.next(t)
+	if got := joined(x.next(t)); got != "+X: 2" {
+		t.Fatalf("second +X URC %q", got)
+	}
+	select {
+	case l := <-y:
+		t.Errorf("removed handler called with %q", l)
+	default:
+	}
+}
+
+func TestFenceAfterTwoTimeouts(t *testing.T) {
+	a, p := engine(t, at.WithFence("AT+CMEE?", "+CMEE:", 100*time.Millisecond))
+	ctx := context.Background()
+	if _, err := a.Command(ctx, "AT+COPS=0", at.WithTimeout(50*time.Millisecond)); !errors.Is(err, at.ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	p.expect("AT+COPS=0\r")
+	// The fence times out too: the modem is still busy.
+	if _, err := a.Command(ctx, "AT+CSQ"); !errors.Is(err, at.ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	p.expect("AT+CMEE?\r")
+	// Now both late answers come, after the next fence went out. That fence
+	// first sees the earlier fence's "+CMEE:" and OK, then its own answer
+	// while settling, so it must fence once more before the command.
+	ch := start(a, ctx, "AT+CSQ")
+	p.expect("AT+CMEE?\r")
+	p.send("\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n")
+	p.send("\r\n+CMEE: 2\r\n\r\nOK\r\n")
+	p.respond("AT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
+	p.respond("AT+CSQ", "\r\n+CSQ: 7,99\r\n\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil || joined(r.info) != "+CSQ: 7,99" {
+		t.Fatalf("info %q err %v", r.info, r.err)
 	}
 }

@@ -17,6 +17,7 @@ type config struct {
 	fenceCmd       string
 	fencePrefix    string
 	fenceTimeout   time.Duration
+	fenceSettle    time.Duration
 	twoLine        []string
 	bareURCs       []string
 	unhandled      Handler
@@ -35,6 +36,7 @@ func defaultConfig() config {
 		fenceCmd:       "AT+CMEE?",
 		fencePrefix:    "+CMEE:",
 		fenceTimeout:   3 * time.Second,
+		fenceSettle:    100 * time.Millisecond,
 		twoLine:        []string{"+CMT:", "+CDS:", "+CBM:"},
 		bareURCs:       []string{"RDY", "APP RDY", "POWERED DOWN", "NORMAL POWER DOWN", "PSM POWER DOWN", "RING"},
 		queueLen:       256,

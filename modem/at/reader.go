@@ -6,6 +6,7 @@ import (
 )
 
 type urc struct {
+	ind   *indication // nil for the unhandled handler
 	h     Handler
 	lines []string
 }
@@ -22,6 +23,14 @@ func (a *AT) readLoop() {
 			if sp.dropped != dropped {
 				a.cfg.log.Warn("AT line too long, dropped", "limit", MaxLineLength)
 			}
+			a.mu.Lock()
+			esc := a.cancelPrompt
+			a.cancelPrompt = false
+			a.mu.Unlock()
+			if esc {
+				a.cfg.log.Warn("AT SMS prompt with no command waiting for it, sent ESC")
+				_ = a.write("\x1b")
+			}
 		}
 		if err != nil {
 			a.shutdown(fmt.Errorf("read: %w", err), true)
@@ -32,6 +41,15 @@ func (a *AT) readLoop() {
 
 func (a *AT) dispatchLoop() {
 	for u := range a.urcs {
+		if u.ind != nil {
+			// The handler may have been removed while its URC was queued.
+			a.mu.Lock()
+			removed := u.ind.removed
+			a.mu.Unlock()
+			if removed {
+				continue
+			}
+		}
 		u.h(u.lines)
 	}
 }
@@ -48,6 +66,15 @@ func (a *AT) route(t token) {
 			case r.prompt <- struct{}{}:
 			default:
 			}
+			return
+		}
+		// The late prompt of an SMS command that timed out before it came:
+		// the modem now waits for a body. Cancel it, but only while no
+		// ordinary command runs, since a byte can abort a running command
+		// (AT+COPS=?); during the fence the modem has eaten the fence as
+		// text already, and the fence's time limit covers that.
+		if r == nil || r.fence != "" {
+			a.cancelPrompt = true
 			return
 		}
 		a.cfg.log.Debug("AT prompt with no SMS command waiting, ignored")
@@ -72,16 +99,20 @@ func (a *AT) route(t token) {
 	if r != nil && a.claim(r, line) {
 		return
 	}
+	if r == nil && a.settling && (isFinalLine(line) || strings.HasPrefix(line, a.cfg.fencePrefix)) {
+		a.unsettled = true
+		a.cfg.log.Debug("AT late answer after a fence, dropped", "line", line)
+		return
+	}
 	if r == nil && isStrayFinal(line) {
-		if a.dirty {
-			// The late final of the command that timed out: nothing more of
-			// it can follow, so the line is in step again without a fence.
-			a.dirty, a.stale = false, nil
-		}
+		// The late final ends the late answer, so lines with its prefix are
+		// URCs again. It proves nothing about commands still unanswered
+		// behind it, though: only a settled fence puts the line in step.
+		a.stale = nil
 		a.cfg.log.Debug("AT final result with no command waiting, dropped", "line", line)
 		return
 	}
-	if a.dirty && hasAnyPrefix(line, a.stale) {
+	if a.dirty && (hasAnyPrefix(line, a.stale) || strings.HasPrefix(line, a.cfg.fencePrefix)) {
 		a.cfg.log.Debug("AT late answer to a timed-out command, dropped", "line", line)
 		return
 	}
@@ -110,13 +141,28 @@ func (a *AT) claim(r *request, line string) bool {
 		}
 		return true
 	}
-	if len(r.info) == 0 && isEcho(line, r.echo) {
+	if !r.echoSeen && isEcho(line, r.echo) && (len(r.info) == 0 || strings.EqualFold(line, r.echo)) {
+		r.echoSeen = true
+		// A modem echoes a command as it reads it, so whatever came before
+		// the echo was printed before the modem had the command: a URC with
+		// the command's own prefix ("+CREG: 0" just before AT+CREG?'s echo)
+		// goes to its handlers rather than into the answer.
+		early := r.info
+		r.info = nil
+		for _, l := range early {
+			a.emit([]string{l})
+		}
 		return true
 	}
 	if r.body != nil && line == *r.body {
 		return true
 	}
 	if ok, err := finalResult(line); ok {
+		if r.fence != "" {
+			// Settling starts with the very next line, which may be in the
+			// same read as this one.
+			a.settling, a.unsettled = true, false
+		}
 		r.finish(err)
 		a.cur = nil
 		return true
@@ -151,7 +197,7 @@ func (a *AT) emit(lines []string) {
 	for _, ind := range a.handlers {
 		if strings.HasPrefix(lines[0], ind.prefix) {
 			matched = true
-			a.queue(ind.h, lines)
+			a.queue(ind, ind.h, lines)
 		}
 	}
 	if matched {
@@ -161,12 +207,12 @@ func (a *AT) emit(lines []string) {
 		a.cfg.log.Debug("AT unsolicited line with no handler", "lines", lines)
 		return
 	}
-	a.queue(a.cfg.unhandled, lines)
+	a.queue(nil, a.cfg.unhandled, lines)
 }
 
-func (a *AT) queue(h Handler, lines []string) {
+func (a *AT) queue(ind *indication, h Handler, lines []string) {
 	select {
-	case a.urcs <- urc{h: h, lines: lines}:
+	case a.urcs <- urc{ind: ind, h: h, lines: lines}:
 	default:
 		a.cfg.log.Warn("AT URC queue full, URC dropped", "lines", lines, "queue", cap(a.urcs))
 	}

@@ -35,37 +35,43 @@ type Modem struct {
 // New wraps c.
 func New(c Commander) *Modem { return &Modem{c: c} }
 
-// line runs cmd and returns its first information line with prefix (any
-// line when prefix is ""), so a stray extra line cannot turn into an error.
-func (m *Modem) line(ctx context.Context, cmd, prefix string) (string, error) {
+// query runs cmd and parses its answer with parse: the information lines
+// with prefix (any line when prefix is ""), tried from the last one back.
+// The engine gives a command every line with its prefix, and a URC with the
+// same prefix can slip in just before the answer: "+CREG: 0", printed as
+// AT+CFUN=4 took effect, arriving while AT+CREG? waits for "+CREG: 2,0".
+// The answer is the line right before the final result, so the last line
+// that parses wins, and a stray extra line cannot turn into an error.
+func query[T any](ctx context.Context, m *Modem, what, cmd, prefix string, parse func(string) (T, error)) (T, error) {
+	var zero T
 	lines, err := m.c.Command(ctx, cmd)
 	if err != nil {
-		return "", err
+		return zero, fmt.Errorf("bg96: read %s: %w", what, err)
 	}
+	var cand []string
 	for _, l := range lines {
 		l = strings.TrimSpace(l)
 		if l != "" && (prefix == "" || len(l) >= len(prefix) && strings.EqualFold(l[:len(prefix)], prefix)) {
-			return l, nil
+			cand = append(cand, l)
 		}
 	}
-	if prefix == "" {
-		return "", fmt.Errorf("%s: no information line in the answer", cmd)
+	if len(cand) == 0 {
+		if prefix == "" {
+			return zero, fmt.Errorf("bg96: read %s: %s: no information line in the answer", what, cmd)
+		}
+		return zero, fmt.Errorf("bg96: read %s: %s: no %q line in the answer %q", what, cmd, prefix, lines)
 	}
-	return "", fmt.Errorf("%s: no %q line in the answer %q", cmd, prefix, lines)
-}
-
-// query runs cmd and parses its first prefix line with parse.
-func query[T any](ctx context.Context, m *Modem, what, cmd, prefix string, parse func(string) (T, error)) (T, error) {
-	var zero T
-	l, err := m.line(ctx, cmd, prefix)
-	if err != nil {
-		return zero, fmt.Errorf("bg96: read %s: %w", what, err)
+	var last error
+	for i := len(cand) - 1; i >= 0; i-- {
+		v, err := parse(cand[i])
+		if err == nil {
+			return v, nil
+		}
+		if last == nil {
+			last = err
+		}
 	}
-	v, err := parse(l)
-	if err != nil {
-		return zero, fmt.Errorf("bg96: read %s: %w", what, err)
-	}
-	return v, nil
+	return zero, fmt.Errorf("bg96: read %s: %w", what, last)
 }
 
 // Identity describes the modem and its SIM.

@@ -101,6 +101,25 @@ func TestSignalWithInterleavedURC(t *testing.T) {
 	}
 }
 
+// A URC with the query's own prefix that lands just before the answer (the
+// "+CREG: 0" a BG96 prints right after AT+CFUN=4's OK) goes to the command:
+// the answer is the last line, not the first.
+func TestRegistrationURCBeforeAnswer(t *testing.T) {
+	s := map[string][]string{
+		"AT+CREG?":  {"\r\n+CREG: 0\r\n\r\n+CREG: 2,0\r\n\r\nOK\r\n"},
+		"AT+CGREG?": {"\r\n+CGREG: 1,\"2616\",\"DDAEA01\",7\r\n\r\n+CGREG: 2,4\r\n\r\nOK\r\n"},
+		"AT+CEREG?": {"\r\n+CEREG: 2,1,\"2616\",\"DDAEA01\",7\r\n\r\nOK\r\n"},
+	}
+	a, _ := newLink(t, s)
+	r, err := New(a).Registration(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.CS == nil || r.CS.Stat != RegNotSearching || r.GPRS == nil || r.GPRS.Stat != RegUnknown || r.EPS == nil || r.EPS.Stat != RegHome {
+		t.Errorf("Registration = %s", dump(r))
+	}
+}
+
 func TestRegistrationCatMOnlySIM(t *testing.T) {
 	a, _ := newLink(t, bg96Script)
 	r, err := New(a).Registration(ctxT(t))

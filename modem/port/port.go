@@ -42,5 +42,10 @@ func Open(path string, baud int) (io.ReadWriteCloser, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// Whatever the modem printed before we opened the port (URCs nobody
+	// read, a late OK to a command of the port's previous owner) would be
+	// taken for the answer to our first command: drop it. Best effort: a
+	// driver that cannot flush still works, only without this guard.
+	_ = p.ResetInputBuffer()
 	return p, nil
 }

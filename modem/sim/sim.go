@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/warthog618/sms"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +51,12 @@ type Config struct {
 	// ReportDelay is how long the network takes to send a status report for
 	// a submitted SMS that asked for one (default 1s).
 	ReportDelay time.Duration
+
+	// OnSubmit, when set, is called with every SMS-SUBMIT the modem
+	// accepted with AT+CMGS, after the +CMGS answer and without locks
+	// held, so an operator-platform simulator can forward MO messages.
+	// It runs on the modem's input goroutine: hand slow work off.
+	OnSubmit func(SentMessage)
 
 	// StartUnregistered starts the simulated network without coverage:
 	// no registration and no signal until SetRegistration/SetSignal.
@@ -125,6 +132,10 @@ type Modem struct {
 	closed atomic.Bool
 
 	bytesIn, bytesOut, commands, processed atomic.Int64
+
+	// concatRef numbers DeliverText's multi-part messages, as an SMSC
+	// would, so two long messages from one originator stay apart.
+	concatRef sms.Counter
 }
 
 // New returns a modem with cfg's gaps filled by defaults. It is powered on,

@@ -101,28 +101,67 @@ func decodeDeliver(pduHex string) ([]byte, error) {
 	return b, nil
 }
 
+// DeliverRawPDU hands pduHex to the modem as an MT message without any
+// check beyond being hex, so tests can deliver a corrupt PDU the way a
+// faulty network or SMSC might. The <length> in +CMTI/+CMT/+CMGL is
+// computed from the SMSC length octet as for any PDU.
+func (m *Modem) DeliverRawPDU(pduHex string) error {
+	b, err := hex.DecodeString(strings.TrimSpace(pduHex))
+	if err != nil {
+		return fmt.Errorf("sim: deliver raw: pdu hex: %w", err)
+	}
+	if len(b) == 0 {
+		return errors.New("sim: deliver raw: empty PDU")
+	}
+	m.deliver(b)
+	return nil
+}
+
 // DeliverText encodes text as SMS-DELIVER PDUs from the originator from
 // (concatenated when it does not fit one) and delivers them.
 func (m *Modem) DeliverText(from, text string) error {
-	tpdus, err := sms.Encode([]byte(text), sms.AsDeliver, sms.From(from))
+	return m.DeliverParts(from, text)
+}
+
+// DeliverParts encodes text like DeliverText but delivers only the parts
+// listed in order (numbered from 1), in that order; no order means all
+// parts in sequence. Leaving a number out simulates a part the network
+// lost, repeating one a duplicate.
+func (m *Modem) DeliverParts(from, text string, order ...int) error {
+	e := sms.NewEncoder(sms.AsDeliver, sms.From(from))
+	e.ConcatRef = &m.concatRef
+	tpdus, err := e.Encode([]byte(text))
 	if err != nil {
 		return fmt.Errorf("sim: deliver text: %w", err)
+	}
+	if len(order) == 0 {
+		for i := range tpdus {
+			order = append(order, i+1)
+		}
+	}
+	for _, n := range order {
+		if n < 1 || n > len(tpdus) {
+			return fmt.Errorf("sim: deliver text: part %d of %d does not exist", n, len(tpdus))
+		}
 	}
 	m.mu.Lock()
 	smsc := pdumode.SMSCAddress{Address: tpdu.NewAddress(tpdu.FromNumber(m.st.csca))}
 	m.mu.Unlock()
 	now := time.Now()
+	pdus := make([][]byte, len(tpdus))
 	for i := range tpdus {
 		tpdus[i].SCTS = tpdu.Timestamp{Time: now}
 		tb, err := tpdus[i].MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("sim: deliver text: marshal: %w", err)
 		}
-		full, err := (&pdumode.PDU{SMSC: smsc, TPDU: tb}).MarshalBinary()
+		pdus[i], err = (&pdumode.PDU{SMSC: smsc, TPDU: tb}).MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("sim: deliver text: smsc: %w", err)
 		}
-		m.deliver(full)
+	}
+	for _, n := range order {
+		m.deliver(pdus[n-1])
 	}
 	return nil
 }
@@ -378,7 +417,13 @@ func (m *Modem) submitLocked(p *prompt, input string) resp {
 	if t.FirstOctet.SRR() && m.st.cnmi[3] != 0 {
 		m.afterLocked(m.cfg.ReportDelay, func() { m.statusReport(msg) })
 	}
-	return resp{info: []string{fmt.Sprintf("+CMGS: %d", mr)}}
+	r := resp{info: []string{fmt.Sprintf("+CMGS: %d", mr)}}
+	if cb := m.cfg.OnSubmit; cb != nil {
+		cp := msg
+		cp.PDU = append([]byte(nil), msg.PDU...)
+		r.then = func() { cb(cp) }
+	}
+	return r
 }
 
 // parseSubmit validates what the host typed at the prompt: hex, an SMSC

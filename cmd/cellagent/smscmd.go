@@ -1,0 +1,393 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"cellagent/modem/at"
+	"cellagent/modem/bg96"
+	"cellagent/modem/sms"
+)
+
+const smsUsage = `Usage: cellagent sms <send|list|delete> --port PORT [flags]
+
+Send, list and delete SMS in PDU mode.
+
+  send     send a text or 8-bit data; prints the parts and message references
+  list     show the messages stored on the SIM (nothing is deleted)
+  delete   delete one stored message or all of them
+
+Run 'cellagent sms <subcommand> --help' for its flags.
+`
+
+func runSMS(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, smsUsage)
+		return usageError{errors.New("missing subcommand: send, list or delete")}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(e.stdout, smsUsage)
+		return nil
+	case "send":
+		return runSMSSend(ctx, e, args[1:])
+	case "list":
+		return runSMSList(ctx, e, args[1:])
+	case "delete":
+		return runSMSDelete(ctx, e, args[1:])
+	}
+	return usageError{fmt.Errorf("unknown subcommand %q: want send, list or delete", args[0])}
+}
+
+// smsSession opens the port and puts the modem into the state the SMS
+// commands need: PDU mode and verbose errors, so a failure reads as
+// "+CMS ERROR 330 (SMSC address unknown)" rather than a bare number.
+func smsSession(ctx context.Context, e *env, pf *portFlags) (*at.AT, error) {
+	a, err := pf.open(e)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.Command(ctx, "AT", at.WithTimeout(2*time.Second)); err != nil {
+		a.Close()
+		return nil, explain(pf.path, err)
+	}
+	// Optional: without it errors are numeric or a bare ERROR, still
+	// classified, just less readable.
+	_, _ = a.Command(ctx, "AT+CMEE=2")
+	if _, err := a.Command(ctx, "AT+CMGF=0"); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("switching the modem to PDU mode: %w", explain(pf.path, err))
+	}
+	return a, nil
+}
+
+func runSMSSend(ctx context.Context, e *env, args []string) error {
+	var pf portFlags
+	var to, text, hexData, smsc string
+	var report bool
+	fs := newFlags(e, "sms send", "--port PORT --to NUMBER (--text TEXT | --hex HEX) [flags]",
+		`Send an SMS. Text goes in the GSM 7-bit alphabet when every character is in
+it or its extension table (€ [ ] { } ^ ~ \ |), else in UCS-2; text that does
+not fit one SMS is split into concatenated parts (at most 255). --hex sends
+the bytes as 8-bit data (DCS 4). The number of parts and the alphabet are
+printed before sending, the message reference of each part after.
+
+The service centre (SMSC) is written into each PDU, by default the
+operator's `+bg96.OperatorSMSC+`. --smsc "" leaves the PDU's SMSC field empty,
+so the modem uses its own AT+CSCA setting; a modem without one answers
++CMS ERROR 330 (SMSC address unknown).
+
+Examples:
+  cellagent sms send --port /tmp/ttyBG96 --to 5432145 --text "hello"
+  cellagent sms send --port /dev/ttyUSB2 --to +491701234567 --hex 0102FF --report
+  cellagent sms send --port /dev/ttyUSB2 --to 5432145 --text "hi" --smsc ""`)
+	pf.register(fs)
+	fs.StringVar(&to, "to", "", "destination: +<country code><number>, or a national number or short code such as 5432145 (required)")
+	fs.StringVar(&text, "text", "", "message text")
+	fs.StringVar(&hexData, "hex", "", "8-bit data in hex instead of text")
+	fs.StringVar(&smsc, "smsc", bg96.OperatorSMSC, `service centre written into each PDU; "" uses the modem's AT+CSCA`)
+	fs.BoolVar(&report, "report", false, "ask the network for a delivery status report (arrives later as +CDS)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if to == "" {
+		return usageError{errors.New("--to is required")}
+	}
+	if (text == "") == (hexData == "") {
+		return usageError{errors.New("give exactly one of --text and --hex")}
+	}
+	if pf.path == "" {
+		return usageError{errors.New("--port is required")}
+	}
+	o := sms.Options{SMSC: smsc, StatusReport: report}
+	var pdus []sms.PDU
+	var err error
+	alpha := sms.Data8
+	if hexData != "" {
+		data, herr := hex.DecodeString(strings.TrimSpace(hexData))
+		if herr != nil {
+			return usageError{fmt.Errorf("--hex: %w", herr)}
+		}
+		pdus, err = sms.EncodeData(to, data, o)
+	} else {
+		var n int
+		n, alpha = sms.Parts(text)
+		if n > sms.MaxParts {
+			return usageError{fmt.Errorf("text too long: %d characters need %d parts in %s, at most %d are possible", len([]rune(text)), n, alpha, sms.MaxParts)}
+		}
+		pdus, err = sms.EncodeText(to, text, o)
+	}
+	if err != nil {
+		if errors.Is(err, sms.ErrInvalidNumber) || errors.Is(err, sms.ErrTooLong) {
+			return usageError{err}
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s, %s\n", plural(len(pdus), "part"), alpha)
+
+	a, err := smsSession(ctx, e, &pf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	mrs, err := sms.Send(ctx, a, pdus...)
+	if len(mrs) > 0 {
+		fmt.Fprintf(e.stdout, "message reference%s: %s\n", map[bool]string{true: "s"}[len(mrs) > 1], joinInts(mrs))
+	}
+	var se *sms.SendError
+	if errors.As(err, &se) {
+		return fmt.Errorf("part %d of %d not sent (%s): %s", se.Part, se.Parts, se.Class, sms.Meaning(explain(pf.path, se.Err)))
+	}
+	return err
+}
+
+func runSMSList(ctx context.Context, e *env, args []string) error {
+	var pf portFlags
+	var asJSON bool
+	fs := newFlags(e, "sms list", "--port PORT [--json]",
+		`List every message stored on the SIM (AT+CMGL=4), decoded. The parts of
+a concatenated message are joined; one with parts missing is shown as
+incomplete with the parts it lacks; a PDU that does not decode is shown raw
+with the reason. Unread messages become read; nothing is deleted.
+
+Examples:
+  cellagent sms list --port /tmp/ttyBG96
+  cellagent sms list --port /dev/ttyUSB2 --json`)
+	pf.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if pf.path == "" {
+		return usageError{errors.New("--port is required")}
+	}
+	a, err := smsSession(ctx, e, &pf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	entries, err := sms.List(ctx, a, sms.All)
+	if err != nil && entries == nil {
+		return explain(pf.path, err)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: odd lines in the modem's answer: %v\n", err)
+	}
+	items := listItems(entries)
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(items)
+	}
+	printItems(e.stdout, items)
+	return nil
+}
+
+// listItem is one message as the list shows it: a single PDU or the joined
+// parts of a concatenated message, with the SIM slots it occupies.
+type listItem struct {
+	Indexes  []int        `json:"indexes"`
+	Stat     string       `json:"stat"`
+	ID       string       `json:"id"`
+	Kind     sms.Kind     `json:"kind"`
+	From     string       `json:"from,omitempty"`
+	To       string       `json:"to,omitempty"`
+	SCTS     *time.Time   `json:"scts,omitempty"`
+	Alphabet sms.Alphabet `json:"alphabet"`
+	Text     string       `json:"text,omitempty"`
+	DataHex  string       `json:"data_hex,omitempty"`
+	Parts    int          `json:"parts"`
+	Missing  []int        `json:"missing,omitempty"`
+	Report   *sms.Report  `json:"report,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	PDUs     []string     `json:"pdus"`
+}
+
+func listItems(entries []sms.Entry) []listItem {
+	byID := map[string][]sms.Entry{}
+	// The listing is a snapshot: no part arrives while we look, so the
+	// timeout is irrelevant and Flush gives what is incomplete.
+	asm := sms.NewAssembler(0, nil)
+	var out []sms.Assembled
+	for _, en := range entries {
+		byID[en.ID] = append(byID[en.ID], en)
+		if m, ok := asm.Add(en.Message, time.Time{}); ok {
+			out = append(out, m)
+		}
+	}
+	out = append(out, asm.Flush()...)
+	items := make([]listItem, 0, len(out))
+	for _, m := range out {
+		first := m.Parts[0]
+		it := listItem{ID: m.ID, Kind: first.Kind, From: m.From, To: first.To, Alphabet: m.Alphabet,
+			Text: m.Text, Parts: m.Total, Missing: m.Missing, Report: first.Report}
+		if !m.SCTS.IsZero() {
+			it.SCTS = &m.SCTS
+		}
+		if m.Data != nil {
+			it.DataHex = strings.ToUpper(hex.EncodeToString(m.Data))
+		}
+		if m.Err != nil {
+			it.Error = m.Err.Error()
+		}
+		stats := map[string]bool{}
+		for _, p := range m.Parts {
+			it.PDUs = append(it.PDUs, p.PDU)
+			for _, en := range byID[p.ID] {
+				it.Indexes = append(it.Indexes, en.Index)
+				stats[en.Stat.String()] = true
+			}
+		}
+		names := make([]string, 0, len(stats))
+		for s := range stats {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		it.Stat = strings.Join(names, "+")
+		items = append(items, it)
+	}
+	// In SIM order, which is arrival order on a store that is emptied.
+	sort.SliceStable(items, func(i, j int) bool { return firstIndex(items[i]) < firstIndex(items[j]) })
+	return items
+}
+
+func firstIndex(it listItem) int {
+	if len(it.Indexes) == 0 {
+		return -1
+	}
+	return slices.Min(it.Indexes)
+}
+
+func printItems(w io.Writer, items []listItem) {
+	if len(items) == 0 {
+		fmt.Fprintln(w, "no messages stored")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, it := range items {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintf(tw, "index\t%s (%s)\n", joinInts(it.Indexes), it.Stat)
+		switch {
+		case it.Report != nil:
+			fmt.Fprintf(tw, "status report\tmessage reference %d to %s: status %d (%s)\n", it.Report.MR, it.Report.Recipient, it.Report.Status, reportText(it.Report))
+		case it.To != "":
+			fmt.Fprintf(tw, "to\t%s\n", it.To)
+		case it.From != "":
+			fmt.Fprintf(tw, "from\t%s\n", it.From)
+		}
+		if it.SCTS != nil {
+			fmt.Fprintf(tw, "time\t%s\n", it.SCTS.Format("2006-01-02 15:04:05 -07:00"))
+		}
+		if it.Parts > 1 {
+			p := fmt.Sprintf("%d, %s", it.Parts, it.Alphabet)
+			if len(it.Missing) > 0 {
+				p += fmt.Sprintf(", INCOMPLETE: missing %s", joinInts(it.Missing))
+			}
+			fmt.Fprintf(tw, "parts\t%s\n", p)
+		}
+		switch {
+		case it.Error != "":
+			fmt.Fprintf(tw, "error\t%s\n", it.Error)
+			for _, p := range it.PDUs {
+				fmt.Fprintf(tw, "pdu\t%s\n", p)
+			}
+		case it.DataHex != "":
+			fmt.Fprintf(tw, "data\t%s\n", it.DataHex)
+		case it.Report == nil:
+			fmt.Fprintf(tw, "text\t%s\n", strings.ReplaceAll(it.Text, "\n", "\n\t"))
+		}
+	}
+	tw.Flush()
+}
+
+func reportText(r *sms.Report) string {
+	switch {
+	case r.Delivered():
+		return "delivered"
+	case r.Final():
+		return "failed"
+	}
+	return "SMSC still trying"
+}
+
+func runSMSDelete(ctx context.Context, e *env, args []string) error {
+	var pf portFlags
+	var index int
+	var all bool
+	fs := newFlags(e, "sms delete", "--port PORT (--index I | --all)",
+		`Delete one stored message by its SIM index (as 'sms list' shows it), or
+every stored message, read or not.
+
+Examples:
+  cellagent sms delete --port /tmp/ttyBG96 --index 3
+  cellagent sms delete --port /dev/ttyUSB2 --all`)
+	pf.register(fs)
+	fs.IntVar(&index, "index", -1, "SIM index to delete")
+	fs.BoolVar(&all, "all", false, "delete every stored message")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if all == fs.Changed("index") {
+		return usageError{errors.New("give exactly one of --index and --all")}
+	}
+	if !all && index < 0 {
+		return usageError{fmt.Errorf("--index %d: must be 0 or more", index)}
+	}
+	if pf.path == "" {
+		return usageError{errors.New("--port is required")}
+	}
+	a, err := smsSession(ctx, e, &pf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if all {
+		err = sms.DeleteAll(ctx, a)
+	} else {
+		err = sms.Delete(ctx, a, index)
+	}
+	if err != nil {
+		return errors.New(sms.Meaning(explain(pf.path, err)))
+	}
+	if all {
+		fmt.Fprintln(e.stdout, "deleted all stored messages")
+	} else {
+		fmt.Fprintf(e.stdout, "deleted message %d\n", index)
+	}
+	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
