@@ -50,7 +50,8 @@ type SMSConfig struct {
 	// interface guide mandates +882 285 00001 6860.
 	SMSC string `toml:"smsc"`
 	// Outgoing limits: SMS costs money and an agent must not become a
-	// spam cannon. Zero disables a limit.
+	// spam cannon. Zero disables a limit, but one of the global ones
+	// (per minute, hour, day) must stay.
 	PerMinute         int `toml:"per_minute"`
 	PerHour           int `toml:"per_hour"`
 	PerDay            int `toml:"per_day"`
@@ -208,6 +209,12 @@ func (c Config) Validate() []Problem {
 		if v < 0 {
 			bad(key, "must not be negative (0 disables the limit)")
 		}
+	}
+	if c.SMS.PerMinute <= 0 && c.SMS.PerHour <= 0 && c.SMS.PerDay <= 0 {
+		bad("sms.per_day", "at least one of per_minute, per_hour and per_day must be set: SMS cost money")
+	}
+	if c.SMS.PerDestinationDay > 0 && c.SMS.PerDay <= 0 {
+		bad("sms.per_day", "must be set when per_destination_per_day is, so the agent can bound what it remembers")
 	}
 	if c.BSC.BaseURL != "" {
 		u, err := url.Parse(c.BSC.BaseURL)

@@ -101,3 +101,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSMSLimitsRequired(t *testing.T) {
+	_, err := Parse([]byte("[sms]\nper_minute = 0\nper_hour = 0\nper_day = 0\n"), "gw.toml")
+	if err == nil || !strings.Contains(err.Error(), "SMS cost money") {
+		t.Errorf("no global limit: %v", err)
+	}
+	_, err = Parse([]byte("[sms]\nper_day = 0\nper_destination_per_day = 5\n"), "gw.toml")
+	if err == nil || !strings.Contains(err.Error(), "line 2: sms.per_day: must be set when per_destination_per_day is") {
+		t.Errorf("per-destination without a daily limit: %v", err)
+	}
+}

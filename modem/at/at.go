@@ -89,6 +89,7 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 	for _, o := range opts {
 		o(&a.cfg)
 	}
+	a.dirty = a.cfg.initialFence
 	a.port, a.rw = rw, rw
 	if a.cfg.trace != nil {
 		a.rw = &tracer{rw: rw, log: a.cfg.trace}
@@ -298,7 +299,14 @@ func (a *AT) exchange(ctx context.Context, r *request) ([]string, error) {
 	a.cur = r
 	a.mu.Unlock()
 
-	if err := a.write(r.cmd + "\r"); err != nil {
+	line := r.cmd + "\r"
+	if r.fence != "" {
+		// A leading CR ends whatever half a command line the modem may
+		// hold (from a writer that died mid-line); an empty line is
+		// ignored by V.250 and answers nothing.
+		line = "\r" + line
+	}
+	if err := a.write(line); err != nil {
 		return nil, err
 	}
 	inBody := false

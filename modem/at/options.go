@@ -18,6 +18,7 @@ type config struct {
 	fencePrefix    string
 	fenceTimeout   time.Duration
 	fenceSettle    time.Duration
+	initialFence   bool
 	twoLine        []string
 	bareURCs       []string
 	unhandled      Handler
@@ -99,6 +100,14 @@ func WithFence(cmd, prefix string, timeout time.Duration) Option {
 	return func(c *config) {
 		c.fenceCmd, c.fencePrefix, c.fenceTimeout = cmd, prefix, timeout
 	}
+}
+
+// WithInitialFence makes the first command resynchronise the line, as after
+// a timeout. Use it when another program (or an earlier run of this one
+// that was killed) may have left commands unanswered on the port: their
+// late answers would otherwise be taken for the first command's.
+func WithInitialFence() Option {
+	return func(c *config) { c.initialFence = true }
 }
 
 // WithUnhandled receives every unsolicited line no handler was registered
