@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"at":      {"send AT commands to a modem, one-shot or interactively", runAT},
 	"status":  {"show modem identity, registration, operator and signal", runStatus},
 	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
+	"bsc":     {"operator platform (BSC): quota, reset, and a platform simulator", runBSC},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
 }
@@ -108,7 +109,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
+			// pflag has printed the usage already.
 			return err
 		}
 		return usageError{fmt.Errorf("%w (see --help)", err)}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,14 @@ func (m *Modem) Path() string {
 		return m.link
 	}
 	return m.path
+}
+
+// ICCID is the SIM's ICCID as the operator's platform knows it: the
+// configured value without the filler F that AT+QCCID prints on 19-digit
+// ICCIDs, so a platform simulator can register the modem under the same
+// key its API uses.
+func (m *Modem) ICCID() string {
+	return strings.TrimRight(m.cfg.ICCID, "Ff")
 }
 
 // PTY is the current pty slave path, whatever the link says.

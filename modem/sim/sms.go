@@ -10,6 +10,10 @@ import (
 	"github.com/warthog618/sms"
 	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
+
+	// Builds the library's character tables before any goroutine races to
+	// build them on first use.
+	_ "cellagent/modem/sms"
 )
 
 // maxTPDU is the largest TPDU 23.040 allows (SMS-SUBMIT with 140 octets of

@@ -274,6 +274,29 @@ func (m *Modem) Registered(d Domain) Registration {
 	return m.st.eff[d]
 }
 
+// NetworkReset models the network detaching the SIM, as the operator's
+// connectivity reset does: every domain where the modem is registered
+// drops to searching (with the URCs the host enabled, so a host sees
+// "+CEREG: 2" and later "+CEREG: 1" as on a real detach), and the radio
+// registers again after Config.RegisterDelay, as after AT+CFUN=1. MT
+// messages arriving meanwhile wait in the network and AT+CMGS answers
+// +CMS ERROR: 331. A modem that is off, booting or at CFUN 0 has no
+// registration to lose and is left alone.
+func (m *Modem) NetworkReset() {
+	m.mu.Lock()
+	st := &m.st
+	if st.power != powerOn || st.cfun != 1 {
+		m.mu.Unlock()
+		return
+	}
+	st.radioReady = false
+	m.afterLocked(m.cfg.RegisterDelay, m.radioUp)
+	urcs := m.applyLocked()
+	m.mu.Unlock()
+	m.log.Info("sim: network reset; re-registering", "after", m.cfg.RegisterDelay)
+	m.emit(urcs...)
+}
+
 // Reboot resets the modem as its RESET line would, or powers it on if it
 // is off: input is ignored for Config.BootDelay, then the start-up URCs
 // (RDY ... APP RDY) appear and the radio registers again. Settings go back

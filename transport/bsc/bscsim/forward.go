@@ -27,7 +27,7 @@ type MO struct {
 	PID    int
 	// Concatenation: PartNo/Total are 1-based; zero means a single part.
 	PartNo, Total int
-	Identifier    int // concatenation reference; default the message id
+	Identifier    int // concatenation reference when Total > 0 (0 is valid); a single part gets the message id
 	SubmitTime    time.Time
 }
 
@@ -132,9 +132,9 @@ func (s *Server) ForwardMO(iccid string, mo MO) error {
 		m.Payload = hex.EncodeToString(mo.Data)
 	}
 	if mo.Total > 0 {
+		// A concatenated message is identified by its UDH reference, and
+		// 0 is as valid a reference as any other.
 		m.MultiPartInfo.PartNo, m.MultiPartInfo.Total = mo.PartNo, mo.Total
-	}
-	if mo.Identifier != 0 {
 		m.MultiPartInfo.Identifier = int64(mo.Identifier)
 	}
 	submit := mo.SubmitTime

@@ -1,0 +1,453 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"cellagent/agent/bench"
+	"cellagent/agent/config"
+	"cellagent/modem/sim"
+	"cellagent/transport/bsc"
+	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/secret"
+)
+
+const bscUsage = `Usage: cellagent bsc <quota|reset|sim> [flags]
+
+Talk to the operator's Business Smart Connect (BSC) platform, or run a
+simulator of it for the bench.
+
+  quota   show the SIM's data and SMS allowance
+  reset   ask for a network-side connectivity reset (the platform only queues it)
+  sim     run the platform simulator, optionally with a simulated BG96 wired to it
+
+quota and reset take the base URL, the username and the password file from
+the [bsc] section of the configuration file; a password is never a flag.
+
+Run 'cellagent bsc <subcommand> --help' for its flags.
+`
+
+const defaultConfig = "/etc/cellagent/cellagent.toml"
+
+// The SIM `bsc sim` simulates when no --sim is given: the modem
+// simulator's default ICCID, so `cellagent sim` and `bsc sim` agree.
+const (
+	benchICCID  = "89882280666012345678"
+	benchMSISDN = "882285100012345"
+)
+
+func runBSC(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, bscUsage)
+		return usageError{errors.New("missing subcommand: quota, reset or sim")}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(e.stdout, bscUsage)
+		return nil
+	case "quota":
+		return runBSCQuota(ctx, e, args[1:])
+	case "reset":
+		return runBSCReset(ctx, e, args[1:])
+	case "sim":
+		return runBSCSim(ctx, e, args[1:])
+	}
+	return usageError{fmt.Errorf("unknown subcommand %q: want quota, reset or sim", args[0])}
+}
+
+// apiFlags are shared by the subcommands that call the platform's API.
+type apiFlags struct {
+	config, iccid string
+	verbose       bool
+}
+
+func (a *apiFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&a.config, "config", "c", defaultConfig, "configuration file with the [bsc] section")
+	fs.StringVar(&a.iccid, "iccid", "", "the SIM's ICCID (default: iccid in the [bsc] section)")
+	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log every API call (the audit lines) to stderr")
+}
+
+// apiSession is a client and what error messages need to name.
+type apiSession struct {
+	client       *bsc.Client
+	iccid, user  string
+	base, config string
+}
+
+// open reads the configuration and the password file and builds a client.
+// No request is made yet, so configuration mistakes come first and alone.
+func (a *apiFlags) open(e *env) (*apiSession, error) {
+	cfg, err := config.Load(a.config)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w (give the configuration file with --config)", err)
+		}
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	b := cfg.BSC
+	if b.BaseURL == "" {
+		return nil, fmt.Errorf("%s: the BSC API is not configured: set base_url, username and password_file in its [bsc] section", a.config)
+	}
+	iccid := a.iccid
+	if iccid == "" {
+		iccid = b.ICCID
+	}
+	if iccid == "" {
+		return nil, usageError{fmt.Errorf("no ICCID: give --iccid or set iccid in the [bsc] section of %s", a.config)}
+	}
+	if err := bsc.ValidateICCID(iccid); err != nil {
+		return nil, usageError{err}
+	}
+	password, err := secret.Read(b.PasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("bsc.password_file in %s: %w", a.config, err)
+	}
+	client, err := bsc.New(bsc.Config{
+		BaseURL: b.BaseURL, Username: b.Username, Password: password,
+		CAFile: b.CAFile, ClientCert: b.ClientCert, ClientKey: b.ClientKey,
+		AllowInsecureHTTP: b.AllowInsecureHTTP,
+		Timeout:           b.Timeout.Duration,
+		// A person at a terminal would rather hear "retry after 2m" than
+		// watch a silent wait; short pauses are still absorbed.
+		Retry:  bsc.RetryPolicy{MaxRetryAfter: 10 * time.Second},
+		Logger: logger(e.stderr, a.verbose),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("BSC client from %s: %w", a.config, err)
+	}
+	return &apiSession{client: client, iccid: iccid, user: b.Username, base: b.BaseURL, config: a.config}, nil
+}
+
+// explain turns the client's typed errors into what to do about them,
+// adding only what the client's own message does not already say.
+func (s *apiSession) explain(err error) error {
+	var te *bsc.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		if te.RetryAfter > 0 {
+			return err // the message ends in "retry after <duration>"
+		}
+		return fmt.Errorf("%w; retry later", err)
+	case errors.Is(err, bsc.ErrUnauthorized):
+		err = fmt.Errorf("access refused for user %q (bsc.username in %s): %w", s.user, s.config, err)
+		if !strings.Contains(err.Error(), "portal administrator") {
+			err = fmt.Errorf("%w; only portal administrators have API access", err)
+		}
+		return err
+	case errors.Is(err, bsc.ErrNotFound):
+		return fmt.Errorf("the platform knows no SIM %s in this account: check --iccid or bsc.iccid: %w", s.iccid, err)
+	case errors.Is(err, bsc.ErrQuotaUnavailable):
+		return fmt.Errorf("the platform gave no usable quota for SIM %s: %w", s.iccid, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("cannot reach the BSC API at %s: %w", s.base, err)
+	}
+	return err
+}
+
+func runBSCQuota(ctx context.Context, e *env, args []string) error {
+	var af apiFlags
+	var asJSON bool
+	fs := newFlags(e, "bsc quota", "[--config FILE] [--iccid ICCID] [--json]",
+		`Show the SIM's data and SMS allowance as the platform reports it: status,
+what is left of the total, the expiry date and the data thresholds at which
+the platform notifies, throttles and cuts the SIM off.
+
+Examples:
+  cellagent bsc quota
+  cellagent bsc quota --config /tmp/c.toml --iccid 89882280666012345678 --json`)
+	af.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	s, err := af.open(e)
+	if err != nil {
+		return err
+	}
+	data, err := s.client.DataQuota(ctx, s.iccid)
+	if err != nil {
+		return s.explain(err)
+	}
+	smsq, err := s.client.SMSQuota(ctx, s.iccid)
+	if err != nil {
+		return s.explain(err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			ICCID string     `json:"iccid"`
+			Data  *bsc.Quota `json:"data"`
+			SMS   *bsc.Quota `json:"sms"`
+		}{s.iccid, data, smsq})
+	}
+	printQuota(e.stdout, s.iccid, data, smsq)
+	return nil
+}
+
+func printQuota(w io.Writer, iccid string, data, smsq *bsc.Quota) {
+	fmt.Fprintf(w, "SIM %s\n", iccid)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, q := range []struct {
+		name string
+		q    *bsc.Quota
+	}{{"data", data}, {"sms", smsq}} {
+		status := q.q.Status
+		if q.q.Throttled() && !q.q.Exhausted() {
+			status += " (throttle threshold reached)"
+		}
+		line := fmt.Sprintf("  %s\t%s\t%s left (%.1f%% used)", q.name, status,
+			amounts(q.q.Remaining, q.q.Total, q.q.Unit), q.q.UsedPercent())
+		if !q.q.Expiry.IsZero() {
+			line += ", expires " + q.q.Expiry.UTC().Format("2006-01-02 15:04 MST")
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	if th := data.Thresholds; th != (bsc.Thresholds{}) {
+		fmt.Fprintf(w, "  data thresholds: notify %g%%, throttle %g%%, hard limit %g%%\n", th.Notify, th.Throttle, th.HardLimit)
+	}
+}
+
+// amounts prints "left of total": bytes in binary units, as the
+// simulator's data=500MB and the platform's portal count them, anything
+// else as plain numbers with the unit once.
+func amounts(left, total float64, unit string) string {
+	if unit != "bytes" {
+		return fmt.Sprintf("%g of %g %s", left, total, unit)
+	}
+	return bytesString(left) + " of " + bytesString(total)
+}
+
+func bytesString(v float64) string {
+	for _, u := range []struct {
+		name string
+		size float64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.size {
+			return fmt.Sprintf("%.1f %s", v/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%g bytes", v)
+}
+
+func runBSCReset(ctx context.Context, e *env, args []string) error {
+	var af apiFlags
+	fs := newFlags(e, "bsc reset", "[--config FILE] [--iccid ICCID]",
+		`Ask the platform for a network-side connectivity reset of the SIM: the
+network detaches it and the modem registers again. A positive answer only
+means the reset was queued; watch the modem (cellagent status --watch) to see
+it happen. The request is not retried once it may have reached the platform,
+so a flaky link cannot cost the device two resets.
+
+Examples:
+  cellagent bsc reset
+  cellagent bsc reset --config /tmp/c.toml --iccid 89882280666012345678`)
+	af.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	s, err := af.open(e)
+	if err != nil {
+		return err
+	}
+	q, err := s.client.Reset(ctx, s.iccid)
+	if err != nil {
+		return s.explain(err)
+	}
+	fmt.Fprintf(e.stdout, "reset of SIM %s queued (request %s, status %s", s.iccid, q.ID, q.Status)
+	if !q.RequestedAt.IsZero() {
+		fmt.Fprintf(e.stdout, ", requested %s", q.RequestedAt.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	fmt.Fprintln(e.stdout, ")")
+	fmt.Fprintln(e.stdout, "queued only: the modem should lose and regain its registration shortly; check with 'cellagent status --port PORT'")
+	return nil
+}
+
+func runBSCSim(ctx context.Context, e *env, args []string) error {
+	var (
+		listen, appURL, link, caOut string
+		users, sims                 []string
+		useTLS, control, verbose    bool
+		resetDelay                  time.Duration
+	)
+	fs := newFlags(e, "bsc sim", "[--listen ADDR] --user USER:PWFILE... [flags]",
+		`Run a simulator of the operator's BSC platform until interrupted: the OAuth2
+token endpoint and the SIM management API, with per-SIM quotas, usage,
+events, MT SMS and resets. MO SMS and delivery reports are forwarded to
+--app-url as the platform's JSON, re-sent until it answers 2xx.
+
+With --modem-link a simulated BG96 runs on a pseudo-terminal (the link points
+to it), as the device of the first --sim: MT SMS posted to the API arrive on
+it, MO SMS it sends go to --app-url, and a reset makes it deregister and
+register again.
+
+Passwords come from files (mode 0600), never from flags. Without --sim one SIM
+is simulated: `+benchICCID+`, msisdn `+benchMSISDN+`.
+
+Examples:
+  cellagent bsc sim --user admin:/tmp/pw --modem-link /tmp/ttyBG96
+  cellagent bsc sim --listen 127.0.0.1:8443 --tls --user admin:/tmp/pw \
+      --sim 89882280666012345678,msisdn=882285100012345,data=10MB \
+      --app-url http://127.0.0.1:9000/sms --control`)
+	fs.StringVar(&listen, "listen", "127.0.0.1:8443", "address to serve the API on")
+	fs.BoolVar(&useTLS, "tls", false, "serve HTTPS with a fresh self-signed certificate; its PEM is written for clients (see --ca-out)")
+	fs.StringVar(&caOut, "ca-out", "", "with --tls, write the certificate PEM here (default: a temporary file, removed on exit)")
+	fs.StringArrayVar(&users, "user", nil, "API user as user:passwordfile (repeatable; at least one)")
+	fs.StringArrayVar(&sims, "sim", nil, "SIM as ICCID[,msisdn=N][,imsi=N][,label=S][,data=500MB][,sms=250] (repeatable)")
+	fs.StringVar(&appURL, "app-url", "", "application URL receiving MO SMS (POST) and delivery reports (PATCH)")
+	fs.BoolVar(&control, "control", false, "enable the unauthenticated /_sim/ fault-injection endpoints")
+	fs.StringVar(&link, "modem-link", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
+	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
+	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	log := logger(e.stderr, verbose)
+	cfg := bscsim.Config{
+		Users: map[string]string{}, Listen: listen, TLSSelfSigned: useTLS,
+		AppURL: appURL, Control: control, ResetDelay: resetDelay, Logger: log,
+	}
+	if err := checkSimFlags(&cfg, users, sims, caOut); err != nil {
+		return err
+	}
+	tlsCfg, certPEM, err := cfg.ServerTLS()
+	if err != nil {
+		return err
+	}
+	srv, err := bscsim.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if err := srv.Start(listen, tlsCfg); err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	fmt.Fprintf(e.stdout, "BSC platform simulator at %s (use it as base_url)\n", srv.URL())
+	if certPEM != nil {
+		path, err := writeCA(caOut, certPEM)
+		if err != nil {
+			return err
+		}
+		if caOut == "" {
+			defer os.Remove(path)
+		}
+		fmt.Fprintf(e.stdout, "self-signed certificate written to %s (use it as ca_file)\n", path)
+	}
+	for _, sc := range cfg.SIMs {
+		fmt.Fprintf(e.stdout, "SIM %s", sc.ICCID)
+		if sc.MSISDN != "" {
+			fmt.Fprintf(e.stdout, " msisdn %s", sc.MSISDN)
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	if appURL != "" {
+		fmt.Fprintf(e.stdout, "MO SMS and delivery reports go to %s\n", appURL)
+	}
+	if link != "" {
+		first := cfg.SIMs[0]
+		m, err := bench.StartModem(ctx, srv, sim.Config{ICCID: first.ICCID, IMSI: first.IMSI, Logger: log}, log)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if err := m.Link(link); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "BG96 simulator for SIM %s on %s (link %s)\n", m.ICCID(), m.PTY(), link)
+		if appURL == "" {
+			fmt.Fprintln(e.stdout, "no --app-url: MO SMS from the modem are accepted but not forwarded")
+		}
+	}
+	fmt.Fprintln(e.stdout, "Ctrl-C to stop")
+	<-ctx.Done()
+	return nil
+}
+
+// checkSimFlags fills cfg from the repeatable flags and rejects what
+// cannot work, before anything listens.
+func checkSimFlags(cfg *bscsim.Config, users, sims []string, caOut string) error {
+	if len(users) == 0 {
+		return usageError{errors.New("give at least one --user user:passwordfile: without one nobody can get a token")}
+	}
+	for _, spec := range users {
+		u, pw, err := bscsim.ParseUserSpec(spec)
+		if err != nil {
+			return usageError{fmt.Errorf("--user: %w", err)}
+		}
+		cfg.Users[u] = pw
+	}
+	for _, spec := range sims {
+		sc, err := bscsim.ParseSIMSpec(spec)
+		if err != nil {
+			return usageError{fmt.Errorf("--sim: %w", err)}
+		}
+		cfg.SIMs = append(cfg.SIMs, sc)
+	}
+	if len(cfg.SIMs) == 0 {
+		cfg.SIMs = []bscsim.SIMConfig{{ICCID: benchICCID, MSISDN: benchMSISDN, Label: "bench"}}
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return usageError{fmt.Errorf("--listen %q: %w", cfg.Listen, err)}
+	}
+	if cfg.AppURL != "" {
+		u, err := url.Parse(cfg.AppURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{fmt.Errorf("--app-url %q: want an http:// or https:// URL", cfg.AppURL)}
+		}
+	}
+	if caOut != "" && !cfg.TLSSelfSigned {
+		return usageError{errors.New("--ca-out needs --tls")}
+	}
+	if cfg.ResetDelay <= 0 {
+		return usageError{fmt.Errorf("--reset-delay %s: want a positive duration", cfg.ResetDelay)}
+	}
+	return nil
+}
+
+// writeCA saves the certificate PEM for clients. It is public, so 0644:
+// the agent's config may be read by a service user other than ours.
+func writeCA(path string, pem []byte) (string, error) {
+	if path == "" {
+		f, err := os.CreateTemp("", "bscsim-ca-*.pem")
+		if err != nil {
+			return "", fmt.Errorf("certificate file: %w", err)
+		}
+		path = f.Name()
+		if err := f.Close(); err != nil {
+			return "", fmt.Errorf("certificate file: %w", err)
+		}
+	}
+	if err := os.WriteFile(path, pem, 0o644); err != nil {
+		return "", fmt.Errorf("certificate file: %w", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		return "", fmt.Errorf("certificate file: %w", err)
+	}
+	return path, nil
+}
