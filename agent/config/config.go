@@ -4,7 +4,7 @@
 // fixes a config in one round instead of one error per restart.
 //
 // Secrets never live in the file: it names files (or systemd credentials)
-// holding them, read with ReadSecret.
+// holding them, read with transport/secret.
 package config
 
 import (

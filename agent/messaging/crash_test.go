@@ -16,6 +16,7 @@ import (
 
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 	"cellagent/modem/sim"
 )
@@ -52,6 +53,13 @@ func inboxChild() error {
 	a := at.New(sp, at.WithInitialFence())
 	defer a.Close()
 	ctx := context.Background()
+	// As the daemon starts: wait until the modem answers. A predecessor
+	// killed mid-answer can leave the simulator busy for a while.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := bg96.WaitReady(wctx, a, a); err != nil {
+		return err
+	}
 	for _, c := range []string{"ATE0", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
 		if _, err := a.Command(ctx, c); err != nil {
 			return err

@@ -122,7 +122,7 @@ Examples:
 }
 
 func repl(ctx context.Context, e *env, a *at.AT, path string, out *syncWriter, opts []at.CommandOption) error {
-	fmt.Fprintf(e.stderr, "connected to %s; type AT commands, Ctrl-D to quit\n", path)
+	fmt.Fprintf(e.stderr, "connected to %s; type AT commands, 'quit' or Ctrl-D to leave\n", path)
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -146,8 +146,11 @@ func repl(ctx context.Context, e *env, a *at.AT, path string, out *syncWriter, o
 		if err != nil || !ok {
 			return err
 		}
-		if cmd == "" {
+		switch strings.ToLower(cmd) {
+		case "":
 			continue
+		case "quit", "exit":
+			return nil
 		}
 		var info []string
 		if isSMSWrite(cmd) {

@@ -296,3 +296,11 @@ func TestConfigCommand(t *testing.T) {
 		t.Errorf("bad subcommand: code %d", o.code)
 	}
 }
+
+func TestATInteractiveQuit(t *testing.T) {
+	m := startSim(t)
+	o := cli(t, "ATE0\nquit\nAT+CSQ\n", "at", "--port", m.PTY())
+	if o.code != 0 || o.stdout != "OK\n" {
+		t.Fatalf("code %d stdout %q stderr %q: 'quit' must end the session before AT+CSQ", o.code, o.stdout, o.stderr)
+	}
+}
