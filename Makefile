@@ -12,14 +12,22 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
 
-.PHONY: all build test lint run cross fuzz bench clean
+.PHONY: all build deps test lint run cross fuzz bench clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cellagent
 
-test: lint
+# Tests use real parts: a mosquitto broker from Debian's packages.
+deps:
+	@if ! command -v $(GO) >/dev/null; then echo "Go not found: install Go 1.25 or newer into /usr/local/go"; exit 1; fi
+	@if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	  else echo "mosquitto missing: sudo apt-get install mosquitto mosquitto-clients"; exit 1; fi; \
+	fi
+
+test: deps lint
 	$(GO) test $(RACE) -count=1 ./...
 
 lint:

@@ -14,3 +14,10 @@ require (
 	github.com/warthog618/sms v0.3.0
 	go.etcd.io/bbolt v1.5.0
 )
+
+require (
+	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
+	golang.org/x/net v0.44.0 // indirect
+	golang.org/x/sync v0.20.0 // indirect
+)

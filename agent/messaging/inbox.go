@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,8 +172,13 @@ func (in *Inbox) cycle(ctx context.Context) error {
 	direct := in.direct
 	in.direct = nil
 	in.mu.Unlock()
-	for _, m := range direct {
+	for i, m := range direct {
 		if err := in.take(m, in.cfg.Now()); err != nil {
+			// These exist only here: put the rest back, ahead of any that
+			// arrived meanwhile, for the next round.
+			in.mu.Lock()
+			in.direct = append(direct[i:len(direct):len(direct)], in.direct...)
+			in.mu.Unlock()
 			return err
 		}
 	}
@@ -194,6 +200,13 @@ func (in *Inbox) Sweep(ctx context.Context) error {
 	for _, e := range entries {
 		if e.Stat == sms.StoUnsent || e.Stat == sms.StoSent {
 			// Our own drafts (AT+CMGW), not incoming messages.
+			continue
+		}
+		if e.Index >= 0 && withoutPDU(e) {
+			// The header arrived but its PDU line did not (a framing
+			// fault): the message was never read, so it must not be
+			// deleted; the next sweep reads it whole.
+			in.log.Warn("inbox: SMS listed without its PDU, left on the SIM", "index", e.Index, "err", e.Err)
 			continue
 		}
 		if err := in.take(e.Message, in.cfg.Now()); err != nil {
@@ -263,6 +276,35 @@ func (in *Inbox) takePart(m sms.Message, received time.Time) error {
 
 func (in *Inbox) commitGroup(key string, a sms.Assembled, received time.Time) error {
 	msg := inbound(a, received)
+	// CommitGroup forgets every part held under key, but the assembler
+	// ignores a second SMS with a part number it has (a sender reusing an
+	// 8-bit reference while an older message still waits): carry those
+	// along raw, or they would leave the store and the SIM unrecorded.
+	held, err := in.cfg.Store.Parts(key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("inbox: parts of %s: %w", key, err)
+	}
+	used := map[string]bool{}
+	for _, p := range a.Parts {
+		used[p.ID] = true
+	}
+	extra := 0
+	for _, p := range held {
+		if used[p.ID] {
+			continue
+		}
+		var pr part
+		if err := json.Unmarshal(p.Rec, &pr); err != nil {
+			return fmt.Errorf("inbox: held part %s: %w", p.ID, err)
+		}
+		msg.PDUs = append(msg.PDUs, pr.PDU)
+		extra++
+	}
+	if extra > 0 {
+		note := fmt.Sprintf("%d more part(s) with the same concatenation reference kept raw in pdus (the sender reused the reference)", extra)
+		msg.Error = strings.TrimPrefix(msg.Error+"; "+note, "; ")
+		in.log.Warn("inbox: concatenation reference reused; extra parts kept raw", "key", key, "extra", extra)
+	}
 	rec, err := json.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("inbox: encode %s: %w", msg.ID, err)
@@ -364,6 +406,12 @@ func (in *Inbox) publish(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// withoutPDU reports a listing entry whose header came without its PDU
+// line: sms.ParseCMGL keeps the header line itself as the entry's PDU.
+func withoutPDU(e sms.Entry) bool {
+	return e.Err != nil && strings.HasPrefix(e.PDU, "+CMGL:")
 }
 
 // groupKey names a concatenated message: the same fields the assembler

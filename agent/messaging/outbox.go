@@ -179,6 +179,12 @@ func (o *Outbox) Run(ctx context.Context) error {
 // send makes one attempt. It returns an error only when the outbox cannot
 // go on (port gone, store failing); a failed SMS is a state, not an error.
 func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
+	if it.Attempts >= o.cfg.MaxAttempts {
+		// Only attempts cut short by a crash get here (a failed attempt
+		// gives up in time below): a message whose sending takes the agent
+		// down must not be sent again on every restart.
+		return o.fail(it.ID, -1, fmt.Sprintf("%d attempts interrupted by agent restarts (last: %s); it may have been sent", it.Attempts, it.LastErr))
+	}
 	if err := o.cfg.Store.MarkSending(it.ID); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"go.bug.st/serial"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultBaud is the BG96's factory UART rate; on the USB AT port it is
@@ -29,8 +30,13 @@ func Open(path string, baud int) (io.ReadWriteCloser, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	lock, err := lockPort(path)
+	if err != nil {
+		return nil, err
+	}
 	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
+		lock.Close()
 		var pe *serial.PortError
 		if errors.As(err, &pe) {
 			switch pe.Code() {
@@ -47,5 +53,36 @@ func Open(path string, baud int) (io.ReadWriteCloser, error) {
 	// taken for the answer to our first command: drop it. Best effort: a
 	// driver that cannot flush still works, only without this guard.
 	_ = p.ResetInputBuffer()
-	return p, nil
+	return &lockedPort{Port: p, lock: lock}, nil
+}
+
+// lockPort takes an exclusive flock on the device. Two programs reading one
+// serial port split its bytes between them: a PDU cut in half is an SMS
+// lost. TIOCEXCL, which the serial driver sets, does not stop root, which
+// the agent and the bench tools often are; flock does.
+func lockPort(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("open %s: port in use by another program (the cellagent service, or another cellagent command?); stop it first", path)
+		}
+		return nil, fmt.Errorf("open %s: lock: %w", path, err)
+	}
+	return f, nil
+}
+
+// lockedPort holds the lock for as long as the port is open.
+type lockedPort struct {
+	serial.Port
+	lock *os.File
+}
+
+func (p *lockedPort) Close() error {
+	err := p.Port.Close()
+	p.lock.Close()
+	return err
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -161,6 +162,13 @@ func (m *Modem) HangUp(d time.Duration) error {
 	}
 	m.wmu.Lock()
 	m.closePTYLocked()
+	// The device node is gone while the modem is off the bus (udev removes
+	// the link too): the freed pty number may go to another program, and a
+	// host reopening the old path must not end up talking to it.
+	m.path = ""
+	if m.link != "" {
+		_ = os.Remove(m.link)
+	}
 	m.wmu.Unlock()
 	m.log.Info("sim: hung up", "for", d)
 	m.wg.Add(1)
