@@ -173,11 +173,8 @@ Examples:
   cellagent bsc quota --config /tmp/c.toml --iccid 89882280666012345678 --json`)
 	af.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	s, err := af.open(e)
 	if err != nil {
@@ -263,11 +260,8 @@ Examples:
   cellagent bsc reset
   cellagent bsc reset --config /tmp/c.toml --iccid 89882280666012345678`)
 	af.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	s, err := af.open(e)
 	if err != nil {
@@ -322,11 +316,8 @@ Examples:
 	fs.StringVar(&link, "modem-link", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	log := logger(e.stderr, verbose)
 	cfg := bscsim.Config{

@@ -117,6 +117,17 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseNoArgs parses a command that takes flags only.
+func parseNoArgs(fs *pflag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	return nil
+}
+
 // logger writes human-readable logs to stderr; --verbose shows debug lines,
 // which include the raw AT traffic when tracing.
 func logger(w io.Writer, verbose bool) *slog.Logger {
@@ -129,11 +140,8 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 
 func runVersion(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "version", "", "Print the version of this binary.")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	fmt.Fprintf(e.stdout, "cellagent %s\n", version)
 	return nil

@@ -34,11 +34,8 @@ Example:
 	fs.DurationVar(&cfg.BootDelay, "boot-delay", 3*time.Second, "time from a reset to RDY")
 	fs.BoolVar(&cfg.StartUnregistered, "unregistered", false, "start without network coverage")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every command and scenario step to stderr")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
 	if cfg.Baud == 0 || cfg.Baud < sim.NoPacing {
 		return usageError{fmt.Errorf("--baud %d: want a positive rate or -1", cfg.Baud)}

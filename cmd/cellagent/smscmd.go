@@ -96,11 +96,8 @@ Examples:
 	fs.StringVar(&hexData, "hex", "", "8-bit data in hex instead of text")
 	fs.StringVar(&smsc, "smsc", bg96.OperatorSMSC, `service centre written into each PDU; "" uses the modem's AT+CSCA`)
 	fs.BoolVar(&report, "report", false, "ask the network for a delivery status report (arrives later as +CDS)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	if to == "" {
 		return usageError{errors.New("--to is required")}
@@ -167,11 +164,8 @@ Examples:
   cellagent sms list --port /dev/ttyUSB2 --json`)
 	pf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	if pf.path == "" {
 		return usageError{errors.New("--port is required")}
@@ -341,11 +335,8 @@ Examples:
 	pf.register(fs)
 	fs.IntVar(&index, "index", -1, "SIM index to delete")
 	fs.BoolVar(&all, "all", false, "delete every stored message")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	if all == fs.Changed("index") {
 		return usageError{errors.New("give exactly one of --index and --all")}

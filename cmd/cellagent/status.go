@@ -32,11 +32,8 @@ Examples:
 	pf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&watch, "watch", 0, "refresh every INTERVAL until interrupted")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
 	if watch < 0 || (watch > 0 && watch < 100*time.Millisecond) {
 		return usageError{fmt.Errorf("--watch %s: want at least 100ms", watch)}

@@ -18,21 +18,8 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, cmd := range []string{"AT+CSQ", "AT+QCSQ", "ATI"} {
 		b.Run(cmd, func(b *testing.B) {
-			m := sim.New(sim.Config{})
-			if err := m.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer m.Close()
-			sp, err := port.Open(m.PTY(), 115200)
-			if err != nil {
-				b.Fatal(err)
-			}
-			a := at.New(sp)
-			defer a.Close()
+			a, m := benchEngine(b, 0)
 			ctx := context.Background()
-			if _, err := a.Command(ctx, "ATE0"); err != nil {
-				b.Fatal(err)
-			}
 			before := m.Stats()
 			b.ResetTimer()
 			start := time.Now()
@@ -55,21 +42,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkRoundTripUnpaced is the same exchange with the simulator's
 // pacing off: what is left is the engine, the pty and the scheduler.
 func BenchmarkRoundTripUnpaced(b *testing.B) {
-	m := sim.New(sim.Config{Baud: sim.NoPacing})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := at.New(sp)
-	defer a.Close()
+	a, _ := benchEngine(b, sim.NoPacing)
 	ctx := context.Background()
-	if _, err := a.Command(ctx, "ATE0"); err != nil {
-		b.Fatal(err)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -77,4 +51,25 @@ func BenchmarkRoundTripUnpaced(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchEngine starts a simulator with the given pacing (0: 115200 baud)
+// and an engine on it with echo off, as after the agent's init.
+func benchEngine(b *testing.B, baud int) (*at.AT, *sim.Modem) {
+	b.Helper()
+	m := sim.New(sim.Config{Baud: baud})
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	sp, err := port.Open(m.PTY(), 115200)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := at.New(sp)
+	b.Cleanup(func() { a.Close() })
+	if _, err := a.Command(context.Background(), "ATE0"); err != nil {
+		b.Fatal(err)
+	}
+	return a, m
 }
