@@ -1,0 +1,186 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func runFleet(t testing.TB, b *broker, mod func(*FleetOptions)) *Fleet {
+	t.Helper()
+	o := FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true, ConnectTimeout: 5 * time.Second}, Prefix: "test/v1", Logger: testLogger(t)}
+	if mod != nil {
+		mod(&o)
+	}
+	f, err := NewFleet(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-f.ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("fleet reader did not subscribe")
+	}
+	return f
+}
+
+func gateway(f *Fleet, id string) (Gateway, bool) {
+	for _, g := range f.Snapshot() {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return Gateway{}, false
+}
+
+func TestFleetSnapshotAndList(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerConfig{})
+	f := runFleet(t, b, nil)
+	r1 := newRig(t, b, func(o *Options) { o.Identity = Identity{Model: "BG96", Agent: "test"} })
+	r2 := newRig(t, b, func(o *Options) { o.DeviceID = "dev2"; o.TelemetryQoS = 1 })
+	waitFor(t, 5*time.Second, "both online", func() bool { return r1.c.Stats().Connected && r2.c.Stats().Connected })
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(r1.c.QueueTelemetry(Telemetry{Reg: Registration{CS: "searching", EPS: "home"}, Act: "CAT-M1", Operator: "26201", RSRP: ptr(-95), SINR: ptr(7.4), RSSI: ptr(-65)}))
+	must(r1.c.QueueEvent(Event{Type: EventRecovery, Msg: "cfun reset"}))
+	must(r2.c.QueueTelemetry(Telemetry{Reg: Registration{EPS: "roaming"}, Act: "NB-IoT", Operator: "23415", RSRP: ptr(-110)}))
+
+	waitFor(t, 5*time.Second, "fleet snapshot", func() bool {
+		g1, ok1 := gateway(f, "dev1")
+		g2, ok2 := gateway(f, "dev2")
+		return ok1 && ok2 && g1.LastEvent != "" && g1.Reg != "" && g2.Reg != ""
+	})
+	g1, _ := gateway(f, "dev1")
+	if !g1.Online || g1.Session != 1 || g1.Model != "BG96" || g1.Reg != "home" || g1.Act != "CAT-M1" || g1.Operator != "26201" ||
+		*g1.RSRP != -95 || *g1.SINR != 7.4 || *g1.RSSI != -65 || g1.LastEvent != "recovery: cfun reset" || g1.LastSeen.IsZero() || g1.LastEventAt.IsZero() {
+		t.Fatalf("dev1 = %+v", g1)
+	}
+
+	// fleet list: a fresh reader learns both from retained messages.
+	list, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true}, Prefix: "test/v1"}, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "dev1" || list[1].ID != "dev2" || !list[1].Online || list[1].Reg != "roaming" || *list[1].RSRP != -110 || list[1].LastSeen.IsZero() {
+		t.Fatalf("list = %+v", list)
+	}
+
+	// A gateway that stops shows offline.
+	r2.stop(t)
+	waitFor(t, 5*time.Second, "dev2 offline", func() bool { g, _ := gateway(f, "dev2"); return !g.Online })
+
+	if _, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true}, ShareGroup: "g"}, time.Millisecond); err == nil {
+		t.Fatal("List accepted a shared subscription")
+	}
+	down := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
+	if _, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: down, AllowPlaintext: true}}, time.Millisecond); err == nil {
+		t.Fatal("List without a broker returned no error")
+	}
+}
+
+// Two consumers in one share group split the telemetry between them.
+func TestFleetSharedSubscription(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerConfig{})
+	r := newRig(t, b, func(o *Options) { o.TelemetryQoS = 1 })
+	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
+	var counts [2]atomic.Int64
+	var fleets [2]*Fleet
+	for i := range fleets {
+		fleets[i] = runFleet(t, b, func(o *FleetOptions) {
+			o.ShareGroup = "backend"
+			// Count telemetry only: mosquitto 2.0 also hands each shared
+			// subscriber the retained birth, which MQTT 5 says it should not.
+			o.OnUpdate = func(g Gateway) {
+				if g.RSRP != nil {
+					counts[i].Add(1)
+				}
+			}
+		})
+	}
+	const n = 20
+	for i := range n {
+		if err := r.c.QueueTelemetry(Telemetry{RSRP: ptr(-90 - i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "all telemetry consumed", func() bool { return counts[0].Load()+counts[1].Load() == n })
+	time.Sleep(200 * time.Millisecond)
+	a, c := counts[0].Load(), counts[1].Load()
+	if a+c != n || a == 0 || c == 0 {
+		t.Fatalf("consumers got %d and %d of %d", a, c, n)
+	}
+	for _, f := range fleets {
+		if g, ok := gateway(f, "dev1"); !ok || g.Gaps != 0 {
+			t.Fatalf("gateway = %+v", g)
+		}
+	}
+}
+
+func TestFleetApply(t *testing.T) {
+	var mu sync.Mutex
+	var updates []Gateway
+	f, err := NewFleet(FleetOptions{Conn: Conn{Broker: "tls://b"}, OnUpdate: func(g Gateway) {
+		mu.Lock()
+		updates = append(updates, g)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := "cellagent/v1/gw/"
+	steps := []struct {
+		topic, payload string
+		retained       bool
+		changed        bool
+		check          func(Gateway) bool
+	}{
+		{p + "status", `{"v":1,"state":"online","session":5,"ts":1700000000,"model":"BG96"}`, true, true,
+			func(g Gateway) bool { return g.Online && g.Session == 5 && g.LastSeen.Unix() == 1700000000 }},
+		{p + "telemetry", `{"v":1,"seq":1,"q":10,"ts":1700000100,"rsrp":-90}`, false, true,
+			func(g Gateway) bool { return *g.RSRP == -90 && g.Gaps == 0 }},
+		{p + "telemetry", `{"v":1,"seq":4,"q":13,"ts":1700000200,"rsrp":-99}`, false, true,
+			func(g Gateway) bool { return g.Gaps == 2 }},
+		// A duplicate (QoS 1 redelivery) is no gap and no step back.
+		{p + "telemetry", `{"v":1,"seq":4,"q":13,"ts":1700000200,"rsrp":-99}`, false, true,
+			func(g Gateway) bool { return g.Gaps == 2 && g.lastSeq == 4 }},
+		// A will of an older session arriving late changes nothing.
+		{p + "status", `{"v":1,"state":"offline","session":4}`, false, false, nil},
+		{p + "status", `{"v":1,"state":"offline","session":5}`, false, true, func(g Gateway) bool { return !g.Online }},
+		{p + "status", `{"v":2,"state":"online","session":6}`, false, false, nil},
+		{p + "status", `{"v":1,"state":`, false, false, nil},
+		{p + "telemetry", `{"v":1,"rsrp":"strong"}`, false, false, nil},
+		{p + "sms/in", `{"v":1,"id":"x"}`, false, false, nil},
+		{"cellagent/v1/a/b/status", `{"v":1}`, false, false, nil},
+		{p + "event", `{"v":1,"seq":1,"q":11,"ts":1700000300,"type":"sim","msg":"SIM removed"}`, false, true,
+			func(g Gateway) bool { return g.LastEvent == "sim: SIM removed" && g.LastEventAt.Unix() == 1700000300 }},
+		{p + "status", ``, true, true, func(g Gateway) bool { return g.Removed && g.ID == "gw" }},
+	}
+	for i, s := range steps {
+		g, changed := f.Apply(s.topic, []byte(s.payload), s.retained)
+		if changed != s.changed || s.check != nil && !s.check(g) {
+			t.Fatalf("step %d (%s %s): changed %v, gateway %+v", i, s.topic, s.payload, changed, g)
+		}
+	}
+	if len(f.Snapshot()) != 0 {
+		t.Fatalf("cleared gateway still listed: %+v", f.Snapshot())
+	}
+	if len(updates) != 7 || !updates[6].Removed {
+		t.Fatalf("updates = %+v", updates)
+	}
+}
