@@ -436,6 +436,41 @@ type dialer struct {
 	mu     sync.Mutex
 	links  []func()
 	refuse bool
+	// stalled, when not nil, holds the client-to-broker direction of
+	// every link until it is closed: a radio link that stopped moving
+	// data without closing, so the client's writes block.
+	stalled chan struct{}
+}
+
+// gate returns the channel a relay waits on before each read; a closed
+// one when the link flows.
+func (d *dialer) gate() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stalled != nil {
+		return d.stalled
+	}
+	return flowing
+}
+
+var flowing = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// stall stops the client-to-broker direction; unstall resumes it.
+func (d *dialer) stall() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stalled == nil {
+		d.stalled = make(chan struct{})
+	}
+}
+
+func (d *dialer) unstall() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stalled != nil {
+		close(d.stalled)
+		d.stalled = nil
+	}
 }
 
 func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -451,7 +486,22 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	local, far := net.Pipe()
 	cut := func() { upstream.Close(); far.Close() }
 	go func() { _, _ = io.Copy(far, upstream); cut() }()
-	go func() { _, _ = io.Copy(upstream, far); cut() }()
+	go func() {
+		defer cut()
+		buf := make([]byte, 32<<10)
+		for {
+			<-d.gate()
+			n, err := far.Read(buf)
+			if n > 0 {
+				if _, werr := upstream.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	d.links = append(d.links, cut)
 	return local, nil
 }

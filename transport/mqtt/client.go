@@ -337,7 +337,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	// may deliver queued commands right after CONNACK.
 	for _, name := range c.cmds.enabled() {
 		s.cli.AddRoute(c.topics.Command(name), func(_ paho.Client, m paho.Message) {
-			c.cmds.receive(s, m.Topic(), m.Payload())
+			c.cmds.receive(s, m.Topic(), m.Payload(), m.Retained())
 		})
 	}
 	limit := c.tr.timeout
@@ -353,7 +353,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		s.cli.Disconnect(0)
 		return nil, fmt.Errorf("mqtt: %s: %w", what, err)
 	}
-	birth := s.cli.Publish(c.topics.Topic(KindStatus), 1, true, c.statusPayload(Online, n, false))
+	birth := s.publish(outgoing{c.topics.Topic(KindStatus), 1, true, c.statusPayload(Online, n, false)})[0]
 	if err := waitToken(ctx, birth, s.lost, limit); err != nil {
 		return fail("birth", err)
 	}
@@ -408,7 +408,7 @@ func (c *Client) syncCommands(ctx context.Context, s *session, present bool) err
 func (c *Client) shutdown(s *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tok := s.cli.Publish(c.topics.Topic(KindStatus), 1, true, c.statusPayload(Offline, s.n, true))
+	tok := s.publish(outgoing{c.topics.Topic(KindStatus), 1, true, c.statusPayload(Offline, s.n, true)})[0]
 	if err := waitToken(ctx, tok, s.lost, 5*time.Second); err != nil {
 		c.log.Warn("mqtt: offline status not confirmed; the will covers it", "err", err)
 		s.abort(err)

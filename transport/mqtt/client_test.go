@@ -321,3 +321,36 @@ func TestQueueFaults(t *testing.T) {
 		t.Fatal("a local queue fault dropped the session")
 	}
 }
+
+// A link that stops moving data without closing (a radio gone quiet)
+// blocks paho's writer, and then paho's Publish itself, for up to its
+// write timeout (a keep-alive). Neither the publisher nor the shutdown
+// may wait that long: a stop must not hang for minutes on a stalled
+// modem, nor a lost session hold up the next one.
+func TestStalledLinkDoesNotBlockShutdown(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerConfig{})
+	r := newRig(t, b, nil) // KeepAlive, hence paho's write timeout, 30 s
+	t.Cleanup(r.dial.unstall)
+	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
+	r.dial.stall()
+	// Enough to fill the pipe, paho's writer and its hand-off channels.
+	for i := range 3 * r.c.o.MaxInflight {
+		if err := r.c.QueueEvent(Event{Type: EventAgent, Msg: fmt.Sprintf("ev-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the publisher is now stuck on the link
+	start := time.Now()
+	r.stop(t) // fails after 10 s
+	// The offline status gets 5 s to be confirmed, then the will covers
+	// it.
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("Run took %s to stop on a stalled link", d)
+	}
+	// The relay's read in progress when the link stalled may let the
+	// first PUBLISH through; nothing else can have been confirmed.
+	if n, all := r.ordered.Len(), 3*r.c.o.MaxInflight; n < all-1 {
+		t.Fatalf("%d items left in the queue of %d: acknowledged without PUBACK", n, all)
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -121,12 +124,12 @@ func TestCommandForOtherDeviceIgnored(t *testing.T) {
 		"cellagent/v1/dev2/cmd/status", "cellagent/v1/dev1/cmd/status/result",
 		"other/v1/dev1/cmd/status", "cellagent/v1/dev1/cmd/recover",
 	} {
-		c.cmds.receive(s, topic, []byte(`{"id":"x"}`))
+		c.cmds.receive(s, topic, []byte(`{"id":"x"}`), false)
 	}
 	if len(c.cmds.in) != 0 || called || c.cmds.refused.Load() != 0 {
 		t.Fatalf("queued %d, called %v, refused %d", len(c.cmds.in), called, c.cmds.refused.Load())
 	}
-	c.cmds.receive(s, "cellagent/v1/dev1/cmd/status", []byte(`{"id":"x"}`))
+	c.cmds.receive(s, "cellagent/v1/dev1/cmd/status", []byte(`{"id":"x"}`), false)
 	if len(c.cmds.in) != 1 {
 		t.Fatal("own command not queued")
 	}
@@ -265,5 +268,96 @@ func TestCommandSubscriptionsFollowConfig(t *testing.T) {
 	send()
 	if res := decode[CommandResult](t, w.next(t, 5*time.Second, nil).payload); !res.OK || res.ID != "s" {
 		t.Fatalf("result = %+v", res)
+	}
+}
+
+// A retained command is not a request but a standing order: the broker
+// hands it over again on every SUBSCRIBE, which a device makes at the
+// first connect of every run, and the duplicate memory does not survive
+// a restart. Run, it would send an SMS or reset the modem at every
+// start. It is refused, never run.
+func TestRetainedCommandRefused(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerConfig{})
+	w := watch(t, b, watchOpts{id: "ops", clean: true}, "test/v1/dev1/cmd/+/result")
+	if tok := w.cli.Publish("test/v1/dev1/cmd/status", 1, true, `{"id":"standing"}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	calls := make(chan string, 10)
+	for run := range 2 {
+		r := newRig(t, b, func(o *Options) {
+			o.Commands = Commands{Enabled: true, Handlers: Handlers{Status: func(context.Context) error { calls <- "status"; return nil }}}
+		})
+		res := decode[CommandResult](t, w.next(t, 5*time.Second, nil).payload)
+		if res.OK || res.ID != "standing" || !strings.Contains(res.Error, "retained") {
+			t.Fatalf("run %d: result = %+v", run, res)
+		}
+		r.stop(t)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("a retained command ran %d times", len(calls))
+	}
+}
+
+// pubRecorder is a paho client that only records publishes.
+type pubRecorder struct {
+	paho.Client
+	mu     sync.Mutex
+	topics []string
+}
+
+func (p *pubRecorder) IsConnected() bool { return true }
+
+func (p *pubRecorder) Publish(topic string, _ byte, _ bool, _ any) paho.Token {
+	p.mu.Lock()
+	p.topics = append(p.topics, topic)
+	p.mu.Unlock()
+	return doneToken{}
+}
+
+func (p *pubRecorder) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.topics)
+}
+
+type doneToken struct{}
+
+func (doneToken) Wait() bool                     { return true }
+func (doneToken) WaitTimeout(time.Duration) bool { return true }
+func (doneToken) Done() <-chan struct{}          { c := make(chan struct{}); close(c); return c }
+func (doneToken) Error() error                   { return nil }
+
+// Repeating a finished command gets its answer again, but every answer
+// crosses the paid link: repeats draw on the same budget as refusals, so
+// a requester (or an attacker) stuck in a loop cannot make the gateway
+// publish without end.
+func TestRepeatedCommandAnswersLimited(t *testing.T) {
+	c, err := New(Options{
+		Conn: Conn{Broker: "tls://broker.example:8883"}, DeviceID: "dev1",
+		Ordered: Adapt(&memQueue{}), Telemetry: Adapt(&memQueue{}),
+		Commands: Commands{Enabled: true, Burst: 1, Handlers: Handlers{Status: func(context.Context) error { return nil }}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &pubRecorder{}
+	s := &session{cli: rec, lost: make(chan struct{})}
+	topic := "cellagent/v1/dev1/cmd/status"
+	c.cmds.receive(s, topic, []byte(`{"id":"x"}`), false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.cmds.work(ctx)
+	waitFor(t, 5*time.Second, "first answer", func() bool { return rec.count() == 1 })
+	for range 100 {
+		c.cmds.receive(s, topic, []byte(`{"id":"x"}`), false)
+	}
+	time.Sleep(100 * time.Millisecond) // publishes are handed off asynchronously
+	// The answer budget is 4 × burst within the same instant.
+	if n := rec.count(); n > 1+4 {
+		t.Fatalf("%d answers to 1 command repeated 100 times", n)
+	}
+	if c.cmds.done.Load() != 1 {
+		t.Fatalf("ran %d times", c.cmds.done.Load())
 	}
 }

@@ -57,7 +57,7 @@ type commander struct {
 	c      *Client
 	in     chan queued
 	run    bucket // command executions
-	answer bucket // refusals answered
+	answer bucket // refusals and repeats answered
 	allow  map[string]bool
 
 	mu     sync.Mutex
@@ -128,8 +128,10 @@ func (m *commander) handler(name string) bool {
 }
 
 // receive runs on paho's delivery goroutine: it validates and queues, and
-// never blocks, so a slow handler cannot stall PUBACKs.
-func (m *commander) receive(s *session, topic string, payload []byte) {
+// never blocks, so a slow handler cannot stall PUBACKs. retained is the
+// message's retain flag, set when the broker hands over a retained
+// message on SUBSCRIBE.
+func (m *commander) receive(s *session, topic string, payload []byte, retained bool) {
 	log := m.c.log
 	p, ok := ParseTopic(m.c.topics.Prefix, topic)
 	if !ok || p.Command == "" || p.Result {
@@ -156,6 +158,15 @@ func (m *commander) receive(s *session, topic string, payload []byte) {
 		m.refuse(s, p.Command, id, err.Error())
 		return
 	}
+	// A retained command is a standing order: the broker hands it over
+	// on every SUBSCRIBE, which the device makes at the first connect of
+	// every run, after the duplicate memory is gone. Run, it would act
+	// again at every start (an SMS, a modem reset). MQTT 3.1.1 sets the
+	// flag only for such hand-overs, never for a live command.
+	if retained {
+		m.refuse(s, cmd.Name, cmd.ID, "command refused: retained; publish commands without retain and clear this one")
+		return
+	}
 	now := m.c.clock.Now()
 	if !cmd.Expires.IsZero() && now.After(cmd.Expires) {
 		m.refuse(s, cmd.Name, cmd.ID, "command refused: expired at "+cmd.Expires.UTC().Format(time.RFC3339))
@@ -167,7 +178,10 @@ func (m *commander) receive(s *session, topic string, payload []byte) {
 	}
 	key := cmd.Name + "\x00" + cmd.ID
 	if prev, seen := m.claim(key); seen {
-		if prev != nil {
+		// Repeats draw on the refusals' budget: each answer crosses the
+		// paid link, and a requester stuck in a loop must not make the
+		// gateway publish without end.
+		if prev != nil && m.answer.take(now) {
 			m.publish(s, cmd.Name, *prev)
 		}
 		log.Info("mqtt: duplicate command", "command", cmd.Name, "id", cmd.ID)
@@ -281,9 +295,11 @@ func (m *commander) exec(ctx context.Context, cmd Command) (err error) {
 	return err
 }
 
-// publish sends a result on session s without waiting. Results are not
-// queued durably: a requester that hears nothing repeats the command with
-// the same id and gets the remembered answer.
+// publish sends a result on session s without waiting, also not for
+// paho to take the packet: it runs on paho's delivery goroutine too,
+// which must not block. Results are not queued durably: a requester that
+// hears nothing repeats the command with the same id and gets the
+// remembered answer.
 func (m *commander) publish(s *session, name string, res CommandResult) {
 	select {
 	case <-s.lost:
@@ -292,7 +308,7 @@ func (m *commander) publish(s *session, name string, res CommandResult) {
 	default:
 	}
 	b, _ := json.Marshal(res) // strings, a bool and numbers: cannot fail
-	s.cli.Publish(m.c.topics.CommandResult(name), 1, false, b)
+	s.publish(outgoing{m.c.topics.CommandResult(name), 1, false, b})
 }
 
 // bucket is a token bucket. It locks because the paho clients of an old

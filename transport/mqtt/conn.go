@@ -277,6 +277,78 @@ func waitToken(ctx context.Context, tok paho.Token, lost <-chan struct{}, limit 
 
 var errSessionLost = errors.New("connection lost")
 
+// outgoing is one PUBLISH for session.publish.
+type outgoing struct {
+	topic   string
+	qos     byte
+	retain  bool
+	payload []byte
+}
+
+// publish hands msgs to paho in order, on a goroutine of its own, and
+// returns a token for each. Paho's Publish blocks until its writer takes
+// the packet: on a link that stalled without closing, for up to the write
+// timeout (a keep-alive), and once the connection is lost nothing takes
+// packets at all, so it waits out that timeout whatever happens. Called
+// directly, it would hold the publisher, a shutdown or paho's own
+// delivery goroutine (a command refusal) for minutes; through here the
+// caller waits with waitToken and gives up on a lost session or a
+// cancelled context. The goroutine ends once every token is done or the
+// session is lost; Disconnect fails whatever paho still holds.
+func (s *session) publish(msgs ...outgoing) []paho.Token {
+	out := make([]paho.Token, len(msgs))
+	toks := make([]*handedOff, len(msgs))
+	for i := range toks {
+		toks[i] = &handedOff{done: make(chan struct{})}
+		out[i] = toks[i]
+	}
+	go func() {
+		inner := make([]paho.Token, len(msgs))
+		for i, m := range msgs {
+			inner[i] = s.cli.Publish(m.topic, m.qos, m.retain, m.payload)
+		}
+		for i, t := range inner {
+			select {
+			case <-t.Done():
+				toks[i].err = t.Error()
+			case <-s.lost:
+				toks[i].err = errSessionLost
+			}
+			close(toks[i].done)
+		}
+	}()
+	return out
+}
+
+// handedOff is the token of a PUBLISH handed to paho by session.publish.
+type handedOff struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
+func (t *handedOff) Wait() bool            { <-t.done; return true }
+func (t *handedOff) Done() <-chan struct{} { return t.done }
+
+func (t *handedOff) WaitTimeout(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+func (t *handedOff) Error() error {
+	select {
+	case <-t.done:
+		return t.err
+	default:
+		return nil
+	}
+}
+
 // Clock is the time source; tests drive it.
 type Clock interface {
 	Now() time.Time

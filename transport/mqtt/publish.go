@@ -204,6 +204,8 @@ func (c *Client) drain(ctx context.Context, s *session, q Queue, qos byte) (int,
 		tok paho.Token // nil: undecodable record, skipped
 	}
 	pending := make([]inflight, 0, len(items))
+	var msgs []outgoing
+	var sent []int // index in pending of each of msgs
 	for _, it := range items {
 		topic, payload, retain, err := c.render(s, it)
 		if err != nil {
@@ -214,7 +216,12 @@ func (c *Client) drain(ctx context.Context, s *session, q Queue, qos byte) (int,
 			pending = append(pending, inflight{seq: it.Seq})
 			continue
 		}
-		pending = append(pending, inflight{seq: it.Seq, tok: s.cli.Publish(topic, qos, retain, payload)})
+		sent = append(sent, len(pending))
+		pending = append(pending, inflight{seq: it.Seq})
+		msgs = append(msgs, outgoing{topic: topic, qos: qos, retain: retain, payload: payload})
+	}
+	for i, tok := range s.publish(msgs...) {
+		pending[sent[i]].tok = tok
 	}
 	limit := c.tr.keepAlive + c.tr.pingTimeout
 	var through uint64
