@@ -4,110 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/transport/mqtt"
+	"cellagent/transport/mqtt/mqtttest"
 )
-
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// startMosquitto runs a real broker on a free loopback port with a
-// config generated in t.TempDir(); users, when given, turn anonymous
-// access off. It returns the broker's tcp:// URL.
-func startMosquitto(t *testing.T, users map[string]string) string {
-	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		msg := fmt.Sprintf("mosquitto not installed at %s (apt-get install mosquitto, or make deps): %v", mosquittoBin, err)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	port := freeLoopbackPort(t)
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c strings.Builder
-	// Started as root, mosquitto would drop to user "mosquitto", which
-	// cannot read the test's private temp dir.
-	fmt.Fprintf(&c, "user %s\nlog_dest stdout\nlistener %d 127.0.0.1\n", u.Username, port)
-	if len(users) == 0 {
-		c.WriteString("allow_anonymous true\n")
-	} else {
-		pw := filepath.Join(dir, "passwd")
-		args := []string{"-c", "-b"}
-		for name, pass := range users {
-			if out, err := exec.Command("mosquitto_passwd", append(args, pw, name, pass)...).CombinedOutput(); err != nil {
-				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-			}
-			args = []string{"-b"}
-		}
-		fmt.Fprintf(&c, "allow_anonymous false\npassword_file %s\n", pw)
-	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(c.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out lockedBuffer
-	cmd := exec.Command(mosquittoBin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", out.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited at start:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s:\n%s", addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "tcp://" + addr
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // publisher plays the gateways: a paho client publishing retained
 // messages in the shapes of SCHEMA.md.
@@ -146,7 +51,7 @@ func seedFleet(p *publisher, now time.Time) {
 }
 
 func TestFleetList(t *testing.T) {
-	broker := startMosquitto(t, nil)
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
 	seedFleet(newPublisher(t, broker), time.Now())
 
 	o := cli(t, "", "fleet", "list", "--broker", broker, "--allow-plaintext", "--settle", "300ms")
@@ -190,7 +95,7 @@ func TestFleetList(t *testing.T) {
 }
 
 func TestFleetWatchJSON(t *testing.T) {
-	broker := startMosquitto(t, nil)
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
 	p := newPublisher(t, broker)
 	seedFleet(p, time.Now())
 
@@ -273,7 +178,7 @@ func TestFleetWatchJSON(t *testing.T) {
 }
 
 func TestFleetWatchText(t *testing.T) {
-	broker := startMosquitto(t, nil)
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
 	p := newPublisher(t, broker)
 	seedFleet(p, time.Now())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -308,7 +213,7 @@ func TestFleetWatchText(t *testing.T) {
 }
 
 func TestFleetAuth(t *testing.T) {
-	broker := startMosquitto(t, map[string]string{"fleet": "s3cret"})
+	broker := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"fleet": "s3cret"}}).URL()
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good", "s3cret\n", 0o600)
 	bad := writeFile(t, dir, "bad", "wrong\n", 0o600)
@@ -342,7 +247,7 @@ func TestFleetAuth(t *testing.T) {
 }
 
 func TestFleetErrors(t *testing.T) {
-	closed := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	closed := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	for _, c := range []struct {
 		args []string
 		code int

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 // testLogger keeps the log in memory and prints it only when the test
 // fails: paho goroutines may outlive the test, and t.Log would panic.
 func testLogger(t testing.TB) *slog.Logger {
-	buf := &syncBuffer{}
+	buf := &mqtttest.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("client log:\n%s", buf)
@@ -33,12 +34,12 @@ type rig struct {
 	stopOnce  sync.Once
 }
 
-func newRig(t testing.TB, b *broker, mod func(*Options)) *rig {
+func newRig(t testing.TB, b *mqtttest.Broker, mod func(*Options)) *rig {
 	t.Helper()
 	r := &rig{ordered: &memQueue{max: 1000}, telemetry: &memQueue{max: 100, dropOldest: true}, dial: &dialer{}, done: make(chan error, 1)}
 	o := Options{
 		Conn: Conn{
-			Broker: b.url(), AllowPlaintext: b.scheme == "tcp",
+			Broker: b.URL(), AllowPlaintext: strings.HasPrefix(b.URL(), "tcp:"),
 			KeepAlive: 30 * time.Second, ConnectTimeout: 5 * time.Second, Dial: r.dial.dial,
 		},
 		Prefix:       "test/v1",
@@ -106,7 +107,7 @@ func decode[T any](t testing.TB, payload string) T {
 
 func TestBirthAndRetainedWill(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	topic := "test/v1/dev1/status"
 	w := watch(t, b, watchOpts{id: "ops"}, topic)
 	id := Identity{ICCID: "8988228066601234567", IMEI: "866425031234567", Model: "BG96", Firmware: "BG96MAR02A07M1G", Agent: "test"}
@@ -172,7 +173,7 @@ func TestBirthAndRetainedWill(t *testing.T) {
 // order, flagged as replayed.
 func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	filters := []string{"test/v1/dev1/event", "test/v1/dev1/sms/in", "test/v1/dev1/sms/out/result"}
 	// A persistent session: the operator's consumer is itself offline
 	// while the broker restarts, and must miss nothing.
@@ -188,7 +189,7 @@ func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 		t.Fatalf("live event = %+v", live)
 	}
 
-	b.stop()
+	b.Stop()
 	waitFor(t, 5*time.Second, "offline", func() bool { return !r.c.Stats().Connected })
 	const n = 30
 	for i := range n {
@@ -209,7 +210,7 @@ func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 	if got := r.ordered.Len(); got != n {
 		t.Fatalf("queued %d, want %d", got, n)
 	}
-	b.start()
+	b.Start()
 
 	var seqs = map[string]uint64{}
 	for i := range n {
@@ -249,7 +250,7 @@ func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 // while offline are replayed and the oldest drop when the queue is full.
 func TestTelemetryDropOldestAndRetained(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b, watchOpts{id: "ops", clean: true}, "test/v1/dev1/telemetry")
 	r := newRig(t, b, nil)
 	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
@@ -283,7 +284,7 @@ func TestTelemetryDropOldestAndRetained(t *testing.T) {
 // loop that would resend the same message as fast as the link allows.
 func TestQueueFaults(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b, watchOpts{id: "ops", clean: true}, "test/v1/dev1/event")
 	r := newRig(t, b, func(o *Options) { o.PollInterval = 300 * time.Millisecond })
 	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
@@ -329,7 +330,7 @@ func TestQueueFaults(t *testing.T) {
 // modem, nor a lost session hold up the next one.
 func TestStalledLinkDoesNotBlockShutdown(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	r := newRig(t, b, nil) // KeepAlive, hence paho's write timeout, 30 s
 	t.Cleanup(r.dial.unstall)
 	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"errors"
 	"strings"
@@ -137,7 +138,7 @@ func TestCommandForOtherDeviceIgnored(t *testing.T) {
 
 func TestCommandsOverBroker(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	calls := make(chan string, 20)
 	r := newRig(t, b, func(o *Options) {
 		o.Commands = Commands{
@@ -235,7 +236,7 @@ func TestCommandsOverBroker(t *testing.T) {
 // within a run keeps them without subscribing again.
 func TestCommandSubscriptionsFollowConfig(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b, watchOpts{id: "ops", clean: true}, "test/v1/dev1/cmd/+/result")
 	send := func() {
 		t.Helper()
@@ -278,7 +279,7 @@ func TestCommandSubscriptionsFollowConfig(t *testing.T) {
 // start. It is refused, never run.
 func TestRetainedCommandRefused(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b, watchOpts{id: "ops", clean: true}, "test/v1/dev1/cmd/+/result")
 	if tok := w.cli.Publish("test/v1/dev1/cmd/status", 1, true, `{"id":"standing"}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish: %v", tok.Error())

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"fmt"
 	"sync"
@@ -11,9 +12,9 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func runFleet(t testing.TB, b *broker, mod func(*FleetOptions)) *Fleet {
+func runFleet(t testing.TB, b *mqtttest.Broker, mod func(*FleetOptions)) *Fleet {
 	t.Helper()
-	o := FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true, ConnectTimeout: 5 * time.Second}, Prefix: "test/v1", Logger: testLogger(t)}
+	o := FleetOptions{Conn: Conn{Broker: b.URL(), AllowPlaintext: true, ConnectTimeout: 5 * time.Second}, Prefix: "test/v1", Logger: testLogger(t)}
 	if mod != nil {
 		mod(&o)
 	}
@@ -44,7 +45,7 @@ func gateway(f *Fleet, id string) (Gateway, bool) {
 
 func TestFleetSnapshotAndList(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	f := runFleet(t, b, nil)
 	r1 := newRig(t, b, func(o *Options) { o.Identity = Identity{Model: "BG96", Agent: "test"} })
 	r2 := newRig(t, b, func(o *Options) { o.DeviceID = "dev2"; o.TelemetryQoS = 1 })
@@ -72,7 +73,7 @@ func TestFleetSnapshotAndList(t *testing.T) {
 	}
 
 	// fleet list: a fresh reader learns both from retained messages.
-	list, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true}, Prefix: "test/v1"}, 300*time.Millisecond)
+	list, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.URL(), AllowPlaintext: true}, Prefix: "test/v1"}, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +85,10 @@ func TestFleetSnapshotAndList(t *testing.T) {
 	r2.stop(t)
 	waitFor(t, 5*time.Second, "dev2 offline", func() bool { g, _ := gateway(f, "dev2"); return !g.Online })
 
-	if _, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.url(), AllowPlaintext: true}, ShareGroup: "g"}, time.Millisecond); err == nil {
+	if _, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: b.URL(), AllowPlaintext: true}, ShareGroup: "g"}, time.Millisecond); err == nil {
 		t.Fatal("List accepted a shared subscription")
 	}
-	down := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
+	down := fmt.Sprintf("tcp://127.0.0.1:%d", mqtttest.FreePort(t))
 	if _, err := List(context.Background(), FleetOptions{Conn: Conn{Broker: down, AllowPlaintext: true}}, time.Millisecond); err == nil {
 		t.Fatal("List without a broker returned no error")
 	}
@@ -96,7 +97,7 @@ func TestFleetSnapshotAndList(t *testing.T) {
 // Two consumers in one share group split the telemetry between them.
 func TestFleetSharedSubscription(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, brokerConfig{})
+	b := mqtttest.Start(t, mqtttest.Options{})
 	r := newRig(t, b, func(o *Options) { o.TelemetryQoS = 1 })
 	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
 	var counts [2]atomic.Int64

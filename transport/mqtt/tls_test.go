@@ -1,14 +1,14 @@
 package mqtt
 
 import (
-	"fmt"
+	"cellagent/transport/mqtt/mqtttest"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestConnConfig(t *testing.T) {
-	pki := newPKI(t)
+	pki := mqtttest.NewPKI(t)
 	tests := []struct {
 		name    string
 		conn    Conn
@@ -16,19 +16,19 @@ func TestConnConfig(t *testing.T) {
 		host    string
 	}{
 		{name: "tls default port", conn: Conn{Broker: "tls://broker.example"}, host: "broker.example:8883"},
-		{name: "ssl", conn: Conn{Broker: "ssl://broker.example:9883", CAFile: pki.caFile}, host: "broker.example:9883"},
-		{name: "mutual tls", conn: Conn{Broker: "tls://10.0.0.1", CertFile: pki.clientCert, KeyFile: pki.clientKey}, host: "10.0.0.1:8883"},
+		{name: "ssl", conn: Conn{Broker: "ssl://broker.example:9883", CAFile: pki.CAFile}, host: "broker.example:9883"},
+		{name: "mutual tls", conn: Conn{Broker: "tls://10.0.0.1", CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, host: "10.0.0.1:8883"},
 		{name: "post-quantum", conn: Conn{Broker: "tls://broker.example", PostQuantumTLS: true}, host: "broker.example:8883"},
 		{name: "tcp allowed", conn: Conn{Broker: "tcp://127.0.0.1", AllowPlaintext: true}, host: "127.0.0.1:1883"},
 		{name: "tcp refused", conn: Conn{Broker: "tcp://127.0.0.1:1883"}, wantErr: "plain tcp"},
 		{name: "ws refused", conn: Conn{Broker: "ws://broker.example"}, wantErr: "scheme"},
-		{name: "tcp with CA", conn: Conn{Broker: "tcp://h", AllowPlaintext: true, CAFile: pki.caFile}, wantErr: "TLS files"},
+		{name: "tcp with CA", conn: Conn{Broker: "tcp://h", AllowPlaintext: true, CAFile: pki.CAFile}, wantErr: "TLS files"},
 		{name: "credentials in URL", conn: Conn{Broker: "tls://u:p@broker.example"}, wantErr: "credentials"},
 		{name: "path", conn: Conn{Broker: "tls://broker.example/mqtt"}, wantErr: "scheme://host"},
 		{name: "no host", conn: Conn{Broker: "tls://:8883"}, wantErr: "no host"},
 		{name: "missing CA", conn: Conn{Broker: "tls://h", CAFile: "/nonexistent"}, wantErr: "CA file"},
 		{name: "CA not PEM", conn: Conn{Broker: "tls://h", CAFile: "/etc/hostname"}, wantErr: "no PEM"},
-		{name: "cert without key", conn: Conn{Broker: "tls://h", CertFile: pki.clientCert}, wantErr: "together"},
+		{name: "cert without key", conn: Conn{Broker: "tls://h", CertFile: pki.ClientCert}, wantErr: "together"},
 		{name: "keepalive too short", conn: Conn{Broker: "tls://h", KeepAlive: 500 * time.Millisecond}, wantErr: "KeepAlive"},
 	}
 	for _, tc := range tests {
@@ -62,15 +62,15 @@ func TestConnConfig(t *testing.T) {
 // gateway may publish only below its own id (its username).
 func TestTLSPasswordAndACL(t *testing.T) {
 	t.Parallel()
-	pki := newPKI(t)
 	acl := "user admin\ntopic readwrite #\n\npattern readwrite test/v1/%u/#\n"
-	b := startBroker(t, brokerConfig{
-		pki: pki, acl: acl, certPort: true,
-		users: map[string]string{"admin": "admin-pw", "dev1": "dev1-pw", "dev2": "dev2-pw"},
+	b := mqtttest.Start(t, mqtttest.Options{
+		TLS: true, ACL: acl, CertListener: true,
+		Users: map[string]string{"admin": "admin-pw", "dev1": "dev1-pw", "dev2": "dev2-pw"},
 	})
+	pki := b.PKI()
 	w := watch(t, b, watchOpts{id: "ops", clean: true, user: "admin", pass: "admin-pw", tls: pki}, "test/v1/#")
 	tlsAuth := func(user, pass string) func(*Options) {
-		return func(o *Options) { o.CAFile, o.Username, o.Password = pki.caFile, user, pass }
+		return func(o *Options) { o.CAFile, o.Username, o.Password = pki.CAFile, user, pass }
 	}
 
 	// The honest gateway: online and publishing over TLS.
@@ -123,8 +123,8 @@ func TestTLSPasswordAndACL(t *testing.T) {
 
 	// Mutual TLS: the client certificate's CN is the username.
 	cert := newRig(t, b, func(o *Options) {
-		o.Broker = fmt.Sprintf("tls://127.0.0.1:%d", b.certPort)
-		o.CAFile, o.CertFile, o.KeyFile = pki.caFile, pki.clientCert, pki.clientKey
+		o.Broker = b.CertURL()
+		o.CAFile, o.CertFile, o.KeyFile = pki.CAFile, pki.ClientCert, pki.ClientKey
 	})
 	m = w.next(t, 5*time.Second, func(m msg) bool {
 		return m.topic == "test/v1/dev1/status" && strings.Contains(m.payload, `"online"`)
