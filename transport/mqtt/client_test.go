@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cellagent/transport/mqtt/mqtttest"
 )
 
 // testLogger keeps the log in memory and prints it only when the test

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"errors"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/transport/mqtt/mqtttest"
 )
 
 func TestParseCommand(t *testing.T) {

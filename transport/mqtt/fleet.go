@@ -72,6 +72,7 @@ type Fleet struct {
 	gateways map[string]*Gateway
 
 	ready    chan struct{} // closed after the first SUBACK
+	subErr   chan error    // a failed subscribe, which List cannot wait out
 	once     sync.Once
 	activity chan struct{}
 }
@@ -108,6 +109,7 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 		o: o, tr: tr, log: o.Logger, clock: o.Clock, shared: o.ShareGroup != "",
 		gateways: map[string]*Gateway{},
 		ready:    make(chan struct{}),
+		subErr:   make(chan error, 1),
 		activity: make(chan struct{}, 1),
 	}, nil
 }
@@ -149,6 +151,10 @@ func (f *Fleet) run(ctx context.Context, retry bool) error {
 		})
 		if err := waitToken(ctx, tok, nil, f.tr.timeout); err != nil {
 			f.log.Error("mqtt: fleet subscribe", "err", err)
+			select {
+			case f.subErr <- err:
+			default:
+			}
 			return
 		}
 		f.once.Do(func() { close(f.ready) })
@@ -185,6 +191,10 @@ func List(ctx context.Context, o FleetOptions, settle time.Duration) ([]Gateway,
 	go func() { errc <- f.run(ctx, false) }()
 	select {
 	case <-f.ready:
+	case err := <-f.subErr:
+		cancel()
+		<-errc
+		return nil, fmt.Errorf("mqtt: fleet subscribe: %w", err)
 	case err := <-errc:
 		if err == nil {
 			err = ctx.Err()

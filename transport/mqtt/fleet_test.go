@@ -1,13 +1,17 @@
 package mqtt
 
 import (
-	"cellagent/transport/mqtt/mqtttest"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"cellagent/transport/mqtt/mqtttest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -183,5 +187,41 @@ func TestFleetApply(t *testing.T) {
 	}
 	if len(updates) != 7 || !updates[6].Removed {
 		t.Fatalf("updates = %+v", updates)
+	}
+}
+
+// TestListFailsWhenSubscribeIsNotGranted uses a broker that accepts the
+// connection but never answers SUBSCRIBE, which no real broker can be made
+// to do on purpose: List must give up with an error instead of waiting for
+// retained messages until its context ends.
+func TestListFailsWhenSubscribeIsNotGranted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err != nil { // CONNECT
+					return
+				}
+				_, _ = c.Write([]byte{0x20, 0x02, 0x00, 0x00}) // CONNACK, accepted
+				_, _ = io.Copy(io.Discard, c)                  // SUBSCRIBE ignored
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o := FleetOptions{Conn: Conn{Broker: "tcp://" + l.Addr().String(), AllowPlaintext: true, ConnectTimeout: 300 * time.Millisecond}}
+	_, err = List(ctx, o, 100*time.Millisecond)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "subscribe") {
+		t.Fatalf("err = %v (context: %v), want a subscribe error before the deadline", err, ctx.Err())
 	}
 }

@@ -1,10 +1,11 @@
 package mqtt
 
 import (
-	"cellagent/transport/mqtt/mqtttest"
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/transport/mqtt/mqtttest"
 )
 
 func TestConnConfig(t *testing.T) {
