@@ -24,12 +24,15 @@ import (
 
 // Config is the whole file. Zero sections take the defaults of Default.
 type Config struct {
-	Device DeviceConfig `toml:"device"`
-	Modem  ModemConfig  `toml:"modem"`
-	SMS    SMSConfig    `toml:"sms"`
-	BSC    BSCConfig    `toml:"bsc"`
-	State  StateConfig  `toml:"state"`
-	Log    LogConfig    `toml:"log"`
+	Device    DeviceConfig    `toml:"device"`
+	Modem     ModemConfig     `toml:"modem"`
+	SMS       SMSConfig       `toml:"sms"`
+	BSC       BSCConfig       `toml:"bsc"`
+	MQTT      MQTTConfig      `toml:"mqtt"`
+	Telemetry TelemetryConfig `toml:"telemetry"`
+	Power     PowerConfig     `toml:"power"`
+	State     StateConfig     `toml:"state"`
+	Log       LogConfig       `toml:"log"`
 }
 
 // DeviceConfig names the gateway.
@@ -40,6 +43,8 @@ type DeviceConfig struct {
 
 // ModemConfig is the modem's serial port.
 type ModemConfig struct {
+	// Port is a device path, or "auto" to find the BG96's AT port by its
+	// USB ids in sysfs.
 	Port string `toml:"port"`
 	Baud int    `toml:"baud"`
 }
@@ -71,6 +76,57 @@ type BSCConfig struct {
 	AllowInsecureHTTP bool     `toml:"allow_insecure_http"`
 	Timeout           Duration `toml:"timeout"`
 	ICCID             string   `toml:"iccid"`
+}
+
+// MQTTConfig is the fleet broker connection.
+type MQTTConfig struct {
+	// Broker is tls://host:8883 (or ssl://); tcp:// only with
+	// AllowPlaintext. Empty starts an embedded broker on EmbeddedListen,
+	// for the bench: telemetry then stays on the device.
+	Broker         string `toml:"broker"`
+	EmbeddedListen string `toml:"embedded_listen"`
+	AllowPlaintext bool   `toml:"allow_plaintext"`
+	CAFile         string `toml:"ca_file"`
+	ClientCert     string `toml:"client_cert"`
+	ClientKey      string `toml:"client_key"`
+	Username       string `toml:"username"`
+	// PasswordFile: a file, or a bare systemd credential name.
+	PasswordFile string   `toml:"password_file"`
+	Prefix       string   `toml:"prefix"`
+	KeepAlive    Duration `toml:"keepalive"`
+	TelemetryQoS int      `toml:"telemetry_qos"`
+	// Commands enables cmd/sms/send, cmd/status and cmd/recover.
+	Commands          bool    `toml:"commands"`
+	CommandsPerMinute float64 `toml:"commands_per_minute"`
+	// AllowTo, when not empty, lists the only SMS destinations commands
+	// may address.
+	AllowTo []string `toml:"allow_to"`
+}
+
+// TelemetryConfig shapes report-by-exception.
+type TelemetryConfig struct {
+	// Poll is how often the modem is asked for its state.
+	Poll Duration `toml:"poll"`
+	// Heartbeat publishes an unchanged sample after this long.
+	Heartbeat Duration `toml:"heartbeat"`
+	// Dead-bands in dB: a reading must move this far to be reported.
+	RSSI float64 `toml:"rssi_db"`
+	RSRP float64 `toml:"rsrp_db"`
+	RSRQ float64 `toml:"rsrq_db"`
+	SINR float64 `toml:"sinr_db"`
+}
+
+// PowerConfig names the GPIO lines wired to the modem; empty names skip
+// the steps that need them.
+type PowerConfig struct {
+	PWRKey string `toml:"pwrkey"`
+	ResetN string `toml:"reset_n"`
+	// Supply switches the modem's power rail, cut only when a graceful
+	// power-down failed.
+	Supply string `toml:"supply"`
+	// Inverted is for boards that drive the lines through an inverting
+	// transistor, so a high GPIO pulls the modem's line low.
+	Inverted bool `toml:"inverted"`
 }
 
 // StateConfig is where durable state lives.
@@ -106,6 +162,18 @@ func Default() Config {
 		Modem: ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
 		SMS:   SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
 		BSC:   BSCConfig{Timeout: Duration{15 * time.Second}},
+		MQTT: MQTTConfig{
+			EmbeddedListen:    "127.0.0.1:1883",
+			Prefix:            "cellagent/v1",
+			KeepAlive:         Duration{300 * time.Second},
+			CommandsPerMinute: 6,
+			AllowTo:           []string{},
+		},
+		Telemetry: TelemetryConfig{
+			Poll:      Duration{60 * time.Second},
+			Heartbeat: Duration{30 * time.Minute},
+			RSSI:      3, RSRP: 3, RSRQ: 3, SINR: 3,
+		},
 		State: StateConfig{Dir: "/var/lib/cellagent"},
 		Log:   LogConfig{Level: "info"},
 	}
@@ -239,6 +307,9 @@ func (c Config) Validate() []Problem {
 	if c.BSC.Timeout.Duration <= 0 {
 		bad("bsc.timeout", "must be positive")
 	}
+	c.MQTT.validate(bad)
+	c.Telemetry.validate(bad)
+	c.Power.validate(bad)
 	if c.State.Dir == "" {
 		bad("state.dir", "must be set")
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -12,14 +13,14 @@ func TestExampleIsValidAndDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != Default() {
+	if !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("example differs from the defaults:\n%+v\n%+v", cfg, Default())
 	}
 }
 
 func TestEmptyFileIsDefault(t *testing.T) {
 	cfg, err := Parse(nil, "empty")
-	if err != nil || cfg != Default() {
+	if err != nil || !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("cfg %+v err %v", cfg, err)
 	}
 }
@@ -110,5 +111,43 @@ func TestSMSLimitsRequired(t *testing.T) {
 	_, err = Parse([]byte("[sms]\nper_day = 0\nper_destination_per_day = 5\n"), "gw.toml")
 	if err == nil || !strings.Contains(err.Error(), "line 2: sms.per_day: must be set when per_destination_per_day is") {
 		t.Errorf("per-destination without a daily limit: %v", err)
+	}
+}
+
+func TestSectionProblems(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"[mqtt]\nbroker = \"tcp://broker.example.com:1883\"\n", "line 2: mqtt.broker: tcp sends the password"},
+		{"[mqtt]\nbroker = \"http://broker.example.com\"\n", "line 2: mqtt.broker: scheme \"http\""},
+		{"[mqtt]\nbroker = \"::nonsense\"\n", "mqtt.broker: \"::nonsense\" is not a broker URL"},
+		{"[mqtt]\nprefix = \"fleet/#\"\n", "line 2: mqtt.prefix"},
+		{"[mqtt]\nprefix = \"a//b\"\n", "mqtt.prefix"},
+		{"[mqtt]\nkeepalive = \"2h\"\n", "line 2: mqtt.keepalive: 2h0m0s: want 10s to 20m"},
+		{"[mqtt]\ntelemetry_qos = 2\n", "mqtt.telemetry_qos: 2"},
+		{"[mqtt]\nallow_to = [\"+4917\", \"drop table\"]\n", "line 2: mqtt.allow_to: \"drop table\""},
+		{"[mqtt]\npassword_file = \"mqtt.password\"\n", "mqtt.username: must be set"},
+		{"[mqtt]\nclient_key = \"k.pem\"\n", "mqtt.client_cert: client_cert and client_key go together"},
+		{"[mqtt]\nembedded_listen = \"1883\"\n", "mqtt.embedded_listen"},
+		{"[telemetry]\npoll = \"10ms\"\n", "line 2: telemetry.poll"},
+		{"[telemetry]\npoll = \"1m\"\nheartbeat = \"30s\"\n", "line 3: telemetry.heartbeat"},
+		{"[power]\npwrkey = \"GPIO17\"\nreset_n = \"GPIO17\"\n", "power.reset_n: uses the same pin GPIO17 as power.pwrkey"},
+		{"[power]\nsupply = \"pin 4\"\n", "line 2: power.supply: \"pin 4\" is not a GPIO name"},
+		{"[mqtt]\nbrokr = \"tls://x\"\n", "line 2: mqtt.brokr: unknown key"},
+		{"[telemetry]\nrsrp_db = \"3\"\n", "telemetry.rsrp_db"},
+	} {
+		_, err := Parse([]byte(c.in), "gw.toml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q:\n got %v\nwant %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestMQTTPlaintextAllowedExplicitly(t *testing.T) {
+	in := "[mqtt]\nbroker = \"tcp://10.0.0.1:1883\"\nallow_plaintext = true\nallow_to = [\"+491701234567\"]\n"
+	cfg, err := Parse([]byte(in), "gw.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.Broker != "tcp://10.0.0.1:1883" || len(cfg.MQTT.AllowTo) != 1 {
+		t.Errorf("mqtt %+v", cfg.MQTT)
 	}
 }
