@@ -1,0 +1,143 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"cellagent/modem/sim"
+)
+
+type changes struct {
+	mu   sync.Mutex
+	up   []int
+	down []error
+}
+
+func (c *changes) record(s *Session, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s != nil {
+		c.up = append(c.up, s.Seq)
+	} else {
+		c.down = append(c.down, err)
+	}
+}
+
+func (c *changes) counts() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.up), len(c.down)
+}
+
+func startSim(t *testing.T) *sim.Modem {
+	t.Helper()
+	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	// A stable name, as udev gives the real modem: the pty behind it
+	// changes when the simulated modem drops off the bus.
+	if err := m.Link(t.TempDir() + "/ttyBG96"); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitSeq waits for a session newer than after.
+func waitSeq(t *testing.T, ctx context.Context, l *Link, after int) *Session {
+	t.Helper()
+	for {
+		s, err := l.Wait(ctx)
+		if err != nil {
+			t.Fatalf("no session after %d: %v", after, err)
+		}
+		if s.Seq > after {
+			return s
+		}
+		select {
+		case <-l.Changed():
+		case <-ctx.Done():
+			t.Fatalf("no session after %d: %v", after, ctx.Err())
+		}
+	}
+}
+
+// The link brings a session up, and brings a new one up after each way a
+// session can end: the port vanishing, the modem rebooting on its own,
+// and a restart asked for by the supervisor.
+func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
+	m := startSim(t)
+	var ch changes
+	l := New(Config{Path: m.Path(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, OnChange: ch.record})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+
+	s := waitSeq(t, ctx, l, 0)
+	if s.Identity.ICCID != m.ICCID() {
+		t.Errorf("ICCID %q, want %q", s.Identity.ICCID, m.ICCID())
+	}
+	if _, err := s.AT.Command(ctx, "AT+CSCA?"); err != nil {
+		t.Errorf("session not usable: %v", err)
+	}
+
+	if err := m.HangUp(300 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	s = waitSeq(t, ctx, l, 1)
+
+	// A reboot nobody asked for: RDY mid-session.
+	m.Reboot()
+	s = waitSeq(t, ctx, l, 2)
+	if _, err := s.AT.Command(ctx, "AT"); err != nil {
+		t.Errorf("session after reboot: %v", err)
+	}
+
+	l.Restart("test")
+	s = waitSeq(t, ctx, l, 3)
+	if s.Seq != 4 {
+		t.Errorf("seq %d, want 4", s.Seq)
+	}
+	if up, down := ch.counts(); up != 4 || down < 3 {
+		t.Errorf("changes: %d up, %d down", up, down)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := l.Current(); !errors.Is(err, ErrDown) {
+		t.Errorf("Current after Run: %v", err)
+	}
+}
+
+// A port that cannot be opened is retried with back-off and reported once
+// per outage, not once per attempt.
+func TestOpenFailuresReportedOncePerOutage(t *testing.T) {
+	m := startSim(t)
+	var mu sync.Mutex
+	fails := 0
+	open := func(path string, baud int) (io.ReadWriteCloser, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails < 4 {
+			fails++
+			return nil, errors.New("no such device")
+		}
+		return New(Config{}).cfg.Open(path, baud)
+	}
+	var ch changes
+	l := New(Config{Path: m.Path(), Open: open, MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, OnChange: ch.record})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go l.Run(ctx)
+	waitSeq(t, ctx, l, 0)
+	if up, down := ch.counts(); up != 1 || down != 1 {
+		t.Errorf("changes: %d up, %d down; want 1 and 1", up, down)
+	}
+}
