@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"cellagent/agent/ratelimit"
@@ -50,6 +51,9 @@ type Outbox struct {
 	port sms.Commander
 	log  *slog.Logger
 	kick chan struct{}
+
+	stopOnce sync.Once
+	stop     chan struct{}
 }
 
 const limiterState = "ratelimit"
@@ -83,7 +87,7 @@ func NewOutbox(c sms.Commander, cfg OutboxConfig) (*Outbox, error) {
 			}
 		}
 	}
-	return &Outbox{cfg: cfg, port: c, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
+	return &Outbox{cfg: cfg, port: c, log: cfg.Logger, kick: make(chan struct{}, 1), stop: make(chan struct{})}, nil
 }
 
 // Submit validates a request, charges it to the rate limits and commits it
@@ -145,9 +149,20 @@ func (o *Outbox) encode(req Request, refs sms.RefSource) ([]sms.PDU, error) {
 	return sms.EncodeText(req.To, req.Text, opts)
 }
 
-// Run sends due messages one at a time until ctx ends or the port fails.
+// Stop makes Run return nil once the message in flight, if any, is sent or
+// given back to the queue: a graceful shutdown must not cut a +CMGS short,
+// since the modem may then send the SMS without the agent knowing.
+func (o *Outbox) Stop() { o.stopOnce.Do(func() { close(o.stop) }) }
+
+// Run sends due messages one at a time until ctx ends, the port fails or
+// Stop is called.
 func (o *Outbox) Run(ctx context.Context) error {
 	for {
+		select {
+		case <-o.stop:
+			return nil
+		default:
+		}
 		it, ok, err := o.cfg.Store.Next(o.cfg.Now())
 		if err != nil {
 			return fmt.Errorf("outbox: next: %w", err)
@@ -171,6 +186,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-o.kick:
 			t.Stop()
+		case <-o.stop:
+			t.Stop()
+			return nil
 		case <-t.C:
 		}
 	}

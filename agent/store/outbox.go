@@ -319,6 +319,9 @@ func (s *Store) MarkDeliveredByRef(ref int, r Report) (id string, err error) {
 		if err := tx.Bucket(bOutDone).Put(timeKey(it.Updated, []byte(it.ID)), nil); err != nil {
 			return err
 		}
+		if err := s.journal(tx, &it); err != nil {
+			return err
+		}
 		return s.putItem(tx, &it)
 	})
 	if err != nil {
@@ -354,6 +357,9 @@ func (s *Store) transition(op, id string, to State, from []State, fn func(*bolt.
 		}
 		if !to.finished() {
 			return nil
+		}
+		if err := s.journal(tx, &it); err != nil {
+			return err
 		}
 		if err := tx.Bucket(bOutDone).Put(timeKey(it.Updated, []byte(it.ID)), nil); err != nil {
 			return err
@@ -457,6 +463,15 @@ func getItem(tx *bolt.Tx, id string) (OutboxItem, error) {
 		return it, fmt.Errorf("corrupt item %s: %w", id, err)
 	}
 	return it, nil
+}
+
+// journal records an outcome in the results queue; see Results.
+func (s *Store) journal(tx *bolt.Tx, it *OutboxItem) error {
+	v, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return s.results.pushTx(tx, v)
 }
 
 func (s *Store) putItem(tx *bolt.Tx, it *OutboxItem) error {

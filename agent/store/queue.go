@@ -40,6 +40,14 @@ func (s *Store) Telemetry() *Queue { return s.telemetry }
 // Events is the queue that refuses new items with ErrFull when full.
 func (s *Store) Events() *Queue { return s.events }
 
+// Results is the journal of MO outcomes: every outbox transition to sent,
+// delivered or failed appends the item's JSON in the same transaction, so
+// a reporter that drains it (and acknowledges after handing each on)
+// reports every outcome at least once, crashes included. It drops the
+// oldest when it holds four times Options.MaxOutbox records, which only a
+// reporter that never runs can reach.
+func (s *Store) Results() *Queue { return s.results }
+
 func (q *Queue) countName() string   { return "n/" + string(q.bucket) }
 func (q *Queue) droppedName() string { return "dropped/" + string(q.bucket) }
 
@@ -49,39 +57,43 @@ func (q *Queue) Push(rec []byte) error {
 	if err := q.s.checkPayload(rec); err != nil {
 		return wrap(op, q.bucket, err)
 	}
-	return wrap(op, q.bucket, q.s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(q.bucket)
-		n, err := count(tx, q.countName())
-		if err != nil {
-			return err
-		}
-		if n >= uint64(q.max) {
-			if q.policy == RejectWhenFull {
-				return fmt.Errorf("%w: %s queue holds %d of %d items", ErrFull, q.name, n, q.max)
-			}
-			c := b.Cursor()
-			for k, _ := c.First(); k != nil && n >= uint64(q.max); k, _ = c.First() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				if n, err = addCount(tx, q.countName(), -1); err != nil {
-					return err
-				}
-				if _, err := addCount(tx, q.droppedName(), 1); err != nil {
-					return err
-				}
-			}
-		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := b.Put(u64(seq), rec); err != nil {
-			return err
-		}
-		_, err = addCount(tx, q.countName(), 1)
+	return wrap(op, q.bucket, q.s.db.Update(func(tx *bolt.Tx) error { return q.pushTx(tx, rec) }))
+}
+
+// pushTx appends rec inside tx, so a state change and the record that
+// reports it commit together.
+func (q *Queue) pushTx(tx *bolt.Tx, rec []byte) error {
+	b := tx.Bucket(q.bucket)
+	n, err := count(tx, q.countName())
+	if err != nil {
 		return err
-	}))
+	}
+	if n >= uint64(q.max) {
+		if q.policy == RejectWhenFull {
+			return fmt.Errorf("%w: %s queue holds %d of %d items", ErrFull, q.name, n, q.max)
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && n >= uint64(q.max); k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			if n, err = addCount(tx, q.countName(), -1); err != nil {
+				return err
+			}
+			if _, err := addCount(tx, q.droppedName(), 1); err != nil {
+				return err
+			}
+		}
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := b.Put(u64(seq), rec); err != nil {
+		return err
+	}
+	_, err = addCount(tx, q.countName(), 1)
+	return err
 }
 
 // Peek returns up to n of the oldest items without removing them.

@@ -31,6 +31,7 @@
 //	out_done     finished time ‖ id → ∅ (retention pruning)
 //	q_telemetry  seq → payload (drops oldest when full)
 //	q_events     seq → payload (refuses when full)
+//	q_results    seq → OutboxItem at a sent/delivered/failed transition
 //	concat_ref   destination → last concatenation reference
 //	state        name → blob (e.g. the rate limiter's snapshot)
 //
@@ -92,11 +93,12 @@ var (
 	bOutDone   = []byte("out_done")
 	bTelemetry = []byte("q_telemetry")
 	bEvents    = []byte("q_events")
+	bResults   = []byte("q_results")
 	bConcatRef = []byte("concat_ref")
 	bState     = []byte("state")
 
 	allBuckets = [][]byte{bMeta, bIDs, bExpiry, bInbox, bParts, bOutbox, bOutQueue,
-		bOutRefs, bOutDone, bTelemetry, bEvents, bConcatRef, bState}
+		bOutRefs, bOutDone, bTelemetry, bEvents, bResults, bConcatRef, bState}
 
 	kSchema = []byte("schema")
 )
@@ -185,6 +187,7 @@ type Store struct {
 	opts      Options
 	telemetry *Queue
 	events    *Queue
+	results   *Queue
 }
 
 // Open opens or creates the store at path. The directory is created 0700 and
@@ -211,6 +214,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, opts: o}
 	s.telemetry = &Queue{s: s, name: "telemetry", bucket: bTelemetry, max: o.MaxTelemetry, policy: DropOldest}
 	s.events = &Queue{s: s, name: "events", bucket: bEvents, max: o.MaxEvents, policy: RejectWhenFull}
+	s.results = &Queue{s: s, name: "results", bucket: bResults, max: 4 * o.MaxOutbox, policy: DropOldest}
 	if err := s.init(dir); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
