@@ -2,6 +2,7 @@ package sim
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,5 +36,43 @@ func TestHangUpRemovesLinkMeanwhile(t *testing.T) {
 	}
 	if got, _ := os.Readlink(link); got != m.PTY() {
 		t.Fatalf("link -> %q, want new pty %q", got, m.PTY())
+	}
+}
+
+// A process started after the modem (a broker, in the daemon's tests) must
+// not inherit the pty master: holding it open would keep the line up, and
+// the host would never see the hang-up.
+func TestHangUpReachesHostDespiteChildProcess(t *testing.T) {
+	m, _ := startModem(t, fastConfig())
+	host, err := os.OpenFile(m.PTY(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+	}()
+	read := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := host.Read(buf); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	if err := m.HangUp(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-read:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the host's read survived the hang-up: the child holds the pty master")
 	}
 }

@@ -262,7 +262,9 @@ func (m *Modem) openPTY() error {
 	// pty.Open leaves the master in blocking mode (it calls Fd()), so a
 	// Read would survive Close. A non-blocking duplicate goes through the
 	// runtime poller: Close interrupts Read and write deadlines work.
-	fd, err := unix.Dup(int(master.Fd()))
+	// Close-on-exec, or every process started later (a broker in a test)
+	// would hold the master open and a hang-up would never reach the host.
+	fd, err := unix.FcntlInt(master.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	_ = master.Close()
 	if err != nil {
 		_ = slave.Close()
