@@ -90,7 +90,9 @@ func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
 	if err := m.HangUp(300 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	s = waitSeq(t, ctx, l, 1)
+	if s = waitSeq(t, ctx, l, 1); s.Identity.ICCID != m.ICCID() {
+		t.Errorf("ICCID after hang-up %q", s.Identity.ICCID)
+	}
 
 	// A reboot nobody asked for: RDY mid-session.
 	m.Reboot()

@@ -471,6 +471,9 @@ func (s *Store) journal(tx *bolt.Tx, it *OutboxItem) error {
 	if err != nil {
 		return err
 	}
+	if s.opts.OnResult != nil {
+		tx.OnCommit(s.opts.OnResult)
+	}
 	return s.results.pushTx(tx, v)
 }
 

@@ -8,7 +8,8 @@ import (
 // Every outcome lands in the results journal in the transaction that makes
 // it, in order, and stays there until acknowledged: across a reopen too.
 func TestResultsJournal(t *testing.T) {
-	s, clk := openTest(t, Options{})
+	notified := 0
+	s, clk := openTest(t, Options{OnResult: func() { notified++ }})
 	a, _ := s.Enqueue([]byte("a"))
 	b, _ := s.Enqueue([]byte("b"))
 	for _, id := range []string{a, b} {
@@ -31,6 +32,9 @@ func TestResultsJournal(t *testing.T) {
 	}
 	if _, err := s.MarkDeliveredByRef(8, Report{Delivered: true}); err != nil {
 		t.Fatal(err)
+	}
+	if notified != 3 {
+		t.Errorf("OnResult called %d times, want 3", notified)
 	}
 
 	path := s.Path()

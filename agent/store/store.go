@@ -130,6 +130,9 @@ type Options struct {
 	LockTimeout  time.Duration    // how long Open waits for the file lock; default 1 s
 	Clock        func() time.Time // stamps commits and state changes; default time.Now
 	Logger       *slog.Logger     // warnings such as requeued sends; default discards
+	// OnResult, when set, is called after a transaction that added to
+	// Results commits, so a reporter need not poll. It must not block.
+	OnResult func()
 }
 
 func (o Options) withDefaults() (Options, error) {

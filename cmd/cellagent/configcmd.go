@@ -24,7 +24,11 @@ Examples:
 		fmt.Fprint(e.stdout, config.Example)
 		return nil
 	case fs.NArg() == 2 && fs.Arg(0) == "check":
-		if _, err := config.Load(fs.Arg(1)); err != nil {
+		cfg, err := config.Load(fs.Arg(1))
+		if err == nil {
+			err = config.CheckFiles(cfg, fs.Arg(1))
+		}
+		if err != nil {
 			var ps *config.Problems
 			if errors.As(err, &ps) {
 				fmt.Fprintln(e.stdout, ps.Error())

@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
 	"bsc":     {"operator platform (BSC): quota, reset, and a platform simulator", runBSC},
 	"fleet":   {"watch or list the gateways reporting to an MQTT broker", runFleet},
+	"run":     {"run the agent (the systemd service)", runRun},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
 }
@@ -50,8 +51,13 @@ func (u usageError) Unwrap() error { return u.err }
 
 func main() {
 	// A closed terminal (SIGHUP) ends the bench commands as Ctrl-C does, so
-	// their deferred clean-up (links, temporary files) still runs.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// their deferred clean-up (links, temporary files) still runs; the
+	// daemon takes SIGHUP as "reload" instead.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		sigs = sigs[:2]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)

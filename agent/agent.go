@@ -1,0 +1,729 @@
+// Package agent is the daemon behind `cellagent run`: it wires the modem
+// link, the SMS inbox and outbox, the telemetry loop and the MQTT client
+// around one durable store, and drains them in order on shutdown.
+//
+// Data flows one way through the store: MT messages are committed before
+// they leave the SIM and published from the store; MO requests are
+// committed before they are acknowledged and their outcomes are journalled
+// in the same transactions; events and telemetry wait in the store's
+// queues while the broker is unreachable.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cellagent/agent/config"
+	"cellagent/agent/link"
+	"cellagent/agent/messaging"
+	"cellagent/agent/ratelimit"
+	"cellagent/agent/store"
+	"cellagent/modem/at"
+	"cellagent/modem/bg96"
+	"cellagent/transport/mqtt"
+	"cellagent/transport/mqtt/embedded"
+	"cellagent/transport/secret"
+)
+
+// Options configure a daemon run; Config is the only required field.
+type Options struct {
+	Config  config.Config
+	Version string
+	Logger  *slog.Logger
+	// Level, when set, is the logger's level; Reload changes it.
+	Level *slog.LevelVar
+	// Notify receives service-manager notifications (READY=1,
+	// STOPPING=1, WATCHDOG=1, STATUS=…); nil drops them.
+	Notify func(state string)
+	// Watchdog is the service manager's watchdog interval; 0 disables the
+	// pings.
+	Watchdog time.Duration
+	// RuntimeDir receives status.json for `cellagent status`; empty
+	// writes none.
+	RuntimeDir string
+	// Reload delivers new configurations (SIGHUP); see applyReload for
+	// what changes live.
+	Reload <-chan config.Config
+	// OpenPort opens the modem's port; default the link's (port.Open).
+	OpenPort func(path string, baud int) (io.ReadWriteCloser, error)
+	// Dial opens the broker connection; a byte-counting relay hooks in
+	// here.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ReadyTimeout bounds how long readiness waits for the modem: a
+	// service whose modem is dead must still come up, or nothing would
+	// be left to recover it (default 90 s).
+	ReadyTimeout time.Duration
+	// DrainTimeout bounds the graceful part of a shutdown (default 10 s).
+	DrainTimeout time.Duration
+	Now          func() time.Time
+}
+
+// StoreFile is the store's name inside the state directory.
+const StoreFile = "cellagent.db"
+
+// Run runs the daemon until ctx ends, then drains: the SMS in flight is
+// finished, queued records stay on disk, and the broker hears `offline`.
+func Run(ctx context.Context, o Options) error {
+	d, err := newDaemon(o)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+type daemon struct {
+	o   Options
+	cfg config.Config
+	log *slog.Logger
+	now func() time.Time
+
+	st     *store.Store
+	link   *link.Link
+	outbox *messaging.Outbox
+	client *mqtt.Client
+	broker *embedded.Broker
+
+	started  time.Time
+	tele     atomic.Pointer[teleSettings]
+	kickTele chan struct{}
+	results  chan struct{}
+	beat     atomic.Int64 // unix ns of the telemetry loop's last round
+
+	mu       sync.Mutex
+	pending  []mqtt.Event // raised before the MQTT client existed
+	deviceID string
+	lastErr  string
+	modem    *bg96.Status
+	modemAt  time.Time
+}
+
+type teleSettings struct {
+	poll time.Duration
+	db   mqtt.DeadBands
+}
+
+func newDaemon(o Options) (*daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Notify == nil {
+		o.Notify = func(string) {}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 90 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
+		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
+	d.tele.Store(teleOf(o.Config.Telemetry))
+	return d, nil
+}
+
+func teleOf(c config.TelemetryConfig) *teleSettings {
+	return &teleSettings{poll: c.Poll.Duration, db: mqtt.DeadBands{
+		RSSI: c.RSSI, RSRP: c.RSRP, RSRQ: c.RSRQ, SINR: c.SINR, Heartbeat: c.Heartbeat.Duration,
+	}}
+}
+
+func (d *daemon) run(ctx context.Context) (err error) {
+	d.started = d.now()
+	d.o.Notify("STATUS=opening the store")
+	path := filepath.Join(d.cfg.State.Dir, StoreFile)
+	d.st, err = store.Open(path, store.Options{Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := d.st.Close(); err == nil {
+			err = cerr
+		}
+	}()
+
+	// Components are started in dependency order and stopped in reverse,
+	// each with its own context, so that on shutdown the outbox can finish
+	// its SMS while the link is still up, and the MQTT client publishes
+	// what the others queued before it says offline.
+	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
+	var linkDone sync.WaitGroup
+	defer func() {
+		stopLink()
+		linkDone.Wait()
+	}()
+	d.startLink(linkCtx, &linkDone)
+
+	id, err := d.resolveDeviceID(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	d.deviceID = id
+
+	lim, err := ratelimit.New(messaging.Limits(d.cfg.SMS), d.now)
+	if err != nil {
+		return fmt.Errorf("agent: sms limits: %w", err)
+	}
+	d.outbox, err = messaging.NewOutbox(linkPort{d.link}, messaging.OutboxConfig{
+		Store: d.st, Limiter: lim, SMSC: d.cfg.SMS.SMSC, Logger: d.log, Now: d.now,
+	})
+	if err != nil {
+		return err
+	}
+
+	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMQTT()
+	mqttDone, err := d.startMQTT(mqttCtx)
+	if err != nil {
+		return err
+	}
+
+	outCtx, stopOut := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOut()
+	outDone := make(chan struct{})
+	go func() { defer close(outDone); d.runOutbox(outCtx) }()
+
+	work, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(work) }()
+	}
+
+	d.mainLoop(ctx)
+
+	// Drain, within DrainTimeout: no new intake, the SMS in flight is
+	// finished, the journal is handed to MQTT, then the link closes and
+	// MQTT publishes what is queued, says offline and disconnects.
+	d.o.Notify("STOPPING=1")
+	d.log.Info("agent: shutting down")
+	deadline := time.NewTimer(d.o.DrainTimeout)
+	defer deadline.Stop()
+	stopWork()
+	d.outbox.Stop()
+	select {
+	case <-outDone:
+	case <-deadline.C:
+		d.log.Warn("agent: SMS in flight not finished within the drain time; it stays queued", "drain", d.o.DrainTimeout)
+		stopOut()
+		<-outDone
+	}
+	wg.Wait()
+	d.reportResults()
+	stopLink()
+	stopMQTT()
+	select {
+	case <-mqttDone:
+	case <-deadline.C:
+		d.log.Warn("agent: broker did not confirm offline within the drain time; the last will covers it")
+	}
+	if d.broker != nil {
+		d.broker.Close()
+	}
+	d.log.Info("agent: stopped")
+	return nil
+}
+
+// mainLoop pings the watchdog while the agent makes progress, writes the
+// status file and applies reloads, until ctx ends.
+func (d *daemon) mainLoop(ctx context.Context) {
+	ready := time.NewTimer(d.o.ReadyTimeout)
+	defer ready.Stop()
+	isReady := false
+	markReady := func(status string) {
+		if !isReady {
+			isReady = true
+			d.o.Notify("READY=1\nSTATUS=" + status)
+			d.log.Info("agent: ready", "device", d.deviceID, "status", status)
+		}
+	}
+	if _, err := d.link.Current(); err == nil {
+		markReady("modem initialised")
+	}
+	every := 15 * time.Second
+	if d.o.Watchdog > 0 {
+		every = min(every, d.o.Watchdog/3)
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	changed := d.link.Changed()
+	d.writeStatus()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			changed = d.link.Changed()
+			if _, err := d.link.Current(); err == nil {
+				markReady("modem initialised")
+			}
+		case <-ready.C:
+			markReady("modem not answering yet; recovering")
+		case c := <-d.o.Reload:
+			d.applyReload(c)
+		case <-tick.C:
+			if d.o.Watchdog > 0 && d.progressing() {
+				d.o.Notify("WATCHDOG=1")
+			}
+			d.writeStatus()
+		}
+	}
+}
+
+// progressing says whether the telemetry loop, which touches the modem,
+// the store and the MQTT queues every round, has completed one recently.
+// A hung component stops it, the pings stop, and systemd restarts us.
+func (d *daemon) progressing() bool {
+	last := time.Unix(0, d.beat.Load())
+	// A round may wait for AT commands that time out (180 s for
+	// AT+COPS), so the bound is the poll interval plus that.
+	return time.Since(last) < d.tele.Load().poll+4*time.Minute
+}
+
+// applyReload takes over what can change without restarting and says
+// what cannot.
+func (d *daemon) applyReload(c config.Config) {
+	if d.o.Level != nil {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(c.Log.Level)); err == nil {
+			d.o.Level.Set(l)
+		}
+	}
+	d.tele.Store(teleOf(c.Telemetry))
+	kick(d.kickTele)
+	var restart []string
+	if c.Modem != d.cfg.Modem {
+		restart = append(restart, "modem")
+	}
+	if c.SMS != d.cfg.SMS {
+		restart = append(restart, "sms")
+	}
+	if c.BSC != d.cfg.BSC {
+		restart = append(restart, "bsc")
+	}
+	if fmt.Sprint(c.MQTT) != fmt.Sprint(d.cfg.MQTT) {
+		restart = append(restart, "mqtt")
+	}
+	if c.Power != d.cfg.Power {
+		restart = append(restart, "power")
+	}
+	if c.State != d.cfg.State || c.Device != d.cfg.Device {
+		restart = append(restart, "state/device")
+	}
+	if len(restart) > 0 {
+		d.log.Warn("agent: reloaded log level and telemetry; other changed sections take effect at the next restart", "sections", restart)
+	} else {
+		d.log.Info("agent: configuration reloaded", "log_level", c.Log.Level)
+	}
+}
+
+func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
+	d.link = link.New(link.Config{
+		Path:     d.cfg.Modem.Port,
+		Baud:     d.cfg.Modem.Baud,
+		Open:     d.o.OpenPort,
+		Init:     bg96.InitConfig{SMSC: d.cfg.SMS.SMSC, Log: d.log},
+		OnChange: d.linkChanged,
+		Logger:   d.log,
+		Now:      d.now,
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = d.link.Run(ctx)
+	}()
+}
+
+// linkChanged turns link changes into events. It runs on the link's
+// goroutine, before the MQTT client may exist: events go straight to the
+// store's queue, which the client drains once it runs.
+func (d *daemon) linkChanged(s *link.Session, err error) {
+	if s != nil {
+		attrs := map[string]string{"seq": fmt.Sprint(s.Seq), "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
+		d.event(mqtt.Event{Type: mqtt.EventModem, Level: "info", Msg: "modem session up", Attrs: attrs})
+		d.checkSIM(s.Identity.ICCID)
+		return
+	}
+	d.setErr(err)
+	d.event(mqtt.Event{Type: mqtt.EventModem, Level: "warn", Msg: "modem session down: " + err.Error()})
+}
+
+// checkSIM remembers the ICCID and reports a SIM swap.
+func (d *daemon) checkSIM(iccid string) {
+	if iccid == "" {
+		return
+	}
+	prev, err := d.st.LoadState("iccid")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		d.log.Warn("agent: reading the last ICCID", "err", err)
+		return
+	}
+	if string(prev) == iccid {
+		return
+	}
+	if len(prev) > 0 {
+		d.event(mqtt.Event{Type: mqtt.EventSIM, Level: "warn", Msg: "SIM changed",
+			Attrs: map[string]string{"from": string(prev), "to": iccid}})
+	}
+	if err := d.st.SaveState("iccid", []byte(iccid)); err != nil {
+		d.log.Warn("agent: saving the ICCID", "err", err)
+	}
+}
+
+// resolveDeviceID is the configured id, else the SIM's ICCID: the one
+// seen last (so a gateway whose modem is dead still reports under its
+// name), else the first session's.
+func (d *daemon) resolveDeviceID(ctx context.Context) (string, error) {
+	if d.cfg.Device.ID != "" {
+		return d.cfg.Device.ID, nil
+	}
+	if b, err := d.st.LoadState("iccid"); err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	d.o.Notify("STATUS=waiting for the modem to learn the ICCID (the device id)")
+	d.log.Info("agent: waiting for the modem to read the ICCID, the default device id")
+	for {
+		s, err := d.link.Wait(ctx)
+		if err != nil {
+			return "", err
+		}
+		if s.Identity.ICCID != "" {
+			return s.Identity.ICCID, nil
+		}
+		d.log.Warn("agent: the modem gave no ICCID; set device.id or check the SIM")
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-s.AT.Closed():
+		}
+	}
+}
+
+func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
+	m := d.cfg.MQTT
+	conn := mqtt.Conn{
+		Broker: m.Broker, AllowPlaintext: m.AllowPlaintext,
+		CAFile: m.CAFile, CertFile: m.ClientCert, KeyFile: m.ClientKey,
+		Username: m.Username, KeepAlive: m.KeepAlive.Duration, Dial: d.o.Dial,
+	}
+	if m.PasswordFile != "" {
+		pw, err := secret.Read(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: mqtt.password_file: %w", err)
+		}
+		conn.Password = pw
+	}
+	if m.Broker == "" {
+		// Not ctx: the broker must outlive the client's offline message.
+		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log)
+		if err != nil {
+			return nil, fmt.Errorf("agent: no mqtt.broker configured, and the embedded one failed: %w", err)
+		}
+		d.broker = b
+		conn.Broker, conn.AllowPlaintext = b.URL(), true
+		d.log.Warn("agent: no mqtt.broker configured: telemetry goes to an embedded broker on this device", "url", b.URL())
+	}
+	var id mqtt.Identity
+	if s, err := d.link.Current(); err == nil {
+		id = identityOf(s.Identity)
+	}
+	id.Agent = d.o.Version
+	c, err := mqtt.New(mqtt.Options{
+		Conn:         conn,
+		Prefix:       m.Prefix,
+		DeviceID:     d.deviceID,
+		Identity:     id,
+		Ordered:      mqtt.Adapt(d.st.Events()),
+		Telemetry:    mqtt.Adapt(d.st.Telemetry()),
+		TelemetryQoS: byte(m.TelemetryQoS),
+		NextSession:  d.nextSession,
+		Commands: mqtt.Commands{
+			Enabled:   m.Commands,
+			PerMinute: m.CommandsPerMinute,
+			AllowTo:   m.AllowTo,
+			Handlers: mqtt.Handlers{
+				SendSMS: d.cmdSendSMS,
+				Status:  d.cmdStatus,
+			},
+		},
+		Logger: d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	d.mu.Lock()
+	d.client = c
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, e := range pending {
+		if err := c.QueueEvent(e); err != nil {
+			d.log.Error("agent: event not queued", "type", e.Type, "err", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.Run(ctx); err != nil {
+			d.log.Error("agent: mqtt", "err", err)
+		}
+	}()
+	return done, nil
+}
+
+func identityOf(i bg96.Identity) mqtt.Identity {
+	return mqtt.Identity{IMEI: i.IMEI, ICCID: i.ICCID, IMSI: i.IMSI, Model: i.Model, Firmware: i.Firmware}
+}
+
+// nextSession numbers MQTT sessions across restarts, so the fleet can
+// tell a stale last will from the current session's.
+func (d *daemon) nextSession() (uint64, error) {
+	var n uint64
+	if b, err := d.st.LoadState("mqtt-session"); err == nil {
+		if _, err := fmt.Sscan(string(b), &n); err != nil {
+			return 0, fmt.Errorf("stored session number %q: %w", b, err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	n++
+	return n, d.st.SaveState("mqtt-session", []byte(fmt.Sprint(n)))
+}
+
+func (d *daemon) cmdSendSMS(_ context.Context, req mqtt.SMSRequest) error {
+	id, parts, err := d.outbox.Submit(messaging.Request(req))
+	if err != nil {
+		return err
+	}
+	d.log.Info("agent: SMS accepted from a command", "id", id, "parts", parts)
+	return nil
+}
+
+func (d *daemon) cmdStatus(context.Context) error {
+	select {
+	case d.kickTele <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// event queues e durably for MQTT and logs it.
+func (d *daemon) event(e mqtt.Event) {
+	lvl := slog.LevelInfo
+	switch e.Level {
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	d.log.Log(context.Background(), lvl, "event: "+e.Msg, "type", e.Type, "attrs", e.Attrs)
+	if e.TS == 0 {
+		e.TS = d.now().Unix()
+	}
+	d.mu.Lock()
+	c := d.client
+	if c == nil {
+		// The client needs the device id, which may come from the very
+		// session whose arrival this event reports; it takes these over
+		// when it starts.
+		d.pending = append(d.pending, e)
+	}
+	d.mu.Unlock()
+	if c != nil {
+		if err := c.QueueEvent(e); err != nil {
+			d.log.Error("agent: event not queued", "type", e.Type, "err", err)
+		}
+	}
+}
+
+// runOutbox sends MO messages whenever a session is up.
+func (d *daemon) runOutbox(ctx context.Context) {
+	for {
+		if _, err := d.link.Wait(ctx); err != nil {
+			return
+		}
+		changed := d.link.Changed()
+		err := d.outbox.Run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, at.ErrClosed) {
+			d.setErr(err)
+			d.log.Error("agent: outbox", "err", err)
+		}
+		if !waitChange(ctx, changed, 5*time.Second) {
+			return
+		}
+	}
+}
+
+// runInbox runs an inbox on each session in turn.
+func (d *daemon) runInbox(ctx context.Context) {
+	for {
+		s, err := d.link.Wait(ctx)
+		if err != nil {
+			return
+		}
+		changed := d.link.Changed()
+		in := messaging.NewInbox(s.AT, messaging.InboxConfig{
+			Store: d.st, Publish: d.publishSMS, Logger: d.log, Now: d.now,
+		})
+		sctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-s.AT.Closed():
+			case <-sctx.Done():
+			}
+			cancel()
+		}()
+		err = in.Run(sctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, at.ErrClosed) && !errors.Is(err, context.Canceled) {
+			d.setErr(err)
+			d.log.Error("agent: inbox", "err", err)
+		}
+		if !waitChange(ctx, changed, 5*time.Second) {
+			return
+		}
+	}
+}
+
+func (d *daemon) publishSMS(_ context.Context, m messaging.Inbound) error {
+	return d.client.QueueSMSIn(mqtt.SMSIn(m))
+}
+
+// runResults hands MO outcomes from the store's journal to MQTT.
+func (d *daemon) runResults(ctx context.Context) {
+	for {
+		d.reportResults()
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.results:
+		case <-time.After(time.Minute):
+			// Catches a journal entry whose hand-off failed.
+		}
+	}
+}
+
+func (d *daemon) reportResults() {
+	q := d.st.Results()
+	for {
+		items, err := q.Peek(32)
+		if err != nil || len(items) == 0 {
+			if err != nil {
+				d.log.Error("agent: reading SMS results", "err", err)
+			}
+			return
+		}
+		for _, it := range items {
+			if err := d.client.QueueSMSResult(resultOf(it.Rec)); err != nil {
+				d.log.Warn("agent: SMS result not queued; retrying later", "err", err)
+				return
+			}
+			if _, err := q.Ack(it.Seq); err != nil {
+				d.log.Error("agent: SMS result journal", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// resultOf converts a journalled outbox item. One that does not decode is
+// still reported, so its requester hears of it.
+func resultOf(rec []byte) mqtt.SMSResult {
+	it, err := decodeItem(rec)
+	if err != nil {
+		return mqtt.SMSResult{ID: "unknown", State: string(store.Failed), Reason: "journal record unreadable: " + err.Error()}
+	}
+	return mqtt.SMSResult{
+		TS: it.Updated.Unix(), ID: it.ID, State: string(it.State), Refs: it.Refs,
+		Delivered: it.Delivered, Code: it.Code, Reason: it.Reason, Attempts: it.Attempts,
+	}
+}
+
+func (d *daemon) setErr(err error) {
+	d.mu.Lock()
+	d.lastErr = err.Error()
+	d.mu.Unlock()
+}
+
+// waitChange waits for the link to change or for d, whichever is first,
+// so a component that failed on a session does not spin on it.
+func waitChange(ctx context.Context, changed <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-changed:
+	case <-t.C:
+	}
+	return true
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// linkPort gives the outbox the current session, whichever it is.
+type linkPort struct{ l *link.Link }
+
+func (p linkPort) Command(ctx context.Context, cmd string, opts ...at.CommandOption) ([]string, error) {
+	s, err := p.l.Current()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", at.ErrClosed, err)
+	}
+	return s.AT.Command(ctx, cmd, opts...)
+}
+
+func (p linkPort) SMSCommand(ctx context.Context, cmd, body string, opts ...at.CommandOption) ([]string, error) {
+	s, err := p.l.Current()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", at.ErrClosed, err)
+	}
+	return s.AT.SMSCommand(ctx, cmd, body, opts...)
+}
+
+// writeStatus replaces RuntimeDir/status.json atomically.
+func (d *daemon) writeStatus() {
+	if d.o.RuntimeDir == "" {
+		return
+	}
+	b, err := d.statusJSON()
+	if err == nil {
+		err = writeAtomic(filepath.Join(d.o.RuntimeDir, StatusFile), b)
+	}
+	if err != nil {
+		d.log.Warn("agent: status file", "err", err)
+	}
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"time"
+
+	"cellagent/agent/store"
+	"cellagent/modem/bg96"
+	"cellagent/transport/mqtt"
+)
+
+// runTelemetry polls the modem and publishes by exception: a sample goes
+// out when it differs from the last one published beyond the dead-bands,
+// at the heartbeat, or on a cmd/status request.
+func (d *daemon) runTelemetry(ctx context.Context) {
+	var last *mqtt.Telemetry
+	var lastAt time.Time
+	force := false
+	for {
+		d.beat.Store(time.Now().UnixNano())
+		ts := d.tele.Load()
+		t := d.poll(ctx)
+		now := d.now()
+		ok, reason := mqtt.ShouldReport(ts.db, last, lastAt, t, now)
+		if force {
+			ok, reason = true, "request"
+		}
+		if ok {
+			t.TS = now.Unix()
+			t.Health = d.health(now)
+			if err := d.client.QueueTelemetry(t); err != nil {
+				d.log.Error("agent: telemetry not queued", "err", err)
+			} else {
+				d.log.Debug("agent: telemetry queued", "reason", reason)
+				last, lastAt = &t, now
+			}
+		}
+		timer := time.NewTimer(ts.poll)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-d.kickTele:
+			force = true
+		case <-timer.C:
+			force = false
+		}
+		timer.Stop()
+	}
+}
+
+// poll reads the modem's state; with no session the sample is empty,
+// which reads as "registration unknown" downstream.
+func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
+	s, err := d.link.Current()
+	if err != nil {
+		return mqtt.Telemetry{}
+	}
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	st := s.Modem.Status(qctx)
+	d.mu.Lock()
+	d.modem, d.modemAt = &st, d.now()
+	d.mu.Unlock()
+	return sample(st)
+}
+
+func (d *daemon) health(now time.Time) *mqtt.Health {
+	h := &mqtt.Health{Uptime: int64(now.Sub(d.started) / time.Second)}
+	h.EventsQueued, _ = d.st.Events().Len()
+	h.TelemetryQueued, _ = d.st.Telemetry().Len()
+	h.TelemetryDropped, _ = d.st.Telemetry().Dropped()
+	d.mu.Lock()
+	h.LastError = d.lastErr
+	d.mu.Unlock()
+	if len(h.LastError) > 120 {
+		h.LastError = h.LastError[:120]
+	}
+	return h
+}
+
+func decodeItem(rec []byte) (store.OutboxItem, error) {
+	var it store.OutboxItem
+	err := json.Unmarshal(rec, &it)
+	return it, err
+}
+
+// StatusFile is the name of the daemon's status file in its runtime
+// directory.
+const StatusFile = "status.json"
+
+// Status is what the daemon writes to its status file, for `cellagent
+// status` on the same machine: the port belongs to the daemon while it
+// runs.
+type Status struct {
+	Written  time.Time    `json:"written"`
+	Version  string       `json:"version"`
+	DeviceID string       `json:"device_id"`
+	PID      int          `json:"pid"`
+	Started  time.Time    `json:"started"`
+	Link     LinkStatus   `json:"link"`
+	Modem    *bg96.Status `json:"modem,omitempty"`
+	ModemAt  time.Time    `json:"modem_at,omitzero"`
+	MQTT     mqtt.Stats   `json:"mqtt"`
+	Health   *mqtt.Health `json:"health"`
+}
+
+// LinkStatus is the modem session's state.
+type LinkStatus struct {
+	Port  string    `json:"port"`
+	Up    bool      `json:"up"`
+	Seq   int       `json:"seq,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+func (d *daemon) statusJSON() ([]byte, error) {
+	now := d.now()
+	st := Status{Written: now, Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
+		Started: d.started, Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now)}
+	if s, err := d.link.Current(); err == nil {
+		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, s.Since
+	}
+	d.mu.Lock()
+	st.Modem, st.ModemAt = d.modem, d.modemAt
+	c := d.client
+	d.mu.Unlock()
+	if c != nil {
+		st.MQTT = c.Stats()
+	}
+	return json.MarshalIndent(st, "", "  ")
+}
