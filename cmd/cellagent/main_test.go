@@ -221,14 +221,8 @@ func TestHelp(t *testing.T) {
 // TestBinaryAsUser runs the built binary the way the README tells a new
 // user to: a simulator behind a link, then status and at against the link.
 func TestBinaryAsUser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin := testBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "cellagent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	link := filepath.Join(dir, "ttyBG96")
 	simCmd := exec.Command(bin, "sim", "--link", link, "--scenario", "../../testdata/scenarios/basic.scn")
 	var simOut bytes.Buffer
