@@ -282,7 +282,7 @@ Examples:
 
 func runBSCSim(ctx context.Context, e *env, args []string) error {
 	var (
-		listen, appURL, link, caOut string
+		listen, appURL, link, caOut, scenario string
 		users, sims                 []string
 		useTLS, control, verbose    bool
 		resetDelay                  time.Duration
@@ -314,9 +314,17 @@ Examples:
 	fs.StringVar(&appURL, "app-url", "", "application URL receiving MO SMS (POST) and delivery reports (PATCH)")
 	fs.BoolVar(&control, "control", false, "enable the unauthenticated /_sim/ fault-injection endpoints")
 	fs.StringVar(&link, "modem-link", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
+	fs.StringVar(&scenario, "scenario", "", "with --modem-link, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if scenario != "" && link == "" {
+		return usageError{errors.New("--scenario needs --modem-link")}
+	}
+	sc, err := loadScenario(scenario)
+	if err != nil {
 		return err
 	}
 	log := logger(e.stderr, verbose)
@@ -360,6 +368,7 @@ Examples:
 	if appURL != "" {
 		fmt.Fprintf(e.stdout, "MO SMS and delivery reports go to %s\n", appURL)
 	}
+	var modem *sim.Modem
 	if link != "" {
 		first := cfg.SIMs[0]
 		m, err := bench.StartModem(ctx, srv, sim.Config{ICCID: first.ICCID, IMSI: first.IMSI, Logger: log}, log)
@@ -370,14 +379,18 @@ Examples:
 		if err := m.Link(link); err != nil {
 			return err
 		}
+		modem = m
 		fmt.Fprintf(e.stdout, "BG96 simulator for SIM %s on %s (link %s)\n", m.ICCID(), m.PTY(), link)
 		if appURL == "" {
 			fmt.Fprintln(e.stdout, "no --app-url: MO SMS from the modem are accepted but not forwarded")
 		}
 	}
 	fmt.Fprintln(e.stdout, "Ctrl-C to stop")
-	<-ctx.Done()
-	return nil
+	if modem == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return playScenario(ctx, modem, sc)
 }
 
 // checkSimFlags fills cfg from the repeatable flags and rejects what

@@ -40,17 +40,9 @@ Example:
 	if cfg.Baud == 0 || cfg.Baud < sim.NoPacing {
 		return usageError{fmt.Errorf("--baud %d: want a positive rate or -1", cfg.Baud)}
 	}
-	var sc *sim.Scenario
-	if scenario != "" {
-		f, err := os.Open(scenario)
-		if err != nil {
-			return fmt.Errorf("scenario: %w", err)
-		}
-		sc, err = sim.ParseScenario(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", scenario, err)
-		}
+	sc, err := loadScenario(scenario)
+	if err != nil {
+		return err
 	}
 	log := logger(e.stderr, verbose)
 	if verbose {
@@ -72,6 +64,28 @@ Example:
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
 
+	return playScenario(ctx, m, sc)
+}
+
+func loadScenario(path string) (*sim.Scenario, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	defer f.Close()
+	sc, err := sim.ParseScenario(f)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// playScenario plays sc (if any) on m until ctx ends; a scenario without a
+// loop plays out and leaves the modem up.
+func playScenario(ctx context.Context, m *sim.Modem, sc *sim.Scenario) error {
 	done := make(chan error, 1)
 	if sc != nil {
 		go func() { done <- m.Run(ctx, sc) }()
@@ -83,7 +97,6 @@ Example:
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
-		// A scenario without a loop has played out; the modem stays up.
 		<-ctx.Done()
 		return nil
 	}

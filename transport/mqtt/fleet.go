@@ -114,11 +114,11 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 	}, nil
 }
 
-// Filters returns the subscriptions: status, telemetry and event of every
-// gateway, shared when a group is set.
+// Filters returns the subscriptions: status, telemetry, events and SMS
+// traffic of every gateway, shared when a group is set.
 func (f *Fleet) Filters() []string {
 	var out []string
-	for _, k := range []Kind{KindStatus, KindTelemetry, KindEvent} {
+	for _, k := range []Kind{KindStatus, KindTelemetry, KindEvent, KindSMSIn, KindSMSResult} {
 		filter := f.o.Prefix + "/+/" + string(k)
 		if f.shared {
 			filter = "$share/" + f.o.ShareGroup + "/" + filter
@@ -327,6 +327,30 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 		g.LastEvent = m.Type
 		if m.Msg != "" {
 			g.LastEvent += ": " + m.Msg
+		}
+		g.LastEventAt = time.Unix(m.TS, 0)
+		seen(m.TS)
+	case KindSMSIn:
+		// SMS count as events in the view: an operator watching a gateway
+		// wants to see a message arrive; the message itself is for the
+		// application subscribed to sms/in.
+		var m SMSInMsg
+		if err := json.Unmarshal(payload, &m); err != nil {
+			f.log.Warn("mqtt: fleet: bad sms/in", "device", p.Device, "err", err)
+			return nil, false
+		}
+		g.LastEvent = fmt.Sprintf("sms in: from %s, %d part(s)", m.From, m.Parts)
+		g.LastEventAt = m.Received
+		seen(m.Received.Unix())
+	case KindSMSResult:
+		var m SMSResultMsg
+		if err := json.Unmarshal(payload, &m); err != nil {
+			f.log.Warn("mqtt: fleet: bad sms/out/result", "device", p.Device, "err", err)
+			return nil, false
+		}
+		g.LastEvent = "sms out: " + m.ID + " " + m.State
+		if m.Reason != "" {
+			g.LastEvent += " (" + m.Reason + ")"
 		}
 		g.LastEventAt = time.Unix(m.TS, 0)
 		seen(m.TS)

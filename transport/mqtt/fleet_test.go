@@ -170,7 +170,11 @@ func TestFleetApply(t *testing.T) {
 		{p + "status", `{"v":2,"state":"online","session":6}`, false, false, nil},
 		{p + "status", `{"v":1,"state":`, false, false, nil},
 		{p + "telemetry", `{"v":1,"rsrp":"strong"}`, false, false, nil},
-		{p + "sms/in", `{"v":1,"id":"x"}`, false, false, nil},
+		{p + "sms/in", `{"v":1,"id":"x","from":"+49170","parts":1,"received":"2023-11-14T22:14:00Z"}`, false, true,
+			func(g Gateway) bool { return g.LastEvent == "sms in: from +49170, 1 part(s)" && g.LastEventAt.Unix() == 1700000040 }},
+		{p + "sms/in", `{"v":1,"id":`, false, false, nil},
+		{p + "sms/out/result", `{"v":1,"ts":1700000050,"id":"op-1","state":"failed","reason":"+CMS ERROR: 500"}`, false, true,
+			func(g Gateway) bool { return g.LastEvent == "sms out: op-1 failed (+CMS ERROR: 500)" }},
 		{"cellagent/v1/a/b/status", `{"v":1}`, false, false, nil},
 		{p + "event", `{"v":1,"seq":1,"q":11,"ts":1700000300,"type":"sim","msg":"SIM removed"}`, false, true,
 			func(g Gateway) bool { return g.LastEvent == "sim: SIM removed" && g.LastEventAt.Unix() == 1700000300 }},
@@ -185,7 +189,7 @@ func TestFleetApply(t *testing.T) {
 	if len(f.Snapshot()) != 0 {
 		t.Fatalf("cleared gateway still listed: %+v", f.Snapshot())
 	}
-	if len(updates) != 7 || !updates[6].Removed {
+	if len(updates) != 9 || !updates[8].Removed {
 		t.Fatalf("updates = %+v", updates)
 	}
 }
