@@ -283,9 +283,9 @@ Examples:
 func runBSCSim(ctx context.Context, e *env, args []string) error {
 	var (
 		listen, appURL, link, caOut, scenario string
-		users, sims                 []string
-		useTLS, control, verbose    bool
-		resetDelay                  time.Duration
+		users, sims                           []string
+		useTLS, control, verbose              bool
+		resetDelay                            time.Duration
 	)
 	fs := newFlags(e, "bsc sim", "[--listen ADDR] --user USER:PWFILE... [flags]",
 		`Run a simulator of the operator's BSC platform until interrupted: the OAuth2

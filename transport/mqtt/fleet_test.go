@@ -171,7 +171,9 @@ func TestFleetApply(t *testing.T) {
 		{p + "status", `{"v":1,"state":`, false, false, nil},
 		{p + "telemetry", `{"v":1,"rsrp":"strong"}`, false, false, nil},
 		{p + "sms/in", `{"v":1,"id":"x","from":"+49170","parts":1,"received":"2023-11-14T22:14:00Z"}`, false, true,
-			func(g Gateway) bool { return g.LastEvent == "sms in: from +49170, 1 part(s)" && g.LastEventAt.Unix() == 1700000040 }},
+			func(g Gateway) bool {
+				return g.LastEvent == "sms in: from +49170, 1 part(s)" && g.LastEventAt.Unix() == 1700000040
+			}},
 		{p + "sms/in", `{"v":1,"id":`, false, false, nil},
 		{p + "sms/out/result", `{"v":1,"ts":1700000050,"id":"op-1","state":"failed","reason":"+CMS ERROR: 500"}`, false, true,
 			func(g Gateway) bool { return g.LastEvent == "sms out: op-1 failed (+CMS ERROR: 500)" }},
