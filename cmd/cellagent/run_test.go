@@ -101,7 +101,7 @@ func TestRunAsService(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd := exec.Command(bin, "run", "--config", cfg, "--runtime-dir", dir)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=600000")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -146,6 +146,20 @@ func TestRunAsService(t *testing.T) {
 			t.Fatalf("no online status; got %q", statuses)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The port is the agent's now: status shows the agent's own view.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		o := cli(t, "", "status", "--port", tty, "--runtime-dir", dir)
+		if o.code == 0 && strings.Contains(o.stdout, "held by another program") && strings.Contains(o.stdout, "Device id   "+m.ICCID()) &&
+			strings.Contains(o.stdout, "MQTT        connected") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status while the agent runs: code %d\n%s%s", o.code, o.stdout, o.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	start := time.Now()

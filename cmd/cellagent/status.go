@@ -6,30 +6,42 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"cellagent/agent"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/port"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
 	var pf portFlags
 	var asJSON bool
 	var watch time.Duration
-	fs := newFlags(e, "status", "--port PORT [--json] [--watch INTERVAL]",
+	var runtimeDir string
+	fs := newFlags(e, "status", "[--port PORT] [--json] [--watch INTERVAL]",
 		`Show the modem's identity, registration per domain (CREG/CGREG/CEREG),
 operator, access technology, band and signal. Values the modem reports as
 unknown are left out rather than shown as numbers. With --watch the view is
 refreshed until interrupted, and the port is reopened if it goes away.
 
+Without --port, or when the port belongs to a running agent, the agent's
+own view is shown instead, from the status file it keeps in its runtime
+directory: the modem as it last read it, the link, MQTT, queues and the
+recovery ladder.
+
 Examples:
+  cellagent status
   cellagent status --port /tmp/ttyBG96
   cellagent status --port /dev/ttyUSB2 --json
   cellagent status --port /tmp/ttyBG96 --watch 2s`)
 	pf.register(fs)
+	fs.StringVar(&runtimeDir, "runtime-dir", "", "the agent's runtime directory (default $RUNTIME_DIRECTORY or /run/cellagent)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&watch, "watch", 0, "refresh every INTERVAL until interrupted")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -38,12 +50,23 @@ Examples:
 	if watch < 0 || (watch > 0 && watch < 100*time.Millisecond) {
 		return usageError{fmt.Errorf("--watch %s: want at least 100ms", watch)}
 	}
+	if runtimeDir == "" {
+		runtimeDir = os.Getenv("RUNTIME_DIRECTORY")
+	}
+	if runtimeDir == "" {
+		runtimeDir = "/run/cellagent"
+	}
 	if pf.path == "" {
-		return usageError{errors.New("--port is required")}
+		return daemonStatus(e, runtimeDir, asJSON, "")
 	}
 	if watch == 0 {
 		a, err := pf.open(e)
 		if err != nil {
+			if errors.Is(err, port.ErrBusy) {
+				if derr := daemonStatus(e, runtimeDir, asJSON, pf.path+" is held by another program; the running agent's view follows\n"); derr == nil {
+					return nil
+				}
+			}
 			return err
 		}
 		defer a.Close()
@@ -258,4 +281,56 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// daemonStatus shows the running agent's status file.
+func daemonStatus(e *env, dir string, asJSON bool, note string) error {
+	path := filepath.Join(dir, agent.StatusFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("no agent status at %s (is 'cellagent run' running? or give --port to ask the modem): %w", path, err)
+	}
+	var st agent.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("agent status %s: %w", path, err)
+	}
+	if asJSON {
+		_, err := e.stdout.Write(append(b, '\n'))
+		return err
+	}
+	fmt.Fprint(e.stdout, note)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	age := time.Since(st.Written).Round(time.Second)
+	stale := ""
+	// The agent rewrites the file at least every 15 s.
+	if age > time.Minute {
+		stale = "; stale: is the agent still running?"
+	}
+	fmt.Fprintf(tw, "Agent\t%s, pid %d, up since %s (status written %s ago%s)\n", st.Version, st.PID,
+		st.Started.Format(time.DateTime), age, stale)
+	fmt.Fprintf(tw, "Device id\t%s\n", st.DeviceID)
+	link := "down"
+	if st.Link.Up {
+		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
+	}
+	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	mq := "disconnected"
+	if st.MQTT.Connected {
+		mq = fmt.Sprintf("connected (session %d)", st.MQTT.Session)
+	}
+	fmt.Fprintf(tw, "MQTT\t%s, %d published, %d connects, %d failures\n", mq, st.MQTT.Published, st.MQTT.Connects, st.MQTT.ConnectFailures)
+	if h := st.Health; h != nil {
+		fmt.Fprintf(tw, "Queued\t%d events/SMS, %d telemetry (%d telemetry dropped ever)\n", h.EventsQueued, h.TelemetryQueued, h.TelemetryDropped)
+		if h.LastError != "" {
+			fmt.Fprintf(tw, "Last error\t%s\n", h.LastError)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if st.Modem != nil {
+		fmt.Fprintf(e.stdout, "\nModem as read at %s:\n", st.ModemAt.Format(time.TimeOnly))
+		return render(e.stdout, *st.Modem, false)
+	}
+	return nil
 }

@@ -13,6 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrBusy is returned when another program holds the port.
+var ErrBusy = errors.New("port in use by another program")
+
 // DefaultBaud is the BG96's factory UART rate; on the USB AT port it is
 // ignored by the device but still set, so one code path serves both.
 const DefaultBaud = 115200
@@ -41,7 +44,7 @@ func Open(path string, baud int) (io.ReadWriteCloser, error) {
 		if errors.As(err, &pe) {
 			switch pe.Code() {
 			case serial.PortBusy:
-				return nil, fmt.Errorf("open %s: port busy (held by another program, e.g. ModemManager?): %w", path, err)
+				return nil, fmt.Errorf("open %s: %w (e.g. ModemManager?): %v", path, ErrBusy, err)
 			case serial.PermissionDenied:
 				return nil, fmt.Errorf("open %s: permission denied (is the user in the dialout group?): %w", path, err)
 			}
@@ -68,7 +71,7 @@ func lockPort(path string) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("open %s: port in use by another program (the cellagent service, or another cellagent command?); stop it first", path)
+			return nil, fmt.Errorf("open %s: %w (the cellagent service, or another cellagent command?); stop it first", path, ErrBusy)
 		}
 		return nil, fmt.Errorf("open %s: lock: %w", path, err)
 	}
