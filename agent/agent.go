@@ -60,7 +60,8 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadyTimeout bounds how long readiness waits for the modem: a
 	// service whose modem is dead must still come up, or nothing would
-	// be left to recover it (default 90 s).
+	// be left to recover it (default 60 s; the unit's TimeoutStartSec
+	// must be longer).
 	ReadyTimeout time.Duration
 	// DrainTimeout bounds the graceful part of a shutdown (default 10 s).
 	DrainTimeout time.Duration
@@ -122,7 +123,7 @@ func newDaemon(o Options) (*daemon, error) {
 		o.Now = time.Now
 	}
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 90 * time.Second
+		o.ReadyTimeout = 60 * time.Second
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
@@ -194,8 +195,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 
 	outCtx, stopOut := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopOut()
-	outDone := make(chan struct{})
-	go func() { defer close(outDone); d.runOutbox(outCtx) }()
+	outDone, outStop := make(chan struct{}), make(chan struct{})
+	go func() { defer close(outDone); d.runOutbox(outCtx, outStop) }()
 
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
@@ -215,6 +216,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	deadline := time.NewTimer(d.o.DrainTimeout)
 	defer deadline.Stop()
 	stopWork()
+	close(outStop)
 	d.outbox.Stop()
 	select {
 	case <-outDone:
@@ -242,7 +244,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 // mainLoop pings the watchdog while the agent makes progress, writes the
 // status file and applies reloads, until ctx ends.
 func (d *daemon) mainLoop(ctx context.Context) {
-	ready := time.NewTimer(d.o.ReadyTimeout)
+	// The deadline counts from the start: resolving the device id may
+	// have used it up already.
+	ready := time.NewTimer(max(0, d.o.ReadyTimeout-d.now().Sub(d.started)))
 	defer ready.Stop()
 	isReady := false
 	markReady := func(status string) {
@@ -387,7 +391,9 @@ func (d *daemon) checkSIM(iccid string) {
 
 // resolveDeviceID is the configured id, else the SIM's ICCID: the one
 // seen last (so a gateway whose modem is dead still reports under its
-// name), else the first session's.
+// name), else the first session's. A gateway that never learnt its ICCID
+// and whose modem does not answer within ReadyTimeout reports under its
+// host name: silent, it could not be helped.
 func (d *daemon) resolveDeviceID(ctx context.Context) (string, error) {
 	if d.cfg.Device.ID != "" {
 		return d.cfg.Device.ID, nil
@@ -397,18 +403,27 @@ func (d *daemon) resolveDeviceID(ctx context.Context) (string, error) {
 	}
 	d.o.Notify("STATUS=waiting for the modem to learn the ICCID (the device id)")
 	d.log.Info("agent: waiting for the modem to read the ICCID, the default device id")
+	wctx, cancel := context.WithTimeout(ctx, d.o.ReadyTimeout)
+	defer cancel()
 	for {
-		s, err := d.link.Wait(ctx)
+		s, err := d.link.Wait(wctx)
 		if err != nil {
-			return "", err
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			host, herr := os.Hostname()
+			if herr != nil || host == "" {
+				return "", fmt.Errorf("agent: no ICCID from the modem within %s and no host name (%v): set device.id", d.o.ReadyTimeout, herr)
+			}
+			d.log.Warn("agent: no ICCID from the modem; reporting under the host name until it answers (or set device.id)", "id", host)
+			return host, nil
 		}
 		if s.Identity.ICCID != "" {
 			return s.Identity.ICCID, nil
 		}
 		d.log.Warn("agent: the modem gave no ICCID; set device.id or check the SIM")
 		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
+		case <-wctx.Done():
 		case <-s.AT.Closed():
 		}
 	}
@@ -551,13 +566,21 @@ func (d *daemon) event(e mqtt.Event) {
 	}
 }
 
-// runOutbox sends MO messages whenever a session is up.
-func (d *daemon) runOutbox(ctx context.Context) {
+// runOutbox sends MO messages whenever a session is up, until ctx ends or
+// stop is closed; a send in flight then finishes first (Outbox.Stop).
+func (d *daemon) runOutbox(ctx context.Context, stop <-chan struct{}) {
 	for {
-		if _, err := d.link.Wait(ctx); err != nil {
-			return
-		}
 		changed := d.link.Changed()
+		if _, err := d.link.Current(); err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-stop:
+				return
+			case <-changed:
+			}
+			continue
+		}
 		err := d.outbox.Run(ctx)
 		if err == nil || ctx.Err() != nil {
 			return
