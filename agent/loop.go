@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
 	"time"
 
 	"cellagent/agent/store"
@@ -105,6 +106,9 @@ type Status struct {
 	ModemAt  time.Time    `json:"modem_at,omitzero"`
 	MQTT     mqtt.Stats   `json:"mqtt"`
 	Health   *mqtt.Health `json:"health"`
+	// Goroutines and HeapBytes are for soak tests and leak hunts.
+	Goroutines int    `json:"goroutines"`
+	HeapBytes  uint64 `json:"heap_bytes"`
 }
 
 // LinkStatus is the modem session's state.
@@ -117,8 +121,11 @@ type LinkStatus struct {
 
 func (d *daemon) statusJSON() ([]byte, error) {
 	now := d.now()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	st := Status{Written: now, Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
-		Started: d.started, Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now)}
+		Started: d.started, Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
+		Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc}
 	if s, err := d.link.Current(); err == nil {
 		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, s.Since
 	}
