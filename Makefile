@@ -12,20 +12,27 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
 
-.PHONY: all build deps test lint run cross fuzz bench clean
+.PHONY: all build deps test lint run cross deb fuzz bench clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cellagent
 
-# Tests use real parts: a mosquitto broker from Debian's packages.
+# Tests use real parts: a mosquitto broker from Debian's packages,
+# systemd-analyze for the unit, qemu-user for the ARM binaries, dpkg-deb
+# for the packages. Each is installed only when its program is missing.
 deps:
 	@if ! command -v $(GO) >/dev/null; then echo "Go not found: install Go 1.25 or newer into /usr/local/go"; exit 1; fi
-	@if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
-	  else echo "mosquitto missing: sudo apt-get install mosquitto mosquitto-clients"; exit 1; fi; \
-	fi
+	@need=""; \
+	  { [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null; } || need="$$need mosquitto mosquitto-clients"; \
+	  command -v systemd-analyze >/dev/null || need="$$need systemd"; \
+	  command -v qemu-arm-static >/dev/null && command -v qemu-aarch64-static >/dev/null || need="$$need qemu-user-static"; \
+	  command -v dpkg-deb >/dev/null || need="$$need dpkg"; \
+	  if [ -n "$$need" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then echo "installing$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
+	    else echo "missing:$$need; run: sudo apt-get install$$need"; exit 1; fi; \
+	  fi
 
 test: deps lint
 	$(GO) test $(RACE) -count=1 ./...
@@ -40,13 +47,31 @@ lint:
 run: build
 	./scripts/demo
 
-# Static binaries for the gateways (armv7, arm64) and the bench (amd64).
+# Static binaries for the gateways (armv7, arm64) and the bench (amd64),
+# with their sizes: a gateway's flash is small, and the armv7 one must stay
+# within 15 MiB.
+CROSS_MAX_BYTES := 15728640
 cross:
 	@mkdir -p dist
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/cellagent-linux-armv7 ./cmd/cellagent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/cellagent-linux-arm64 ./cmd/cellagent
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/cellagent-linux-amd64 ./cmd/cellagent
-	@ls -l dist/
+	@# The build info the linker records tells how each binary was made:
+	@# CGO_ENABLED=0 means the internal linker and no ELF interpreter.
+	@# -trimpath keeps -ldflags out of it, so the stamp is looked for in
+	@# the binary's data.
+	@for f in dist/cellagent-linux-armv7 dist/cellagent-linux-arm64 dist/cellagent-linux-amd64; do \
+	  $(GO) version -m $$f | grep -q 'CGO_ENABLED=0' || { echo "$$f: not built with CGO_ENABLED=0"; exit 1; }; \
+	  grep -qaF -- '$(VERSION)' $$f || { echo "$$f: not stamped with $(VERSION)"; exit 1; }; \
+	  n=$$(stat -c %s $$f); \
+	  awk -v f=$$f -v n=$$n 'BEGIN { printf "%-30s %10d bytes %6.2f MiB  static, version $(VERSION)\n", f, n, n / 1048576 }'; \
+	  [ $$n -le $(CROSS_MAX_BYTES) ] || { echo "$$f: larger than 15 MiB"; exit 1; }; \
+	done
+
+# Debian packages for the gateways: dist/cellagent_<version>_{amd64,arm64,armhf}.deb
+# (see scripts/deb and the "Installing on a gateway" section of README.md).
+deb:
+	VERSION='$(VERSION)' GO='$(GO)' ./scripts/deb -o dist amd64 arm64 armhf
 
 # Runs every fuzz target for FUZZTIME each; crashers land in testdata/fuzz
 # and from then on run as regression tests in `make test`.
