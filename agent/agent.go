@@ -29,6 +29,7 @@ import (
 	"cellagent/agent/store"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/port"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/embedded"
 	"cellagent/transport/secret"
@@ -337,10 +338,26 @@ func (d *daemon) applyReload(c config.Config) {
 }
 
 func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
+	open := d.o.OpenPort
+	if open == nil {
+		open = port.Open
+	}
+	if d.cfg.Modem.Port == "auto" {
+		// Found again on every attempt: after a power-cycle the modem may
+		// come back as another ttyUSB.
+		byPath := open
+		open = func(_ string, baud int) (io.ReadWriteCloser, error) {
+			p, err := port.Find(port.SysfsRoot)
+			if err != nil {
+				return nil, err
+			}
+			return byPath(p, baud)
+		}
+	}
 	d.link = link.New(link.Config{
 		Path:     d.cfg.Modem.Port,
 		Baud:     d.cfg.Modem.Baud,
-		Open:     d.o.OpenPort,
+		Open:     open,
 		Init:     bg96.InitConfig{SMSC: d.cfg.SMS.SMSC, Log: d.log},
 		OnChange: d.linkChanged,
 		Logger:   d.log,
