@@ -24,15 +24,16 @@ import (
 
 // Config is the whole file. Zero sections take the defaults of Default.
 type Config struct {
-	Device    DeviceConfig    `toml:"device"`
-	Modem     ModemConfig     `toml:"modem"`
-	SMS       SMSConfig       `toml:"sms"`
-	BSC       BSCConfig       `toml:"bsc"`
-	MQTT      MQTTConfig      `toml:"mqtt"`
-	Telemetry TelemetryConfig `toml:"telemetry"`
-	Power     PowerConfig     `toml:"power"`
-	State     StateConfig     `toml:"state"`
-	Log       LogConfig       `toml:"log"`
+	Device     DeviceConfig     `toml:"device"`
+	Modem      ModemConfig      `toml:"modem"`
+	SMS        SMSConfig        `toml:"sms"`
+	BSC        BSCConfig        `toml:"bsc"`
+	MQTT       MQTTConfig       `toml:"mqtt"`
+	Telemetry  TelemetryConfig  `toml:"telemetry"`
+	Power      PowerConfig      `toml:"power"`
+	Supervisor SupervisorConfig `toml:"supervisor"`
+	State      StateConfig      `toml:"state"`
+	Log        LogConfig        `toml:"log"`
 }
 
 // DeviceConfig names the gateway.
@@ -174,8 +175,9 @@ func Default() Config {
 			Heartbeat: Duration{30 * time.Minute},
 			RSSI:      3, RSRP: 3, RSRQ: 3, SINR: 3,
 		},
-		State: StateConfig{Dir: "/var/lib/cellagent"},
-		Log:   LogConfig{Level: "info"},
+		Supervisor: defaultSupervisor(),
+		State:      StateConfig{Dir: "/var/lib/cellagent"},
+		Log:        LogConfig{Level: "info"},
 	}
 }
 
@@ -310,6 +312,7 @@ func (c Config) Validate() []Problem {
 	c.MQTT.validate(bad)
 	c.Telemetry.validate(bad)
 	c.Power.validate(bad)
+	c.Supervisor.validate(bad)
 	if c.State.Dir == "" {
 		bad("state.dir", "must be set")
 	}

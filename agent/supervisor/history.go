@@ -1,0 +1,199 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"cellagent/agent/config"
+)
+
+const day = 24 * time.Hour
+
+// history is when each ladder step was taken, within the last day: the
+// budgets are sliding windows over it, exact where a fixed hourly counter
+// would let twice the budget through across the hour's boundary.
+type history map[stepID][]time.Time
+
+func (h history) add(id stepID, t time.Time) {
+	h[id] = append(h[id], t)
+	slices.SortFunc(h[id], time.Time.Compare)
+}
+
+// remove takes back one record of id at t: the platform answered 429, so
+// it did not act, and the attempt must not cost budget.
+func (h history) remove(id stepID, t time.Time) {
+	if i := slices.IndexFunc(h[id], t.Equal); i >= 0 {
+		h[id] = slices.Delete(h[id], i, i+1)
+	}
+}
+
+func (h history) prune(now time.Time) {
+	for id, ts := range h {
+		i := 0
+		for i < len(ts) && !ts[i].After(now.Add(-day)) {
+			i++
+		}
+		h[id] = ts[i:]
+	}
+}
+
+// since counts the records of id after t.
+func (h history) since(id stepID, t time.Time) int {
+	n := 0
+	for _, x := range h[id] {
+		if x.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func (h history) total(now time.Time) int {
+	n := 0
+	for id := range h {
+		n += h.since(id, now.Add(-day))
+	}
+	return n
+}
+
+// budget is what a step may still do now.
+type budget struct {
+	hourLeft, dayLeft int
+	// next is when the step may run again; zero when it may run now.
+	next time.Time
+	// why says what blocks it, empty when nothing does.
+	why string
+}
+
+func (h history) budget(id stepID, sc config.StepConfig, now time.Time) budget {
+	if sc.PerHour <= 0 || sc.PerDay <= 0 {
+		return budget{why: "disabled by its configuration (no budget)"}
+	}
+	ts := h[id]
+	b := budget{hourLeft: max(sc.PerHour-h.since(id, now.Add(-time.Hour)), 0), dayLeft: max(sc.PerDay-h.since(id, now.Add(-day)), 0)}
+	// The oldest record inside a full window must leave it first.
+	window := func(n int, period time.Duration, what string) {
+		inside := ts[len(ts)-min(len(ts), h.since(id, now.Add(-period))):]
+		if len(inside) >= n {
+			if at := inside[len(inside)-n].Add(period); at.After(b.next) {
+				b.next, b.why = at, what
+			}
+		}
+	}
+	window(sc.PerHour, time.Hour, fmt.Sprintf("hourly budget (%d) used", sc.PerHour))
+	window(sc.PerDay, day, fmt.Sprintf("daily budget (%d) used", sc.PerDay))
+	if len(ts) > 0 && sc.MinInterval.Duration > 0 {
+		if at := ts[len(ts)-1].Add(sc.MinInterval.Duration); at.After(now) && at.After(b.next) {
+			b.next, b.why = at, fmt.Sprintf("last run less than %s ago", sc.MinInterval.Duration)
+		}
+	}
+	return b
+}
+
+// saved is what survives a restart: without it a crash-looping agent would
+// start every run with full budgets and could reset the modem at each
+// start.
+type saved struct {
+	hist        history
+	rounds      int
+	nextRound   time.Time
+	parkedUntil time.Time
+}
+
+// stateVersion is the "v" of the persisted blob.
+const stateVersion = 1
+
+// maxSaved bounds the records per step a blob may carry: more than any
+// sane budget for a day, few enough to keep a corrupt blob harmless.
+const maxSaved = 1000
+
+type savedJSON struct {
+	V           int                `json:"v"`
+	Actions     map[string][]int64 `json:"actions,omitempty"` // unix ms
+	Rounds      int                `json:"rounds,omitempty"`
+	NextRound   int64              `json:"next_round,omitempty"` // unix ms
+	ParkedUntil int64              `json:"parked_until,omitempty"`
+}
+
+func encodeSaved(s saved) ([]byte, error) {
+	j := savedJSON{V: stateVersion, Rounds: s.rounds, Actions: map[string][]int64{}}
+	for id, ts := range s.hist {
+		for _, t := range ts {
+			j.Actions[stepNames[id]] = append(j.Actions[stepNames[id]], t.UnixMilli())
+		}
+	}
+	if !s.nextRound.IsZero() {
+		j.NextRound = s.nextRound.UnixMilli()
+	}
+	if !s.parkedUntil.IsZero() {
+		j.ParkedUntil = s.parkedUntil.UnixMilli()
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: encode state: %w", err)
+	}
+	return b, nil
+}
+
+// decodeSaved reads a blob written by encodeSaved. Records stamped in the
+// future (the clock was set back since) are taken as made now, which keeps
+// them counting for a day instead of blocking a step until the clock
+// catches up, or being ignored.
+func decodeSaved(b []byte, now time.Time) (saved, error) {
+	fail := func(format string, args ...any) (saved, error) {
+		return saved{}, fmt.Errorf("supervisor: bad saved state: "+format, args...)
+	}
+	var j savedJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fail("data after the object")
+	}
+	if j.V != stateVersion {
+		return fail("version %d, want %d", j.V, stateVersion)
+	}
+	if j.Rounds < 0 || j.Rounds > maxSaved {
+		return fail("rounds %d outside 0..%d", j.Rounds, maxSaved)
+	}
+	s := saved{hist: history{}, rounds: j.Rounds}
+	for name, ts := range j.Actions {
+		id, ok := stepByName(name)
+		if !ok || id == stepObserve {
+			return fail("unknown step %q", name)
+		}
+		if len(ts) > maxSaved {
+			return fail("%d records for %s, at most %d", len(ts), name, maxSaved)
+		}
+		for _, ms := range ts {
+			if ms <= 0 {
+				return fail("time %d for %s", ms, name)
+			}
+			t := time.UnixMilli(ms).UTC()
+			if t.After(now) {
+				t = now
+			}
+			s.hist.add(id, t)
+		}
+	}
+	for _, f := range []struct {
+		ms  int64
+		dst *time.Time
+	}{{j.NextRound, &s.nextRound}, {j.ParkedUntil, &s.parkedUntil}} {
+		if f.ms < 0 {
+			return fail("negative time %d", f.ms)
+		}
+		if f.ms > 0 {
+			*f.dst = time.UnixMilli(f.ms).UTC()
+		}
+	}
+	s.hist.prune(now)
+	return s, nil
+}

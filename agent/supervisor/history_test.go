@@ -1,0 +1,150 @@
+package supervisor
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"cellagent/agent/config"
+)
+
+func TestBudget(t *testing.T) {
+	cfg := config.StepConfig{PerHour: 2, PerDay: 3, MinInterval: config.Duration{Duration: 10 * time.Minute}}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, c := range []struct {
+		name     string
+		taken    []time.Duration
+		now      time.Duration
+		hour     int
+		dayLeft  int
+		next     time.Duration // 0: allowed now
+		whyStart string
+	}{
+		{"fresh", nil, 0, 2, 3, 0, ""},
+		{"min interval", []time.Duration{0}, 5 * time.Minute, 1, 2, 10 * time.Minute, "last run less than 10m0s ago"},
+		{"after the interval", []time.Duration{0}, 10 * time.Minute, 1, 2, 0, ""},
+		{"hour full", []time.Duration{0, 20 * time.Minute}, 30 * time.Minute, 0, 1, time.Hour, "hourly budget (2) used"},
+		{"oldest left the hour", []time.Duration{0, 20 * time.Minute}, time.Hour, 1, 1, 0, ""},
+		{"day full", []time.Duration{0, 20 * time.Minute, 2 * time.Hour}, 3 * time.Hour, 2, 0, 24 * time.Hour, "daily budget (3) used"},
+		{"a day later", []time.Duration{0, 20 * time.Minute, 2 * time.Hour}, 24 * time.Hour, 2, 1, 0, ""},
+	} {
+		h := history{}
+		for _, d := range c.taken {
+			h.add(stepReboot, at(d))
+		}
+		b := h.budget(stepReboot, cfg, at(c.now))
+		var next time.Duration
+		if !b.next.IsZero() {
+			next = b.next.Sub(t0)
+		}
+		if b.hourLeft != c.hour || b.dayLeft != c.dayLeft || next != c.next || !strings.HasPrefix(b.why, c.whyStart) || (c.whyStart == "") != (b.why == "") {
+			t.Errorf("%s: %+v (next %s), want %d/h %d/day left, next %s, why %q", c.name, b, next, c.hour, c.dayLeft, c.next, c.whyStart)
+		}
+	}
+	if b := (history{}).budget(stepReboot, config.StepConfig{PerHour: 0, PerDay: 4}, t0); !strings.Contains(b.why, "disabled") {
+		t.Errorf("a zero budget: %+v", b)
+	}
+}
+
+func TestSavedRoundTrip(t *testing.T) {
+	now := t0.Add(48 * time.Hour)
+	in := saved{hist: history{stepReboot: {now.Add(-2 * time.Hour), now.Add(-time.Minute)}, stepBSCReset: {now.Add(-time.Hour)}},
+		rounds: 3, nextRound: now.Add(time.Hour), parkedUntil: now.Add(2 * time.Hour)}
+	b, err := encodeSaved(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := decodeSaved(b, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
+
+func TestDecodeSaved(t *testing.T) {
+	now := time.UnixMilli(1_740_000_000_000)
+	for _, c := range []struct{ in, want string }{
+		{`{"v":2}`, "version 2"},
+		{`{"v":1,"actions":{"observe":[1]}}`, `unknown step "observe"`},
+		{`{"v":1,"actions":{"reset-all":[1]}}`, `unknown step "reset-all"`},
+		{`{"v":1,"actions":{"reboot":[0]}}`, "time 0 for reboot"},
+		{`{"v":1,"rounds":-1}`, "rounds -1"},
+		{`{"v":1,"parked_until":-5}`, "negative time"},
+		{`{"v":1,"extra":true}`, "unknown field"},
+		{`{"v":1} {}`, "data after the object"},
+		{`[1]`, "bad saved state"},
+		{``, "bad saved state"},
+	} {
+		if _, err := decodeSaved([]byte(c.in), now); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.in, err, c.want)
+		}
+	}
+	// A record from the future (the clock was set back) counts as made
+	// now; one older than a day is dropped.
+	s, err := decodeSaved([]byte(`{"v":1,"actions":{"reboot":[1740000600000, 1739900000000, 1739990000000]}}`), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.hist[stepReboot]; len(got) != 2 || !got[0].Equal(now.Add(-10000*time.Second)) || !got[1].Equal(now) {
+		t.Errorf("records %v", got)
+	}
+}
+
+// FuzzDecodeSaved: no blob crashes the decoder, and what it accepts
+// encodes to a blob that decodes to the same state.
+func FuzzDecodeSaved(f *testing.F) {
+	f.Add([]byte(`{"v":1,"actions":{"reboot":[1740000000000],"bsc-reset":[1739999000000,1739999500000]},"rounds":2,"next_round":1740001000000,"parked_until":1740003000000}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":1,"actions":{"reattach":[9223372036854775807,-1]}}`))
+	now := time.UnixMilli(1_740_000_000_000)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := decodeSaved(b, now)
+		if err != nil {
+			return
+		}
+		enc, err := encodeSaved(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeSaved(enc, now)
+		if err != nil {
+			t.Fatalf("re-decoding %s: %v", enc, err)
+		}
+		enc2, _ := encodeSaved(again)
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}
+
+func TestFakeClock(t *testing.T) {
+	c := NewFakeClock(t0, 0)
+	var got []string
+	c.AfterFunc(2*time.Minute, func() { got = append(got, "b@"+c.Now().Sub(t0).String()) })
+	c.AfterFunc(time.Minute, func() {
+		got = append(got, "a@"+c.Now().Sub(t0).String())
+		c.AfterFunc(0, func() { got = append(got, "a2@"+c.Now().Sub(t0).String()) })
+	})
+	c.AfterFunc(2*time.Minute, func() { got = append(got, "c@"+c.Now().Sub(t0).String()) })
+	// A wait ends early at a hook, as the hook's effect would wake it.
+	if at := <-c.After(90 * time.Second); !at.Equal(t0.Add(time.Minute)) || strings.Join(got, " ") != "a@1m0s a2@1m0s" {
+		t.Errorf("after 90s: woken at %s, hooks %v", at.Sub(t0), got)
+	}
+	if at := <-c.After(30 * time.Second); !at.Equal(t0.Add(90 * time.Second)) {
+		t.Errorf("woken at %s", at.Sub(t0))
+	}
+	c.Advance(time.Hour)
+	if strings.Join(got, " ") != "a@1m0s a2@1m0s b@2m0s c@2m0s" || !c.Now().Equal(t0.Add(time.Hour+90*time.Second)) {
+		t.Errorf("hooks %v, now %s", got, c.Now().Sub(t0))
+	}
+	paced := NewFakeClock(t0, 20*time.Millisecond)
+	start := time.Now()
+	<-paced.After(time.Hour)
+	if real := time.Since(start); real < 20*time.Millisecond || !paced.Now().Equal(t0.Add(time.Hour)) {
+		t.Errorf("paced: an hour in %s, clock at %s", real, paced.Now().Sub(t0))
+	}
+}

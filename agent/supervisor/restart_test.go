@@ -1,0 +1,144 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An agent that crashes every six minutes during a long outage starts
+// each run with the budgets the last one left, so it cannot reattach
+// (or anything else) more often than the budgets allow; without the
+// saved history it would act on every start.
+func TestCrashLoopKeepsBudgets(t *testing.T) {
+	lives := func(r *rig, deps func() Deps) []string {
+		r.at(time.Second, lose(r.m))
+		for i := 1; i <= 20; i++ {
+			s, err := New(r.cfg, deps())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.run(s, time.Duration(i)*6*time.Minute, 20*time.Second)
+		}
+		var steps []string
+		for _, ev := range r.events.taken() {
+			steps = append(steps, ev.Attrs["step"])
+		}
+		return steps
+	}
+	r := newRig(t, rigOpts{})
+	steps := lives(r, r.deps)
+	checkBudgets(t, r.cfg, r.events.taken())
+	// Two hours of lives: each may reattach at 3m and cfun-reset at 5m.
+	n := func(steps []string, name string) int {
+		c := 0
+		for _, s := range steps {
+			if s == name {
+				c++
+			}
+		}
+		return c
+	}
+	if got, max := n(steps, StepReattach), 2*r.cfg.Steps.Reattach.PerHour; got == 0 || got > max {
+		t.Errorf("%d reattaches in 2h of crash loop, want 1..%d", got, max)
+	}
+	if got, max := n(steps, StepCFUNReset), 2*r.cfg.Steps.CFUNReset.PerHour; got > max {
+		t.Errorf("%d cfun-resets in 2h of crash loop, want at most %d", got, max)
+	}
+
+	// The control: the same loop without a store.
+	r2 := newRig(t, rigOpts{})
+	amnesic := lives(r2, func() Deps { d := r2.deps(); d.Store = nil; return d })
+	t.Logf("20 restarts in 2h of outage: %d reattaches and %d cfun-resets with the saved history, %d and %d without",
+		n(steps, StepReattach), n(steps, StepCFUNReset), n(amnesic, StepReattach), n(amnesic, StepCFUNReset))
+	if n(amnesic, StepReattach) <= n(steps, StepReattach) {
+		t.Errorf("without the saved history: %d reattaches, with it %d; the store made no difference", n(amnesic, StepReattach), n(steps, StepReattach))
+	}
+}
+
+// cmd/recover requests are checked when made, run by Run, and budgeted.
+func TestRequests(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	s := r.newSupervisor(r.cfg)
+	for _, c := range []struct{ step, want string }{
+		{"observe", `unknown step "observe" (want one of reattach, cfun-reset, quota, bsc-reset, reboot, power-cycle)`},
+		{"reset-everything", "unknown step"},
+		{"bsc-reset", "bsc-reset: the operator API is not configured"},
+		{"quota", "quota: the operator API is not configured"},
+		{"power-cycle", "power-cycle: no power lines are configured"},
+	} {
+		if err := s.Request(c.step); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Request(%q): %v, want %q", c.step, err, c.want)
+		}
+	}
+	if err := s.Request(StepReattach); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Request(StepReattach); err == nil || !strings.Contains(err.Error(), "already scheduled") {
+		t.Errorf("a second request before the first ran: %v", err)
+	}
+	var late error
+	r.at(time.Minute, func() { late = s.Request(StepReattach) })
+	r.at(2*time.Minute, func() { late = s.Request(StepReattach) })
+	r.at(3*time.Minute, func() { late = s.Request(StepReattach) })
+	r.run(s, 5*time.Minute, 20*time.Second)
+
+	if late == nil || !strings.Contains(late.Error(), "hourly budget (3) used; next allowed at 2025-03-03T01:00:00Z") {
+		t.Errorf("a fourth reattach within the hour: %v", late)
+	}
+	var at []string
+	for _, ev := range r.events.taken() {
+		if ev.Attrs["requested"] != "true" || ev.Attrs["outcome"] != resultDone || !strings.Contains(ev.Msg, "AT+CGATT=0: OK; AT+CGATT=1: OK") {
+			t.Errorf("request event %s %v", ev.Msg, ev.Attrs)
+		}
+		at = append(at, time.Unix(ev.TS, 0).Sub(t0).String())
+	}
+	if !slices.Equal(at, []string{"0s", "1m0s", "2m0s"}) {
+		t.Errorf("requests ran at %v", at)
+	}
+	snap := s.Snapshot()
+	if snap.ActionsToday != 3 || len(snap.LastActions) != 3 || !snap.LastActions[0].Requested || snap.State != StateHealthy {
+		t.Errorf("snapshot %+v", snap)
+	}
+	b, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"state":"healthy"`, `"step":"reattach","per_hour":3,"per_day":12,"hour_left":0,"day_left":9,"next_allowed":"2025-03-03T01:00:00Z"`, `"actions_today":3`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("snapshot JSON lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+// The MQTT connection state counts as the data path when no probe host
+// is set: a link that registers but carries no data is down and climbs.
+func TestDataPathFromMQTT(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	s := r.newSupervisor(r.cfg)
+	s.SetDataPath(true)
+	r.at(time.Minute, func() { s.SetDataPath(false) })
+	r.at(7*time.Minute, func() { s.SetDataPath(true) })
+	r.run(s, 10*time.Minute, 20*time.Second)
+
+	if got := stepsAt(r.events.taken()); !slices.Equal(got, []string{"reattach@4m0s", "cfun-reset@6m0s"}) {
+		t.Errorf("steps %v\n%s", got, r.events.dump())
+	}
+	if got := r.events.states(); !slices.Equal(got, []string{"healthy", "degraded", "down", "healthy"}) {
+		t.Errorf("states %v", got)
+	}
+}
+
+// A corrupt saved history is reported and replaced, not fatal.
+func TestCorruptHistory(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	_ = r.store.SaveState(StateName, []byte(`{"v":7}`))
+	s := r.newSupervisor(r.cfg)
+	r.run(s, time.Minute, 20*time.Second)
+	evs := r.events.all()
+	if len(evs) == 0 || evs[0].Type != EventAlert || !strings.Contains(evs[0].Attrs["error"], "version 7") {
+		t.Errorf("events %v", evs)
+	}
+}
