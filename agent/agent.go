@@ -27,6 +27,7 @@ import (
 	"cellagent/agent/messaging"
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
+	"cellagent/agent/supervisor"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
@@ -93,6 +94,7 @@ type daemon struct {
 	outbox *messaging.Outbox
 	client *mqtt.Client
 	broker *embedded.Broker
+	sup    *supervisor.Supervisor
 
 	started  time.Time
 	tele     atomic.Pointer[teleSettings]
@@ -187,6 +189,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if d.sup, err = d.newSupervisor(); err != nil {
+		return err
+	}
+
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMQTT()
 	mqttDone, err := d.startMQTT(mqttCtx)
@@ -202,7 +208,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry} {
+	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(work) }()
 	}
@@ -491,6 +497,7 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 			Handlers: mqtt.Handlers{
 				SendSMS: d.cmdSendSMS,
 				Status:  d.cmdStatus,
+				Recover: d.cmdRecover,
 			},
 		},
 		Logger: d.log,

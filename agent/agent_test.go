@@ -181,6 +181,14 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Errorf("sent %+v", sent)
 	}
 
+	// A recovery step on request goes through the ladder, budgets and all,
+	// and reports itself as an event.
+	cmd.Publish("cellagent/v1/"+iccid+"/cmd/recover", 1, false, `{"id":"op-2","step":"reattach"}`).Wait()
+	w.wait(t, iccid+"/cmd/recover/result", `"id":"op-2"`, `"ok":true`)
+	w.wait(t, iccid+"/event", `"type":"recovery"`, `reattach`)
+	cmd.Publish("cellagent/v1/"+iccid+"/cmd/recover", 1, false, `{"id":"op-3","step":"format-disk"}`).Wait()
+	w.wait(t, iccid+"/cmd/recover/result", `"id":"op-3"`, `"ok":false`)
+
 	if err := m.HangUp(300 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +200,9 @@ func TestDaemonEndToEnd(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, StatusFile))
 		return err == nil && json.Unmarshal(b, &st) == nil && st.Link.Seq == 2 && st.MQTT.Connected
 	})
+	if st.Supervisor == nil || len(st.Supervisor.Budgets) == 0 || st.Health.Recoveries < 1 {
+		t.Errorf("status file lacks the ladder: %+v", st.Supervisor)
+	}
 
 	cancel()
 	select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cellagent/agent/store"
+	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
 	"cellagent/transport/mqtt"
 )
@@ -73,6 +74,9 @@ func (d *daemon) health(now time.Time) *mqtt.Health {
 	h.EventsQueued, _ = d.st.Events().Len()
 	h.TelemetryQueued, _ = d.st.Telemetry().Len()
 	h.TelemetryDropped, _ = d.st.Telemetry().Dropped()
+	if d.sup != nil {
+		h.Recoveries = d.sup.ActionsToday()
+	}
 	d.mu.Lock()
 	h.LastError = d.lastErr
 	d.mu.Unlock()
@@ -106,6 +110,8 @@ type Status struct {
 	ModemAt  time.Time    `json:"modem_at,omitzero"`
 	MQTT     mqtt.Stats   `json:"mqtt"`
 	Health   *mqtt.Health `json:"health"`
+	// Supervisor is the recovery ladder's view: state, step, budgets.
+	Supervisor *supervisor.Snapshot `json:"supervisor,omitempty"`
 	// Goroutines and HeapBytes are for soak tests and leak hunts.
 	Goroutines int    `json:"goroutines"`
 	HeapBytes  uint64 `json:"heap_bytes"`
@@ -135,6 +141,10 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	d.mu.Unlock()
 	if c != nil {
 		st.MQTT = c.Stats()
+	}
+	if d.sup != nil {
+		snap := d.sup.Snapshot()
+		st.Supervisor = &snap
 	}
 	return json.MarshalIndent(st, "", "  ")
 }

@@ -325,6 +325,34 @@ func daemonStatus(e *env, dir string, asJSON bool, note string) error {
 			fmt.Fprintf(tw, "Last error\t%s\n", h.LastError)
 		}
 	}
+	if sv := st.Supervisor; sv != nil {
+		line := string(sv.State)
+		if sv.Reason != "" {
+			line += " (" + sv.Reason + ")"
+		}
+		if !sv.Since.IsZero() {
+			line += " since " + sv.Since.Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "Link health\t%s\n", line)
+		if sv.Step != "" {
+			step := sv.Step
+			if sv.Parked {
+				step += ", parked"
+			}
+			fmt.Fprintf(tw, "Recovery\tstep %s, round %d\n", step, sv.Rounds)
+		}
+		if sv.NextAction != "" {
+			fmt.Fprintf(tw, "Next action\t%s at %s\n", sv.NextAction, sv.NextActionAt.Format(time.TimeOnly))
+		}
+		fmt.Fprintf(tw, "Actions today\t%d\n", sv.ActionsToday)
+		for _, b := range sv.Budgets {
+			left := fmt.Sprintf("%d/%d this hour, %d/%d today", b.HourLeft, b.PerHour, b.DayLeft, b.PerDay)
+			if b.Blocked != "" {
+				left += " (" + b.Blocked + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", b.Step, left)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
