@@ -40,3 +40,30 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFleetApply: whatever devices publish (the fleet reader trusts none
+// of them), Apply never panics, and a gateway it reports carries the id
+// taken from the topic.
+func FuzzFleetApply(f *testing.F) {
+	p := DefaultPrefix + "/gw1/"
+	f.Add(p+"status", []byte(`{"v":1,"state":"online","session":2,"ts":1700000000}`), true)
+	f.Add(p+"telemetry", []byte(`{"v":1,"seq":3,"ts":1700000100,"reg":{"eps":"home"},"rsrp":-90}`), false)
+	f.Add(p+"event", []byte(`{"v":1,"ts":1700000200,"type":"sim","msg":"SIM changed"}`), false)
+	f.Add(p+"sms/in", []byte(`{"v":1,"id":"a","from":"+49","parts":1,"received":"2023-11-14T22:14:00Z"}`), false)
+	f.Add(p+"sms/out/result", []byte(`{"v":1,"ts":1,"id":"op","state":"sent"}`), false)
+	f.Add(p+"status", []byte(``), true)
+	f.Fuzz(func(t *testing.T, topic string, payload []byte, retained bool) {
+		fl, err := NewFleet(FleetOptions{Conn: Conn{Broker: "tls://b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, changed := fl.Apply(topic, payload, retained)
+		if !changed {
+			return
+		}
+		pt, ok := ParseTopic(DefaultPrefix, topic)
+		if !ok || g.ID != pt.Device {
+			t.Fatalf("gateway %q from topic %q", g.ID, topic)
+		}
+	})
+}
