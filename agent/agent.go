@@ -561,7 +561,7 @@ func (d *daemon) cmdStatus(context.Context) error {
 	return nil
 }
 
-// event queues e durably for MQTT and logs it.
+// event logs e and queues it durably for MQTT.
 func (d *daemon) event(e mqtt.Event) {
 	lvl := slog.LevelInfo
 	switch e.Level {
@@ -571,6 +571,12 @@ func (d *daemon) event(e mqtt.Event) {
 		lvl = slog.LevelError
 	}
 	d.log.Log(context.Background(), lvl, "event: "+e.Msg, "type", e.Type, "attrs", e.Attrs)
+	d.queueEvent(e)
+}
+
+// queueEvent queues e durably for MQTT; for events their source has
+// logged already (the supervisor's).
+func (d *daemon) queueEvent(e mqtt.Event) {
 	if e.TS == 0 {
 		e.TS = d.now().Unix()
 	}

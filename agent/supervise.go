@@ -15,7 +15,7 @@ import (
 // operator API when [bsc] names one, the GPIO lines when [power] does.
 func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 	deps := supervisor.Deps{
-		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.event, Logger: d.log,
+		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.queueEvent, Logger: d.log,
 	}
 	if b := d.cfg.BSC; b.BaseURL != "" {
 		pw, err := secret.Read(b.PasswordFile)
