@@ -195,6 +195,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMQTT()
+	defer func() {
+		if d.broker != nil {
+			d.broker.Close()
+		}
+	}()
 	mqttDone, err := d.startMQTT(mqttCtx)
 	if err != nil {
 		return err
@@ -220,14 +225,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	// MQTT publishes what is queued, says offline and disconnects.
 	d.o.Notify("STOPPING=1")
 	d.log.Info("agent: shutting down")
-	deadline := time.NewTimer(d.o.DrainTimeout)
-	defer deadline.Stop()
+	drain, stopDrain := context.WithTimeout(context.Background(), d.o.DrainTimeout)
+	defer stopDrain()
 	stopWork()
 	close(outStop)
 	d.outbox.Stop()
 	select {
 	case <-outDone:
-	case <-deadline.C:
+	case <-drain.Done():
 		d.log.Warn("agent: SMS in flight not finished within the drain time; it stays queued", "drain", d.o.DrainTimeout)
 		stopOut()
 		<-outDone
@@ -238,11 +243,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	stopMQTT()
 	select {
 	case <-mqttDone:
-	case <-deadline.C:
+	case <-drain.Done():
 		d.log.Warn("agent: broker did not confirm offline within the drain time; the last will covers it")
-	}
-	if d.broker != nil {
-		d.broker.Close()
 	}
 	d.log.Info("agent: stopped")
 	return nil
