@@ -103,7 +103,7 @@ func TestRunAsService(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg, "--runtime-dir", dir)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=600000")
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -152,8 +152,9 @@ func TestRunAsService(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		o := cli(t, "", "status", "--port", tty, "--runtime-dir", dir)
-		if o.code == 0 && strings.Contains(o.stdout, "held by another program") && strings.Contains(o.stdout, "Device id   "+m.ICCID()) &&
-			strings.Contains(o.stdout, "MQTT        connected") {
+		flat := strings.Join(strings.Fields(o.stdout), " ")
+		if o.code == 0 && strings.Contains(flat, "held by another program") && strings.Contains(flat, "Device id "+m.ICCID()) &&
+			strings.Contains(flat, "MQTT connected") && strings.Contains(flat, "Link health healthy") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -161,6 +162,23 @@ func TestRunAsService(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// SIGHUP reloads the file: a new log level takes effect, a bad file
+	// is refused and the running configuration stays.
+	if err := os.WriteFile(cfg, []byte("[modem]\nspeed = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, &stderr, "reload refused")
+	if err := os.WriteFile(cfg, []byte(body+"[log]\nlevel = \"debug\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, &stderr, "configuration reloaded")
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -202,5 +220,34 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	o = cli(t, "", "run", "--config", filepath.Join(dir, "missing.toml"))
 	if o.code != 1 || !strings.Contains(o.stderr, "missing.toml") {
 		t.Errorf("missing file: code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a test may read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitLog(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log", want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
