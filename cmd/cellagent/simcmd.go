@@ -11,6 +11,9 @@ import (
 )
 
 func runSim(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "fleet" {
+		return runSimFleet(ctx, e, args[1:])
+	}
 	var (
 		link, scenario string
 		cfg            sim.Config
@@ -21,6 +24,9 @@ func runSim(ctx context.Context, e *env, args []string) error {
 device path is printed on start; open it like /dev/ttyUSB2, e.g. with
 'cellagent at --port PATH'. A scenario file (see testdata/scenarios/) drives
 registration, signal, incoming SMS and faults over time.
+
+'cellagent sim fleet' runs many simulated gateways, each with its agent,
+against a broker and measures them (see 'cellagent sim fleet --help').
 
 Example:
   cellagent sim --link /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
