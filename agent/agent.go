@@ -238,7 +238,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		<-outDone
 	}
 	wg.Wait()
-	d.reportResults()
+	_ = d.reportResults() // what is left stays in the journal for the next start
 	stopLink()
 	stopMQTT()
 	select {
@@ -268,12 +268,18 @@ func (d *daemon) mainLoop(ctx context.Context) {
 	if _, err := d.link.Current(); err == nil {
 		markReady("modem initialised")
 	}
-	every := 15 * time.Second
-	if d.o.Watchdog > 0 {
-		every = min(every, d.o.Watchdog/3)
+	// The tick serves the watchdog and the status file; with neither it
+	// would only wake the CPU.
+	var tickC <-chan time.Time
+	if d.o.Watchdog > 0 || d.o.RuntimeDir != "" {
+		every := 15 * time.Second
+		if d.o.Watchdog > 0 {
+			every = min(every, d.o.Watchdog/3)
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		tickC = tick.C
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
 	changed := d.link.Changed()
 	d.writeStatus()
 	for {
@@ -289,7 +295,7 @@ func (d *daemon) mainLoop(ctx context.Context) {
 			markReady("modem not answering yet; recovering")
 		case c := <-d.o.Reload:
 			d.applyReload(c)
-		case <-tick.C:
+		case <-tickC:
 			if d.o.Watchdog > 0 && d.progressing() {
 				d.o.Notify("WATCHDOG=1")
 			}
@@ -665,38 +671,44 @@ func (d *daemon) publishSMS(_ context.Context, m messaging.Inbound) error {
 	return d.client.QueueSMSIn(mqtt.SMSIn(m))
 }
 
-// runResults hands MO outcomes from the store's journal to MQTT.
+// runResults hands MO outcomes from the store's journal to MQTT, when the
+// store says there are new ones, and again a minute after a hand-off
+// failed.
 func (d *daemon) runResults(ctx context.Context) {
 	for {
-		d.reportResults()
+		var retry <-chan time.Time
+		if !d.reportResults() {
+			retry = time.After(time.Minute)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.results:
-		case <-time.After(time.Minute):
-			// Catches a journal entry whose hand-off failed.
+		case <-retry:
 		}
 	}
 }
 
-func (d *daemon) reportResults() {
+// reportResults drains the journal; false means something is left there.
+func (d *daemon) reportResults() bool {
 	q := d.st.Results()
 	for {
 		items, err := q.Peek(32)
-		if err != nil || len(items) == 0 {
-			if err != nil {
-				d.log.Error("agent: reading SMS results", "err", err)
-			}
-			return
+		if err != nil {
+			d.log.Error("agent: reading SMS results", "err", err)
+			return false
+		}
+		if len(items) == 0 {
+			return true
 		}
 		for _, it := range items {
 			if err := d.client.QueueSMSResult(resultOf(it.Rec)); err != nil {
 				d.log.Warn("agent: SMS result not queued; retrying later", "err", err)
-				return
+				return false
 			}
 			if _, err := q.Ack(it.Seq); err != nil {
 				d.log.Error("agent: SMS result journal", "err", err)
-				return
+				return false
 			}
 		}
 	}

@@ -62,7 +62,7 @@ func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
 	}
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	st := s.Modem.Status(qctx)
+	st := s.Modem.StatusWith(qctx, s.Identity)
 	d.mu.Lock()
 	d.modem, d.modemAt = &st, d.now()
 	d.mu.Unlock()

@@ -274,3 +274,22 @@ func TestStatusClosedPort(t *testing.T) {
 		t.Errorf("closed port judged registered: %+v", st)
 	}
 }
+
+// StatusWith asks for none of the identity queries: the script lacks
+// them, so any of them would fail and show in Errors.
+func TestStatusWithKnownIdentity(t *testing.T) {
+	s := map[string][]string{}
+	for k, v := range bg96Script {
+		switch k {
+		case "AT+CGSN", "AT+QCCID", "AT+CIMI", "AT+QGMR", "ATI", "AT+CGMR":
+			continue
+		}
+		s[k] = v
+	}
+	a, _ := newLink(t, s)
+	id := Identity{IMEI: "866425030000000", ICCID: "89882280666012345678"}
+	st := New(a).StatusWith(ctxT(t), id)
+	if len(st.Errors) != 0 || st.Identity != id || !st.Registered || st.Signal.QCSQ == nil {
+		t.Errorf("status %+v", st)
+	}
+}
