@@ -202,6 +202,8 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		l.log.Warn("link: modem session ended", "port", l.cfg.Path, "seq", s.Seq, "err", err)
 		l.cfg.OnChange(nil, fmt.Errorf("session %d ended: %w", s.Seq, err))
+		// That was this outage's report; failed reopens are not news.
+		failing = true
 		// A port that vanished with USB re-enumeration needs a moment to
 		// come back; opening at once would only fail.
 		if err := sleep(ctx, jitter(l.cfg.MinBackoff)); err != nil {

@@ -106,8 +106,8 @@ func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
 	if s.Seq != 4 {
 		t.Errorf("seq %d, want 4", s.Seq)
 	}
-	if up, down := ch.counts(); up != 4 || down < 3 {
-		t.Errorf("changes: %d up, %d down", up, down)
+	if up, down := ch.counts(); up != 4 || down != 3 {
+		t.Errorf("changes: %d up, %d down; want 4 and 3 (one report per outage)", up, down)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
