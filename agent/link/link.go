@@ -197,6 +197,10 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		l.set(nil)
 		err = s.AT.Err()
+		// An engine whose port failed has stopped but still holds the
+		// port: close it, or every USB re-enumeration leaks the old
+		// device's descriptor (and the serial driver's pipe).
+		s.AT.Close()
 		if err == nil {
 			err = at.ErrClosed
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +143,72 @@ func TestOpenFailuresReportedOncePerOutage(t *testing.T) {
 	waitSeq(t, ctx, l, 0)
 	if up, down := ch.counts(); up != 1 || down != 1 {
 		t.Errorf("changes: %d up, %d down; want 1 and 1", up, down)
+	}
+}
+
+// A modem left at the SMS prompt by a predecessor that died between
+// AT+CMGS and its PDU takes every command as message text; the first
+// session's fence must close the prompt, or the link never comes up.
+func TestSessionAfterAbandonedSMSPrompt(t *testing.T) {
+	m := startSim(t)
+	raw, err := New(Config{}).cfg.Open(m.Path(), 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write([]byte("AT+CMGS=17\r")); err != nil {
+		t.Fatal(err)
+	}
+	buf, got := make([]byte, 64), ""
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(got, "> ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no prompt; got %q", got)
+		}
+		n, err := raw.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += string(buf[:n])
+	}
+	raw.Close()
+
+	l := New(Config{Path: m.Path(), MinBackoff: 50 * time.Millisecond, ReadyTimeout: 10 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go l.Run(ctx)
+	s := waitSeq(t, ctx, l, 0)
+	if _, err := s.AT.Command(ctx, "AT"); err != nil {
+		t.Fatalf("session after the abandoned prompt: %v", err)
+	}
+	if sent := m.SentMessages(); len(sent) != 0 {
+		t.Errorf("the fence sent an SMS: %+v", sent)
+	}
+}
+
+// Sessions that end with the port gone leave no descriptors behind: a
+// gateway whose modem re-enumerates daily must not run out of files.
+func TestNoDescriptorLeakAcrossHangUps(t *testing.T) {
+	m := startSim(t)
+	l := New(Config{Path: m.Path(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go l.Run(ctx)
+	waitSeq(t, ctx, l, 0)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd here")
+		}
+		return len(ents)
+	}
+	before := fds()
+	for i := 1; i <= 4; i++ {
+		if err := m.HangUp(100 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		waitSeq(t, ctx, l, i)
+	}
+	if after := fds(); after > before+1 {
+		t.Errorf("%d descriptors open after 4 hang-ups, %d before", after, before)
 	}
 }

@@ -52,7 +52,7 @@ func runSMS(ctx context.Context, e *env, args []string) error {
 // commands need: PDU mode and verbose errors, so a failure reads as
 // "+CMS ERROR 330 (SMSC address unknown)" rather than a bare number.
 func smsSession(ctx context.Context, e *env, pf *portFlags) (*at.AT, error) {
-	a, err := pf.open(e)
+	a, err := pf.open(e, at.WithInitialFence())
 	if err != nil {
 		return nil, err
 	}

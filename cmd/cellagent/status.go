@@ -60,7 +60,7 @@ Examples:
 		return daemonStatus(e, runtimeDir, asJSON, "")
 	}
 	if watch == 0 {
-		a, err := pf.open(e)
+		a, err := pf.open(e, at.WithInitialFence())
 		if err != nil {
 			if errors.Is(err, port.ErrBusy) {
 				if derr := daemonStatus(e, runtimeDir, asJSON, pf.path+" is held by another program; the running agent's view follows\n"); derr == nil {
@@ -114,7 +114,7 @@ func watchStatus(ctx context.Context, e *env, pf *portFlags, every time.Duration
 		var st bg96.Status
 		var err error
 		if a == nil {
-			a, err = pf.open(e)
+			a, err = pf.open(e, at.WithInitialFence())
 			var ue usageError
 			if errors.As(err, &ue) {
 				return err

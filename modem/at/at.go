@@ -303,8 +303,13 @@ func (a *AT) exchange(ctx context.Context, r *request) ([]string, error) {
 	if r.fence != "" {
 		// A leading CR ends whatever half a command line the modem may
 		// hold (from a writer that died mid-line); an empty line is
-		// ignored by V.250 and answers nothing.
-		line = "\r" + line
+		// ignored by V.250 and answers nothing. ESC before it closes an
+		// SMS prompt left open by a writer that died between AT+CMGS and
+		// its PDU, which would otherwise swallow every command as message
+		// text; what the modem answers to it (OK, or ERROR at the command
+		// line) comes before the fence's answer and is discarded with the
+		// other stale lines.
+		line = "\x1b\r" + line
 	}
 	if err := a.write(line); err != nil {
 		return nil, err

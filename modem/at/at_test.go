@@ -256,7 +256,7 @@ func TestLatePromptCancelled(t *testing.T) {
 	p.send("\r\n> ")
 	p.expect("\x1b")
 	ch := start(a, context.Background(), "AT")
-	p.respond("\rAT+CMEE?", "\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n") // the abort's OK, then the fence's answer
+	p.respond("\x1b\rAT+CMEE?", "\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n") // the abort's OK, then the fence's answer
 	p.respond("AT", "\r\nOK\r\n")
 	if r := wait(t, ch); r.err != nil {
 		t.Fatalf("AT after the cancelled prompt: %v", r.err)
@@ -288,7 +288,7 @@ func TestTimeoutThenFence(t *testing.T) {
 	// The late answer arrives only after the fence went out, so the first
 	// OK the engine sees is not the fence's.
 	ch := start(a, context.Background(), "AT+CSQ")
-	p.expect("\rAT+CMEE?\r")
+	p.expect("\x1b\rAT+CMEE?\r")
 	p.send("\r\n+COPS: 0,0,\"Telekom.de\",8\r\n\r\nOK\r\n")
 	p.send("\r\nRDY\r\n")
 	p.send("\r\n+CMEE: 2\r\n\r\nOK\r\n")
@@ -315,7 +315,7 @@ func TestFenceFailsWhileModemSilent(t *testing.T) {
 	}
 	p.expect("AT\r")
 	_, err := a.Command(context.Background(), "AT+CSQ")
-	p.expect("\rAT+CMEE?\r")
+	p.expect("\x1b\rAT+CMEE?\r")
 	if !errors.Is(err, at.ErrTimeout) || !strings.Contains(err.Error(), "resynchronising") {
 		t.Fatalf("err = %v, want fence timeout", err)
 	}
@@ -502,7 +502,7 @@ func TestLateAnswerWhenIdle(t *testing.T) {
 	// A late OK does not prove nothing else is outstanding: the next
 	// command is fenced all the same.
 	ch := start(a, context.Background(), "AT")
-	p.respond("\rAT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
+	p.respond("\x1b\rAT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.respond("AT", "\r\nOK\r\n")
 	if r := wait(t, ch); r.err != nil {
 		t.Fatal(r.err)
@@ -579,15 +579,15 @@ func TestFenceAfterTwoTimeouts(t *testing.T) {
 	if _, err := a.Command(ctx, "AT+CSQ"); !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("err = %v", err)
 	}
-	p.expect("\rAT+CMEE?\r")
+	p.expect("\x1b\rAT+CMEE?\r")
 	// Now both late answers come, after the next fence went out. That fence
 	// first sees the earlier fence's "+CMEE:" and OK, then its own answer
 	// while settling, so it must fence once more before the command.
 	ch := start(a, ctx, "AT+CSQ")
-	p.expect("\rAT+CMEE?\r")
+	p.expect("\x1b\rAT+CMEE?\r")
 	p.send("\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.send("\r\n+CMEE: 2\r\n\r\nOK\r\n")
-	p.respond("\rAT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
+	p.respond("\x1b\rAT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.respond("AT+CSQ", "\r\n+CSQ: 7,99\r\n\r\nOK\r\n")
 	if r := wait(t, ch); r.err != nil || joined(r.info) != "+CSQ: 7,99" {
 		t.Fatalf("info %q err %v", r.info, r.err)
@@ -598,7 +598,7 @@ func TestInitialFence(t *testing.T) {
 	a, p := engine(t, at.WithInitialFence())
 	ch := start(a, context.Background(), "AT+CMGD=3")
 	// What a killed predecessor left unanswered comes first.
-	p.expect("\rAT+CMEE?\r")
+	p.expect("\x1b\rAT+CMEE?\r")
 	p.send("\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n")
 	p.respond("AT+CMGD=3", "\r\n+CMS ERROR: 321\r\n")
 	var cms *at.CMSError
