@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
 
-.PHONY: all build deps test lint run cross deb fuzz bench clean
+.PHONY: all build deps test lint run cross deb fuzz bench clean chaos
 
 all: build
 
@@ -77,6 +77,11 @@ deb:
 # and from then on run as regression tests in `make test`.
 fuzz:
 	./scripts/fuzz $(FUZZTIME)
+
+# Kill cycles of the real agent under seeded faults, then the nothing-lost
+# checks (scripts/chaos); `make chaos CYCLES=50 SEED=42` replays a run.
+chaos:
+	./scripts/chaos $(or $(CYCLES),200) $(or $(SEED),0)
 
 bench:
 	./scripts/bench
