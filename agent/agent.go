@@ -341,6 +341,9 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Power != d.cfg.Power {
 		restart = append(restart, "power")
 	}
+	if c.Supervisor != d.cfg.Supervisor {
+		restart = append(restart, "supervisor")
+	}
 	if c.State != d.cfg.State || c.Device != d.cfg.Device {
 		restart = append(restart, "state/device")
 	}
