@@ -360,7 +360,10 @@ func keyLines(data []byte) map[string]int {
 				continue
 			}
 			key := strings.Join(append(append([]string{}, table...), parts...), ".")
-			lines[key] = p.Shape(p.Range(first.Data)).Start.Line
+			// Raw, not Data: a quoted key with escapes is unescaped into a
+			// new buffer, which Parser.Range cannot place in the input (it
+			// panics, as the fuzzer found).
+			lines[key] = p.Shape(first.Raw).Start.Line
 		}
 	}
 	return lines
