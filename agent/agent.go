@@ -76,11 +76,7 @@ const StoreFile = "cellagent.db"
 // Run runs the daemon until ctx ends, then drains: the SMS in flight is
 // finished, queued records stay on disk, and the broker hears `offline`.
 func Run(ctx context.Context, o Options) error {
-	d, err := newDaemon(o)
-	if err != nil {
-		return err
-	}
-	return d.run(ctx)
+	return newDaemon(o).run(ctx)
 }
 
 type daemon struct {
@@ -115,7 +111,7 @@ type teleSettings struct {
 	db   mqtt.DeadBands
 }
 
-func newDaemon(o Options) (*daemon, error) {
+func newDaemon(o Options) *daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -134,7 +130,7 @@ func newDaemon(o Options) (*daemon, error) {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
-	return d, nil
+	return d
 }
 
 func teleOf(c config.TelemetryConfig) *teleSettings {
