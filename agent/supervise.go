@@ -16,6 +16,7 @@ import (
 func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 	deps := supervisor.Deps{
 		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.queueEvent, Logger: d.log,
+		Clock: supervisor.SystemClock(d.now),
 	}
 	if b := d.cfg.BSC; b.BaseURL != "" {
 		pw, err := secret.Read(b.PasswordFile)

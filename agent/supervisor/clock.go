@@ -18,12 +18,29 @@ type Clock interface {
 	Now() time.Time
 	// After delivers once d has passed.
 	After(d time.Duration) <-chan time.Time
+	// Boot names the system's current boot and tells how long it has
+	// been up, on a clock nobody sets. The saved history carries both, so
+	// a wall clock stepped between a save and the next start (NTP on a
+	// gateway without an RTC) neither frees the budgets nor blocks them.
+	// An empty id means unknown: saved times are then taken as they are.
+	Boot() (id string, up time.Duration)
 }
 
-type realClock struct{}
+// SystemClock is the clock of a running agent: policy time from now
+// (time.Now when nil, which the daemon replaces only in test builds),
+// waits and the boot clock from the system.
+func SystemClock(now func() time.Time) Clock {
+	if now == nil {
+		now = time.Now
+	}
+	return systemClock{now: now}
+}
 
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+type systemClock struct{ now func() time.Time }
+
+func (c systemClock) Now() time.Time                       { return c.now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (systemClock) Boot() (id string, up time.Duration)    { return bootClock() }
 
 // FakeClock is a Clock whose time moves only when its one waiter waits:
 // After(d) moves it d forward at once and returns a channel that has
@@ -40,6 +57,7 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 type FakeClock struct {
 	pace  time.Duration
 	mu    sync.Mutex
+	start time.Time
 	now   time.Time
 	seq   int
 	hooks []fakeHook
@@ -54,7 +72,14 @@ type fakeHook struct {
 // NewFakeClock returns a fake clock reading start whose waits each take
 // pace of real time (0: none).
 func NewFakeClock(start time.Time, pace time.Duration) *FakeClock {
-	return &FakeClock{now: start, pace: pace}
+	return &FakeClock{start: start, now: start, pace: pace}
+}
+
+// Boot: the fake system booted when the clock started, and never reboots.
+func (c *FakeClock) Boot() (id string, up time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return "fake-boot", c.now.Sub(c.start)
 }
 
 // Now returns the fake time.

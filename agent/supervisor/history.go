@@ -105,12 +105,17 @@ type saved struct {
 	parkedUntil time.Time
 }
 
-// stateVersion is the "v" of the persisted blob.
-const stateVersion = 1
+// stateVersion is the "v" of the persisted blob; version 1 (without the
+// boot fields) is still read.
+const stateVersion = 2
 
 // maxSaved bounds the records per step a blob may carry: more than any
 // sane budget for a day, few enough to keep a corrupt blob harmless.
 const maxSaved = 1000
+
+// maxSpan bounds the clock readings a blob may carry, so that the
+// arithmetic on them cannot overflow a Duration (292 years).
+const maxSpan = 100 * 365 * day
 
 type savedJSON struct {
 	V           int                `json:"v"`
@@ -118,20 +123,45 @@ type savedJSON struct {
 	Rounds      int                `json:"rounds,omitempty"`
 	NextRound   int64              `json:"next_round,omitempty"` // unix ms
 	ParkedUntil int64              `json:"parked_until,omitempty"`
+	// Boot, Saved and Up: the boot, the wall clock (unix ms) and the boot
+	// clock (ms) when the blob was written; see Clock.Boot.
+	Boot  string `json:"boot,omitempty"`
+	Saved int64  `json:"saved,omitempty"`
+	Up    int64  `json:"up,omitempty"`
 }
 
-func encodeSaved(s saved) ([]byte, error) {
+// stamp is when the blob is written or read: the policy clock and the
+// boot clock at the same instant.
+type stamp struct {
+	now  time.Time
+	boot string
+	up   time.Duration
+}
+
+func stampOf(c Clock) stamp {
+	id, up := c.Boot()
+	return stamp{now: c.Now(), boot: id, up: up}
+}
+
+// encodeSaved writes the times as seen from at.now: a time taken before
+// a step of the wall clock in this process is written as elapsed time
+// (the monotonic reading) before now, not as the wall clock then read.
+func encodeSaved(s saved, at stamp) ([]byte, error) {
+	wall := func(t time.Time) int64 { return at.now.Add(t.Sub(at.now)).UnixMilli() }
 	j := savedJSON{V: stateVersion, Rounds: s.rounds, Actions: map[string][]int64{}}
 	for id, ts := range s.hist {
 		for _, t := range ts {
-			j.Actions[stepNames[id]] = append(j.Actions[stepNames[id]], t.UnixMilli())
+			j.Actions[stepNames[id]] = append(j.Actions[stepNames[id]], wall(t))
 		}
 	}
 	if !s.nextRound.IsZero() {
-		j.NextRound = s.nextRound.UnixMilli()
+		j.NextRound = wall(s.nextRound)
 	}
 	if !s.parkedUntil.IsZero() {
-		j.ParkedUntil = s.parkedUntil.UnixMilli()
+		j.ParkedUntil = wall(s.parkedUntil)
+	}
+	if at.boot != "" {
+		j.Boot, j.Saved, j.Up = at.boot, at.now.UnixMilli(), at.up.Milliseconds()
 	}
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -140,11 +170,14 @@ func encodeSaved(s saved) ([]byte, error) {
 	return b, nil
 }
 
-// decodeSaved reads a blob written by encodeSaved. Records stamped in the
-// future (the clock was set back since) are taken as made now, which keeps
-// them counting for a day instead of blocking a step until the clock
-// catches up, or being ignored.
-func decodeSaved(b []byte, now time.Time) (saved, error) {
+// decodeSaved reads a blob written by encodeSaved. Written in this boot,
+// its times are moved by however much the wall clock was stepped since
+// (the wall clock's advance less the boot clock's). Written in another
+// boot, they are taken as they are, and records stamped in the future
+// (the clock was set back since) are taken as made now, which keeps them
+// counting for a day instead of blocking a step until the clock catches
+// up, or being ignored.
+func decodeSaved(b []byte, at stamp) (saved, error) {
 	fail := func(format string, args ...any) (saved, error) {
 		return saved{}, fmt.Errorf("supervisor: bad saved state: "+format, args...)
 	}
@@ -157,11 +190,27 @@ func decodeSaved(b []byte, now time.Time) (saved, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fail("data after the object")
 	}
-	if j.V != stateVersion {
-		return fail("version %d, want %d", j.V, stateVersion)
+	if j.V != 1 && j.V != stateVersion {
+		return fail("version %d, want 1 or %d", j.V, stateVersion)
 	}
 	if j.Rounds < 0 || j.Rounds > maxSaved {
 		return fail("rounds %d outside 0..%d", j.Rounds, maxSaved)
+	}
+	if j.V == 1 && (j.Boot != "" || j.Saved != 0 || j.Up != 0) {
+		return fail("boot fields in a version 1 blob")
+	}
+	if (j.Boot == "") != (j.Saved == 0) || (j.Boot == "") && j.Up != 0 {
+		return fail("boot %q, saved %d, up %d: all or none", j.Boot, j.Saved, j.Up)
+	}
+	if j.Saved < 0 || j.Up < 0 || j.Up > maxSpan.Milliseconds() {
+		return fail("saved %d, up %d", j.Saved, j.Up)
+	}
+	var step time.Duration
+	if j.Boot != "" && j.Boot == at.boot {
+		elapsed := at.up - time.Duration(j.Up)*time.Millisecond
+		if walled := at.now.Sub(time.UnixMilli(j.Saved)); elapsed >= 0 && walled.Abs() < maxSpan {
+			step = walled - elapsed
+		}
 	}
 	s := saved{hist: history{}, rounds: j.Rounds}
 	for name, ts := range j.Actions {
@@ -176,9 +225,9 @@ func decodeSaved(b []byte, now time.Time) (saved, error) {
 			if ms <= 0 {
 				return fail("time %d for %s", ms, name)
 			}
-			t := time.UnixMilli(ms).UTC()
-			if t.After(now) {
-				t = now
+			t := time.UnixMilli(ms).UTC().Add(step)
+			if t.After(at.now) {
+				t = at.now
 			}
 			s.hist.add(id, t)
 		}
@@ -191,9 +240,9 @@ func decodeSaved(b []byte, now time.Time) (saved, error) {
 			return fail("negative time %d", f.ms)
 		}
 		if f.ms > 0 {
-			*f.dst = time.UnixMilli(f.ms).UTC()
+			*f.dst = time.UnixMilli(f.ms).UTC().Add(step)
 		}
 	}
-	s.hist.prune(now)
+	s.hist.prune(at.now)
 	return s, nil
 }

@@ -52,23 +52,70 @@ func TestSavedRoundTrip(t *testing.T) {
 	now := t0.Add(48 * time.Hour)
 	in := saved{hist: history{stepReboot: {now.Add(-2 * time.Hour), now.Add(-time.Minute)}, stepBSCReset: {now.Add(-time.Hour)}},
 		rounds: 3, nextRound: now.Add(time.Hour), parkedUntil: now.Add(2 * time.Hour)}
-	b, err := encodeSaved(in)
+	for _, boot := range []string{"", "b1"} {
+		at := stamp{now: now, boot: boot, up: 5 * time.Hour}
+		b, err := encodeSaved(in, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := decodeSaved(b, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Errorf("boot %q: round trip:\n got %+v\nwant %+v", boot, out, in)
+		}
+	}
+}
+
+// TestSavedAcrossClockSteps: a wall clock stepped while the agent was
+// down shifts the saved records with it within a boot, so a reset made
+// ten minutes ago still counts as ten minutes old; across a reboot
+// nothing tells the step, and the records are taken as they are.
+func TestSavedAcrossClockSteps(t *testing.T) {
+	saveAt := stamp{now: t0.Add(48 * time.Hour), boot: "b1", up: 5 * time.Hour}
+	in := saved{hist: history{stepBSCReset: {saveAt.now.Add(-time.Minute)}}, nextRound: saveAt.now.Add(time.Minute)}
+	b, err := encodeSaved(in, saveAt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := decodeSaved(b, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(in, out) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
+	for _, c := range []struct {
+		name string
+		step time.Duration // of the wall clock, during the 9 minutes down
+		boot string
+		// want: the record's and the next round's distance from now.
+		age, next time.Duration
+	}{
+		{"no step", 0, "b1", 10 * time.Minute, -8 * time.Minute},
+		{"stepped forward a day", 25 * time.Hour, "b1", 10 * time.Minute, -8 * time.Minute},
+		{"stepped back two hours", -2 * time.Hour, "b1", 10 * time.Minute, -8 * time.Minute},
+		{"rebooted, stepped back", -2 * time.Hour, "b2", 0, 2*time.Hour - 8*time.Minute},
+		{"rebooted, stepped forward", 30 * time.Minute, "b2", 40 * time.Minute, -38 * time.Minute},
+	} {
+		now := saveAt.now.Add(9*time.Minute + c.step)
+		out, err := decodeSaved(b, stamp{now: now, boot: c.boot, up: saveAt.up + 9*time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := out.hist[stepBSCReset]
+		if len(rec) != 1 || now.Sub(rec[0]) != c.age || out.nextRound.Sub(now) != c.next {
+			t.Errorf("%s: records %v, next round %s, now %s; want a record %s old, the next round in %s",
+				c.name, rec, out.nextRound, now, c.age, c.next)
+		}
 	}
 }
 
 func TestDecodeSaved(t *testing.T) {
 	now := time.UnixMilli(1_740_000_000_000)
+	at := stamp{now: now, boot: "b1", up: time.Hour}
 	for _, c := range []struct{ in, want string }{
-		{`{"v":2}`, "version 2"},
+		{`{"v":3}`, "version 3"},
+		{`{"v":1,"boot":"b1","saved":1,"up":1}`, "boot fields in a version 1 blob"},
+		{`{"v":2,"boot":"b1"}`, "all or none"},
+		{`{"v":2,"saved":5}`, "all or none"},
+		{`{"v":2,"up":5}`, "all or none"},
+		{`{"v":2,"boot":"b1","saved":5,"up":-1}`, "up -1"},
+		{`{"v":2,"boot":"b1","saved":5,"up":9223372036854775807}`, "up 9223372036854775807"},
 		{`{"v":1,"actions":{"observe":[1]}}`, `unknown step "observe"`},
 		{`{"v":1,"actions":{"reset-all":[1]}}`, `unknown step "reset-all"`},
 		{`{"v":1,"actions":{"reboot":[0]}}`, "time 0 for reboot"},
@@ -79,13 +126,13 @@ func TestDecodeSaved(t *testing.T) {
 		{`[1]`, "bad saved state"},
 		{``, "bad saved state"},
 	} {
-		if _, err := decodeSaved([]byte(c.in), now); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := decodeSaved([]byte(c.in), at); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.in, err, c.want)
 		}
 	}
 	// A record from the future (the clock was set back) counts as made
 	// now; one older than a day is dropped.
-	s, err := decodeSaved([]byte(`{"v":1,"actions":{"reboot":[1740000600000, 1739900000000, 1739990000000]}}`), now)
+	s, err := decodeSaved([]byte(`{"v":1,"actions":{"reboot":[1740000600000, 1739900000000, 1739990000000]}}`), at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,21 +147,23 @@ func FuzzDecodeSaved(f *testing.F) {
 	f.Add([]byte(`{"v":1,"actions":{"reboot":[1740000000000],"bsc-reset":[1739999000000,1739999500000]},"rounds":2,"next_round":1740001000000,"parked_until":1740003000000}`))
 	f.Add([]byte(`{"v":1}`))
 	f.Add([]byte(`{"v":1,"actions":{"reattach":[9223372036854775807,-1]}}`))
-	now := time.UnixMilli(1_740_000_000_000)
+	f.Add([]byte(`{"v":2,"actions":{"reboot":[1740000000000]},"next_round":1740001000000,"boot":"fuzz-boot","saved":1739990000000,"up":3000000}`))
+	f.Add([]byte(`{"v":2,"actions":{"reboot":[1740000000000]},"boot":"other-boot","saved":1,"up":9}`))
+	at := stamp{now: time.UnixMilli(1_740_000_000_000), boot: "fuzz-boot", up: time.Hour}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := decodeSaved(b, now)
+		s, err := decodeSaved(b, at)
 		if err != nil {
 			return
 		}
-		enc, err := encodeSaved(s)
+		enc, err := encodeSaved(s, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := decodeSaved(enc, now)
+		again, err := decodeSaved(enc, at)
 		if err != nil {
 			t.Fatalf("re-decoding %s: %v", enc, err)
 		}
-		enc2, _ := encodeSaved(again)
+		enc2, _ := encodeSaved(again, at)
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("not stable:\n%s\n%s", enc, enc2)
 		}

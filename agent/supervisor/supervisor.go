@@ -206,7 +206,7 @@ func New(cfg Config, deps Deps) (*Supervisor, error) {
 		deps.Power = nil
 	}
 	if deps.Clock == nil {
-		deps.Clock = realClock{}
+		deps.Clock = SystemClock(nil)
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -233,8 +233,9 @@ func New(cfg Config, deps Deps) (*Supervisor, error) {
 }
 
 func (s *Supervisor) restore(b []byte) {
-	now := s.clock.Now()
-	sv, err := decodeSaved(b, now)
+	at := stampOf(s.clock)
+	now := at.now
+	sv, err := decodeSaved(b, at)
 	if err != nil {
 		s.loadErr = err
 		return
@@ -487,7 +488,7 @@ func (s *Supervisor) save() {
 		return
 	}
 	s.mu.Lock()
-	b, err := encodeSaved(saved{hist: s.hist, rounds: s.lad.rounds, nextRound: s.lad.nextRound, parkedUntil: s.lad.parkedUntil})
+	b, err := encodeSaved(saved{hist: s.hist, rounds: s.lad.rounds, nextRound: s.lad.nextRound, parkedUntil: s.lad.parkedUntil}, stampOf(s.clock))
 	s.mu.Unlock()
 	if err == nil {
 		err = s.deps.Store.SaveState(StateName, b)
