@@ -318,6 +318,40 @@ func TestOutboxRetriesTransientAndFailsPermanent(t *testing.T) {
 	})
 }
 
+// A retry scheduled before the wall clock was set back is further ahead
+// than any back-off: it goes out now, not once the clock catches up.
+func TestOutboxRetryAfterClockSetBack(t *testing.T) {
+	r := newRig(t, sim.Config{})
+	o, err := NewOutbox(r.a, OutboxConfig{Store: r.st, MaxDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := o.Submit(Request{To: "+491701234567", Text: "from before the step"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.MarkSending(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.MarkRetry(id, time.Now().Add(2*time.Hour), "network timeout"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = o.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	eventually(t, "the retry sent", func() bool {
+		it, err := r.st.Get(id)
+		return err == nil && it.State == store.Sent
+	})
+}
+
 func TestOutboxRefusesBadRequestsAndLimits(t *testing.T) {
 	r := newRig(t, sim.Config{})
 	// The limits come from a configuration file as an operator writes it.

@@ -163,7 +163,18 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return nil
 		default:
 		}
-		it, ok, err := o.cfg.Store.Next(o.cfg.Now())
+		now := o.cfg.Now()
+		due, queued, err := o.cfg.Store.NextDue()
+		if err != nil {
+			return fmt.Errorf("outbox: next due: %w", err)
+		}
+		// No back-off is longer than MaxDelay: a retry due further ahead
+		// was scheduled before the wall clock was set back, and is due.
+		horizon := now
+		if queued && due.Sub(now) > o.cfg.MaxDelay {
+			horizon = due
+		}
+		it, ok, err := o.cfg.Store.Next(horizon)
 		if err != nil {
 			return fmt.Errorf("outbox: next: %w", err)
 		}
@@ -174,10 +185,8 @@ func (o *Outbox) Run(ctx context.Context) error {
 			continue
 		}
 		wait := time.Hour
-		if due, ok, err := o.cfg.Store.NextDue(); err != nil {
-			return fmt.Errorf("outbox: next due: %w", err)
-		} else if ok {
-			wait = max(due.Sub(o.cfg.Now()), 10*time.Millisecond)
+		if queued {
+			wait = max(due.Sub(now), 10*time.Millisecond)
 		}
 		t := time.NewTimer(wait)
 		select {
