@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/transport/mqtt"
 )
 
 // An agent that crashes every six minutes during a long outage starts
@@ -55,6 +57,48 @@ func TestCrashLoopKeepsBudgets(t *testing.T) {
 		n(steps, StepReattach), n(steps, StepCFUNReset), n(amnesic, StepReattach), n(amnesic, StepCFUNReset))
 	if n(amnesic, StepReattach) <= n(steps, StepReattach) {
 		t.Errorf("without the saved history: %d reattaches, with it %d; the store made no difference", n(amnesic, StepReattach), n(steps, StepReattach))
+	}
+}
+
+// steppedClock is the rig's clock with the wall reading off by step, as
+// after NTP stepped it while the agent was down; the boot clock is not.
+type steppedClock struct {
+	*FakeClock
+	step time.Duration
+}
+
+func (c steppedClock) Now() time.Time { return c.FakeClock.Now().Add(c.step) }
+
+// The same crash loop with the wall clock stepped two hours forward at
+// every restart: read as they were written, the saved records would look
+// hours old at each start and every life would have full budgets.
+func TestCrashLoopKeepsBudgetsAcrossClockSteps(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	r.at(time.Second, lose(r.m))
+	for i := 1; i <= 20; i++ {
+		step := time.Duration(i) * 2 * time.Hour
+		d := r.deps()
+		d.Clock = steppedClock{r.clock, step}
+		// Events back on the rig's clock, for the budget check.
+		d.Emit = func(ev mqtt.Event) {
+			ev.TS -= int64(step / time.Second)
+			r.events.add(ev)
+		}
+		s, err := New(r.cfg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.run(s, time.Duration(i)*6*time.Minute, 20*time.Second)
+	}
+	checkBudgets(t, r.cfg, r.events.taken())
+	n := 0
+	for _, ev := range r.events.taken() {
+		if ev.Attrs["step"] == StepReattach {
+			n++
+		}
+	}
+	if max := 2 * r.cfg.Steps.Reattach.PerHour; n == 0 || n > max {
+		t.Errorf("%d reattaches in 2h of crash loop with the clock stepped at each start, want 1..%d", n, max)
 	}
 }
 
