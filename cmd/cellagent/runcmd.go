@@ -104,6 +104,7 @@ Examples:
 		Watchdog:   wd,
 		RuntimeDir: runtimeDir,
 		Reload:     reload,
+		Now:        clockNow,
 	})
 }
 

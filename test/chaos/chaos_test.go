@@ -82,6 +82,36 @@ func (d *driver) force(i int) {
 
 const forced = 8
 
+// clockGrain: the agents' clock offsets are whole multiples of it, so an
+// event's stamp tells which offset it was made under (see realTime). The
+// widest step, 20 h, stays under the 24 h an incomplete concatenated
+// SMS waits for its parts, which a longer step forward would cut short.
+const clockGrain = 2 * time.Hour
+
+var clockOffsets = []time.Duration{0, clockGrain, -clockGrain, 3 * clockGrain, -3 * clockGrain, 5 * clockGrain, -5 * clockGrain}
+
+// clockStep sets the clock of the next incarnation: the wall clock
+// stepped while the agent was down, as NTP steps it on a gateway without
+// an RTC. The first restarts step it forward, then back, so a short run
+// sees both.
+func (d *driver) clockStep(restart int) {
+	var off time.Duration
+	switch {
+	case restart == 1:
+		off = 5 * clockGrain
+	case restart == 2:
+		off = -5 * clockGrain
+	case d.rng.Float64() < 0.2:
+		off = clockOffsets[d.rng.IntN(len(clockOffsets))]
+	default:
+		return
+	}
+	if off != d.r.offset {
+		d.r.offset = off
+		d.n.ClockSteps++
+	}
+}
+
 func (d *driver) injectMT() {
 	d.mt++
 	d.f.mt(d.r.obs.ops, d.mt)
@@ -115,9 +145,10 @@ var chaosChances = chance{mt: 0.12, mo: 0.08, garbage: 0.02, broker: 0.012, hang
 // Restart=on-failure would. After the last cycle the faults stop, and a
 // quiet period lets everything drain before the invariants are checked.
 //
-// Clock jumps are not injected: the binary reads the real clock (only
-// the daemon's Options.Now can be replaced, in-process), and moving the
-// machine's clock would disturb everything else running on it.
+// Clock steps are made between incarnations: each runs with its own
+// offset from the machine's clock, up to 10 h either way. Within a
+// process Go measures elapsed time on the monotonic clock, which no step
+// moves; what a step can break is what outlives the process.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill cycles of the real agent (about a minute)")
@@ -151,6 +182,7 @@ func TestChaos(t *testing.T) {
 		}
 		n.Kills++
 		r.kill()
+		d.clockStep(c)
 		r.start()
 		if c%10 == 0 || c == cycles {
 			t.Logf("cycle %d/%d after %s: MT %d, MO %d, broker restarts %d, hang-ups %d, silences %d", c, cycles,

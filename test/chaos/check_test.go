@@ -340,12 +340,19 @@ func taken(e event) bool {
 // step cut short by SIGKILL is in the history but never reported.
 func (r *rig) checkBudgets(o outcome, budgets, history *invariant) int {
 	byStep := map[string][]int64{}
+	violations := 0
 	for _, e := range dedupeEvents(o.events) {
 		if taken(e) {
-			byStep[e.Attrs["step"]] = append(byStep[e.Attrs["step"]], e.TS)
+			// Budgets hold in real time, whatever the agent's clock said.
+			ts, ok := r.realTime(e.TS)
+			if !ok {
+				budgets.check(false, "%s at %d (agent clock): made under no one clock offset of the run", e.Attrs["step"], e.TS)
+				violations++
+				continue
+			}
+			byStep[e.Attrs["step"]] = append(byStep[e.Attrs["step"]], ts)
 		}
 	}
-	violations := 0
 	for _, st := range r.cfg.Supervisor.Steps.Named() {
 		ts := byStep[st.Name]
 		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
@@ -381,10 +388,15 @@ func (r *rig) checkBudgets(o outcome, budgets, history *invariant) int {
 		return violations
 	}
 	snap := o.status.Supervisor
+	at, ok := r.realTime(snap.At.Unix())
+	if !ok {
+		history.check(false, "the supervisor view's time %s fits no clock offset of the run", snap.At)
+		return violations
+	}
 	for _, b := range snap.Budgets {
 		n := 0
 		for _, t := range byStep[b.Step] {
-			if at := snap.At.Unix(); t <= at && at-t < 3600 {
+			if t <= at && at-t < 3600 {
 				n++
 			}
 		}
@@ -406,8 +418,8 @@ func report(t *testing.T, head string, n *counts, f figures, invs []*invariant) 
 		bsc += n.BSC[k]
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n.BSC[k]))
 	}
-	fmt.Fprintf(&b, "faults: kills %d, broker restarts %d, hang-ups %d, silences %d, garbage %d, CMS error windows %d, BSC faults %d (%s), coverage losses %d, recover requests %d (ok %d, refused %d)\n",
-		n.Kills, n.BrokerRestarts, n.HangUps, n.Silences, n.Garbage, n.CMSWindows, bsc, strings.Join(kinds, ", "), n.Coverage, n.Recover, f.recoverOK, f.recoverRefused)
+	fmt.Fprintf(&b, "faults: kills %d, broker restarts %d, hang-ups %d, silences %d, garbage %d, CMS error windows %d, BSC faults %d (%s), coverage losses %d, recover requests %d (ok %d, refused %d), clock steps %d\n",
+		n.Kills, n.BrokerRestarts, n.HangUps, n.Silences, n.Garbage, n.CMSWindows, bsc, strings.Join(kinds, ", "), n.Coverage, n.Recover, f.recoverOK, f.recoverRefused, n.ClockSteps)
 	var steps []string
 	for _, st := range []string{"reattach", "cfun-reset", "quota", "bsc-reset", "reboot", "power-cycle"} {
 		steps = append(steps, fmt.Sprintf("%s %d", st, f.steps[st]))

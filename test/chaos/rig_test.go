@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,9 +80,19 @@ type rig struct {
 
 	agent  *proc
 	starts int
+	// offset is the wall clock of the next incarnation, ahead of the
+	// machine's (behind when negative); runs records each one's.
+	offset time.Duration
+	runs   []incarnation
 	// crashes records exits the driver did not cause: an agent must never
 	// stop on its own, whatever the faults.
 	crashes []string
+}
+
+// incarnation is when an agent started and how far its clock was off.
+type incarnation struct {
+	start  time.Time
+	offset time.Duration
 }
 
 // proc is one incarnation of the agent.
@@ -100,7 +111,8 @@ var (
 )
 
 // agentBinary builds cellagent once per test binary, without the race
-// detector: it is the product under test, as a gateway would run it.
+// detector: it is the product under test, as a gateway would run it, with
+// the chaosclock tag, which lets the rig set each incarnation's clock.
 func agentBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -108,7 +120,7 @@ func agentBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "cellagent")
-		out, err := exec.Command("go", "build", "-o", binPath, "cellagent/cmd/cellagent").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "chaosclock", "-o", binPath, "cellagent/cmd/cellagent").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build cellagent: %v\n%s", err, out)
 		}
@@ -274,8 +286,11 @@ level = "info"
 func (r *rig) start() {
 	r.t.Helper()
 	r.starts++
-	fmt.Fprintf(r.log, "=== chaos: start %d at %s\n", r.starts, time.Now().Format(time.RFC3339Nano))
+	now := time.Now()
+	fmt.Fprintf(r.log, "=== chaos: start %d at %s, clock offset %s\n", r.starts, now.Format(time.RFC3339Nano), r.offset)
+	r.runs = append(r.runs, incarnation{start: now, offset: r.offset})
 	cmd := exec.Command(r.bin, "run", "--config", r.cfgPath, "--runtime-dir", r.runDir)
+	cmd.Env = append(os.Environ(), "CELLAGENT_CHAOS_CLOCK_OFFSET="+r.offset.String())
 	cmd.Stdout, cmd.Stderr = r.log, r.log
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start the agent: %v", err)
@@ -286,6 +301,29 @@ func (r *rig) start() {
 		close(p.done)
 	}()
 	r.agent = p
+}
+
+// realTime maps a time the agents stamped (unix seconds) back to the
+// machine's clock: it is that of the one offset under which some
+// incarnation was running at the stamp. Offsets are whole multiples of
+// clockGrain apart and a run is shorter, so at most one fits.
+func (r *rig) realTime(ts int64) (int64, bool) {
+	const slack = 2 // seconds: stamps are whole seconds
+	var found []time.Duration
+	for i, in := range r.runs {
+		end := time.Now()
+		if i+1 < len(r.runs) {
+			end = r.runs[i+1].start
+		}
+		real := ts - int64(in.offset/time.Second)
+		if real >= in.start.Unix()-slack && real <= end.Unix()+slack && !slices.Contains(found, in.offset) {
+			found = append(found, in.offset)
+		}
+	}
+	if len(found) != 1 {
+		return 0, false
+	}
+	return ts - int64(found[0]/time.Second), true
 }
 
 // alive restarts an agent that exited without being told to, and records
@@ -362,9 +400,9 @@ type faults struct {
 
 // counts are the run's figures.
 type counts struct {
-	Kills, BrokerRestarts, HangUps, Silences, Garbage, CMSWindows, Coverage, Recover int
-	BSC                                                                              map[string]int
-	MTSingle, MTMulti                                                                int
+	Kills, BrokerRestarts, HangUps, Silences, Garbage, CMSWindows, Coverage, Recover, ClockSteps int
+	BSC                                                                                          map[string]int
+	MTSingle, MTMulti                                                                            int
 }
 
 func newFaults(r *rig, rng *rand.Rand, n *counts) *faults {
