@@ -241,6 +241,12 @@ func outbox(t *testing.T, r *rig, cfg OutboxConfig) *Outbox {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runOutbox(t, o)
+	return o
+}
+
+// runOutbox runs o until the test ends.
+func runOutbox(t *testing.T, o *Outbox) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -251,7 +257,6 @@ func outbox(t *testing.T, r *rig, cfg OutboxConfig) *Outbox {
 		cancel()
 		<-done
 	})
-	return o
 }
 
 func TestOutboxSendsAndMatchesReport(t *testing.T) {
@@ -336,16 +341,7 @@ func TestOutboxRetryAfterClockSetBack(t *testing.T) {
 	if err := r.st.MarkRetry(id, time.Now().Add(2*time.Hour), "network timeout"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = o.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	runOutbox(t, o)
 	eventually(t, "the retry sent", func() bool {
 		it, err := r.st.Get(id)
 		return err == nil && it.State == store.Sent
