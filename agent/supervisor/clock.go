@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"cellagent/agent/bootclock"
 )
 
 // Clock is the supervisor's policy time: poll interval, grace, step waits,
@@ -18,11 +20,9 @@ type Clock interface {
 	Now() time.Time
 	// After delivers once d has passed.
 	After(d time.Duration) <-chan time.Time
-	// Boot names the system's current boot and tells how long it has
-	// been up, on a clock nobody sets. The saved history carries both, so
-	// a wall clock stepped between a save and the next start (NTP on a
-	// gateway without an RTC) neither frees the budgets nor blocks them.
-	// An empty id means unknown: saved times are then taken as they are.
+	// Boot is the boot clock (a bootclock.Source). The saved history
+	// carries its reading, so a wall clock stepped between a save and
+	// the next start neither frees the budgets nor blocks them.
 	Boot() (id string, up time.Duration)
 }
 
@@ -40,7 +40,7 @@ type systemClock struct{ now func() time.Time }
 
 func (c systemClock) Now() time.Time                       { return c.now() }
 func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-func (systemClock) Boot() (id string, up time.Duration)    { return bootClock() }
+func (systemClock) Boot() (id string, up time.Duration)    { return bootclock.System() }
 
 // FakeClock is a Clock whose time moves only when its one waiter waits:
 // After(d) moves it d forward at once and returns a channel that has

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"cellagent/agent/bootclock"
 	"cellagent/agent/config"
 )
 
@@ -113,34 +114,25 @@ const stateVersion = 2
 // sane budget for a day, few enough to keep a corrupt blob harmless.
 const maxSaved = 1000
 
-// maxSpan bounds the clock readings a blob may carry, so that the
-// arithmetic on them cannot overflow a Duration (292 years).
-const maxSpan = 100 * 365 * day
-
 type savedJSON struct {
 	V           int                `json:"v"`
 	Actions     map[string][]int64 `json:"actions,omitempty"` // unix ms
 	Rounds      int                `json:"rounds,omitempty"`
 	NextRound   int64              `json:"next_round,omitempty"` // unix ms
 	ParkedUntil int64              `json:"parked_until,omitempty"`
-	// Boot, Saved and Up: the boot, the wall clock (unix ms) and the boot
-	// clock (ms) when the blob was written; see Clock.Boot.
-	Boot  string `json:"boot,omitempty"`
-	Saved int64  `json:"saved,omitempty"`
-	Up    int64  `json:"up,omitempty"`
+	bootclock.Mark
 }
 
 // stamp is when the blob is written or read: the policy clock and the
 // boot clock at the same instant.
 type stamp struct {
 	now  time.Time
-	boot string
-	up   time.Duration
+	mark bootclock.Mark
 }
 
 func stampOf(c Clock) stamp {
-	id, up := c.Boot()
-	return stamp{now: c.Now(), boot: id, up: up}
+	now := c.Now()
+	return stamp{now: now, mark: bootclock.Read(now, c.Boot)}
 }
 
 // encodeSaved writes the times as seen from at.now: a time taken before
@@ -160,9 +152,7 @@ func encodeSaved(s saved, at stamp) ([]byte, error) {
 	if !s.parkedUntil.IsZero() {
 		j.ParkedUntil = wall(s.parkedUntil)
 	}
-	if at.boot != "" {
-		j.Boot, j.Saved, j.Up = at.boot, at.now.UnixMilli(), at.up.Milliseconds()
-	}
+	j.Mark = at.mark
 	b, err := json.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: encode state: %w", err)
@@ -196,22 +186,14 @@ func decodeSaved(b []byte, at stamp) (saved, error) {
 	if j.Rounds < 0 || j.Rounds > maxSaved {
 		return fail("rounds %d outside 0..%d", j.Rounds, maxSaved)
 	}
-	if j.V == 1 && (j.Boot != "" || j.Saved != 0 || j.Up != 0) {
+	if j.V == 1 && j.Mark != (bootclock.Mark{}) {
 		return fail("boot fields in a version 1 blob")
 	}
-	if (j.Boot == "") != (j.Saved == 0) || (j.Boot == "") && j.Up != 0 {
-		return fail("boot %q, saved %d, up %d: all or none", j.Boot, j.Saved, j.Up)
+	if err := j.Mark.Validate(); err != nil {
+		return fail("%v", err)
 	}
-	if j.Saved < 0 || j.Up < 0 || j.Up > maxSpan.Milliseconds() {
-		return fail("saved %d, up %d", j.Saved, j.Up)
-	}
-	var step time.Duration
-	if j.Boot != "" && j.Boot == at.boot {
-		elapsed := at.up - time.Duration(j.Up)*time.Millisecond
-		if walled := at.now.Sub(time.UnixMilli(j.Saved)); elapsed >= 0 && walled.Abs() < maxSpan {
-			step = walled - elapsed
-		}
-	}
+	// Another boot, or no boot clock: nothing tells a step.
+	step, _ := j.Mark.Step(at.mark)
 	s := saved{hist: history{}, rounds: j.Rounds}
 	for name, ts := range j.Actions {
 		id, ok := stepByName(name)

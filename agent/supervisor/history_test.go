@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/agent/bootclock"
 	"cellagent/agent/config"
 )
 
@@ -48,12 +49,17 @@ func TestBudget(t *testing.T) {
 	}
 }
 
+// stampAt is now on a boot clock reading up in boot ("": none).
+func stampAt(now time.Time, boot string, up time.Duration) stamp {
+	return stamp{now: now, mark: bootclock.Read(now, func() (string, time.Duration) { return boot, up })}
+}
+
 func TestSavedRoundTrip(t *testing.T) {
 	now := t0.Add(48 * time.Hour)
 	in := saved{hist: history{stepReboot: {now.Add(-2 * time.Hour), now.Add(-time.Minute)}, stepBSCReset: {now.Add(-time.Hour)}},
 		rounds: 3, nextRound: now.Add(time.Hour), parkedUntil: now.Add(2 * time.Hour)}
 	for _, boot := range []string{"", "b1"} {
-		at := stamp{now: now, boot: boot, up: 5 * time.Hour}
+		at := stampAt(now, boot, 5*time.Hour)
 		b, err := encodeSaved(in, at)
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +79,7 @@ func TestSavedRoundTrip(t *testing.T) {
 // ten minutes ago still counts as ten minutes old; across a reboot
 // nothing tells the step, and the records are taken as they are.
 func TestSavedAcrossClockSteps(t *testing.T) {
-	saveAt := stamp{now: t0.Add(48 * time.Hour), boot: "b1", up: 5 * time.Hour}
+	saveAt := stampAt(t0.Add(48*time.Hour), "b1", 5*time.Hour)
 	in := saved{hist: history{stepBSCReset: {saveAt.now.Add(-time.Minute)}}, nextRound: saveAt.now.Add(time.Minute)}
 	b, err := encodeSaved(in, saveAt)
 	if err != nil {
@@ -93,7 +99,7 @@ func TestSavedAcrossClockSteps(t *testing.T) {
 		{"rebooted, stepped forward", 30 * time.Minute, "b2", 40 * time.Minute, -38 * time.Minute},
 	} {
 		now := saveAt.now.Add(9*time.Minute + c.step)
-		out, err := decodeSaved(b, stamp{now: now, boot: c.boot, up: saveAt.up + 9*time.Minute})
+		out, err := decodeSaved(b, stampAt(now, c.boot, 5*time.Hour+9*time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +113,7 @@ func TestSavedAcrossClockSteps(t *testing.T) {
 
 func TestDecodeSaved(t *testing.T) {
 	now := time.UnixMilli(1_740_000_000_000)
-	at := stamp{now: now, boot: "b1", up: time.Hour}
+	at := stampAt(now, "b1", time.Hour)
 	for _, c := range []struct{ in, want string }{
 		{`{"v":3}`, "version 3"},
 		{`{"v":1,"boot":"b1","saved":1,"up":1}`, "boot fields in a version 1 blob"},
@@ -115,7 +121,7 @@ func TestDecodeSaved(t *testing.T) {
 		{`{"v":2,"saved":5}`, "all or none"},
 		{`{"v":2,"up":5}`, "all or none"},
 		{`{"v":2,"boot":"b1","saved":5,"up":-1}`, "up -1"},
-		{`{"v":2,"boot":"b1","saved":5,"up":9223372036854775807}`, "up 9223372036854775807"},
+		{`{"v":2,"boot":"b1","saved":5,"up":9223372036854775807}`, "up 9223372036854775807 outside"},
 		{`{"v":1,"actions":{"observe":[1]}}`, `unknown step "observe"`},
 		{`{"v":1,"actions":{"reset-all":[1]}}`, `unknown step "reset-all"`},
 		{`{"v":1,"actions":{"reboot":[0]}}`, "time 0 for reboot"},
@@ -149,7 +155,7 @@ func FuzzDecodeSaved(f *testing.F) {
 	f.Add([]byte(`{"v":1,"actions":{"reattach":[9223372036854775807,-1]}}`))
 	f.Add([]byte(`{"v":2,"actions":{"reboot":[1740000000000]},"next_round":1740001000000,"boot":"fuzz-boot","saved":1739990000000,"up":3000000}`))
 	f.Add([]byte(`{"v":2,"actions":{"reboot":[1740000000000]},"boot":"other-boot","saved":1,"up":9}`))
-	at := stamp{now: time.UnixMilli(1_740_000_000_000), boot: "fuzz-boot", up: time.Hour}
+	at := stampAt(time.UnixMilli(1_740_000_000_000), "fuzz-boot", time.Hour)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeSaved(b, at)
 		if err != nil {

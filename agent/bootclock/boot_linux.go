@@ -1,4 +1,4 @@
-package supervisor
+package bootclock
 
 import (
 	"os"
@@ -17,10 +17,11 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(b))
 })
 
-// bootClock reads CLOCK_BOOTTIME: unlike CLOCK_MONOTONIC it goes on
-// counting while the system is suspended, as the wall clock does.
-func bootClock() (string, time.Duration) {
-	id := bootID()
+// System reads /proc's boot id and CLOCK_BOOTTIME, which unlike
+// CLOCK_MONOTONIC goes on counting while the system is suspended, as the
+// wall clock does.
+func System() (id string, up time.Duration) {
+	id = bootID()
 	var ts unix.Timespec
 	if id == "" || unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
 		return "", 0
