@@ -24,6 +24,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"cellagent/agent/bootclock"
 )
 
 // ErrLimited matches every *LimitError with errors.Is.
@@ -95,6 +97,8 @@ type Limiter struct {
 	keepDest time.Duration // longest per-destination period
 	global   []entry
 	dests    map[string][]entry
+	// boot dates snapshots on the boot clock (bootclock.System if nil).
+	boot bootclock.Source
 }
 
 // New checks cfg and returns a limiter with empty logs; now is the clock.
@@ -222,6 +226,9 @@ type snapshot struct {
 	Version int                    `json:"v"`
 	Global  []snapEntry            `json:"global"`
 	Dests   map[string][]snapEntry `json:"dests,omitempty"`
+	// Mark, absent from older snapshots, dates the snapshot on the boot
+	// clock too, so that Restore can tell a step of the wall clock.
+	bootclock.Mark
 }
 
 type snapEntry struct {
@@ -237,10 +244,11 @@ const snapshotVersion = 1
 func (l *Limiter) Snapshot() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.prune(l.now())
-	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global), Dests: map[string][]snapEntry{}}
+	now := l.now()
+	l.prune(now)
+	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global, now), Dests: map[string][]snapEntry{}, Mark: bootclock.Read(now, l.boot)}
 	for d, log := range l.dests {
-		s.Dests[d] = toSnap(log)
+		s.Dests[d] = toSnap(log, now)
 	}
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -249,17 +257,24 @@ func (l *Limiter) Snapshot() ([]byte, error) {
 	return b, nil
 }
 
-func toSnap(log []entry) []snapEntry {
+// toSnap writes each entry as its distance from now on the wall clock now
+// reads: a step of the wall clock since the entry was charged is not in
+// the monotonic reading the distance is measured on.
+func toSnap(log []entry, now time.Time) []snapEntry {
 	out := make([]snapEntry, len(log))
 	for i, e := range log {
-		out[i] = snapEntry{At: e.At.UnixNano(), N: e.N}
+		out[i] = snapEntry{At: now.Add(e.At.Sub(now)).UnixNano(), N: e.N}
 	}
 	return out
 }
 
 // Restore replaces the limiter's state with a Snapshot, possibly taken
 // under another Config: entries are simply counted against the current
-// budgets. A malformed snapshot is an error and leaves the state unchanged.
+// budgets. A snapshot of this boot is corrected for a step of the wall
+// clock since (a step forward would free the budgets, one back hold
+// them for as long); one of an earlier boot cannot be, and its entries
+// dated in the future count as charged now. A malformed snapshot is an
+// error and leaves the state unchanged.
 func (l *Limiter) Restore(b []byte) error {
 	var s snapshot
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -268,7 +283,13 @@ func (l *Limiter) Restore(b []byte) error {
 	if s.Version != snapshotVersion {
 		return fmt.Errorf("ratelimit: restore: snapshot version %d, want %d", s.Version, snapshotVersion)
 	}
-	global, err := fromSnap(s.Global, "global")
+	if err := s.Mark.Validate(); err != nil {
+		return fmt.Errorf("ratelimit: restore: %w", err)
+	}
+	now := l.now()
+	// Another boot, or no boot clock: nothing tells a step.
+	step, _ := s.Mark.Step(bootclock.Read(now, l.boot))
+	global, err := fromSnap(s.Global, "global", step, now)
 	if err != nil {
 		return err
 	}
@@ -277,24 +298,28 @@ func (l *Limiter) Restore(b []byte) error {
 		if d == "" {
 			return errors.New("ratelimit: restore: empty destination")
 		}
-		if dests[d], err = fromSnap(es, d); err != nil {
+		if dests[d], err = fromSnap(es, d, step, now); err != nil {
 			return err
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.global, l.dests = global, dests
-	l.prune(l.now())
+	l.prune(now)
 	return nil
 }
 
-func fromSnap(es []snapEntry, scope string) ([]entry, error) {
+func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) ([]entry, error) {
 	var log []entry
 	for _, e := range es {
 		if e.N < 1 {
 			return nil, fmt.Errorf("ratelimit: restore: %s entry with count %d", scope, e.N)
 		}
-		log = insert(log, entry{At: time.Unix(0, e.At), N: e.N})
+		at := time.Unix(0, e.At).Add(step)
+		if at.After(now) {
+			at = now
+		}
+		log = insert(log, entry{At: at, N: e.N})
 	}
 	return log, nil
 }

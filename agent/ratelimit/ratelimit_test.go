@@ -138,6 +138,55 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 }
 
+// A restart after the wall clock was stepped: within the boot the
+// snapshot's entries keep their true age; after a reboot, entries dated
+// in the future count as charged at the restart.
+func TestRestoreAcrossClockSteps(t *testing.T) {
+	hourly := Config{Global: []Window{{time.Hour, 3}}}
+	l, c := newTest(t, hourly)
+	l.boot = func() (string, time.Duration) { return "b1", time.Hour }
+	for range 3 {
+		if err := l.Allow("a", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := l.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := c.t
+	for _, cc := range []struct {
+		name string
+		step time.Duration // of the wall clock during the 10 minutes down
+		boot string
+		// the budget is still used up this long after the restart
+		usedFor time.Duration
+	}{
+		{"no step", 0, "b1", 50 * time.Minute},
+		{"stepped forward a day", 24 * time.Hour, "b1", 50 * time.Minute},
+		{"stepped back five hours", -5 * time.Hour, "b1", 50 * time.Minute},
+		{"rebooted, stepped back", -5 * time.Hour, "b2", time.Hour},
+	} {
+		c2 := &clock{t: saved.Add(10*time.Minute + cc.step)}
+		l2, err := New(hourly, c2.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l2.boot = func() (string, time.Duration) { return cc.boot, time.Hour + 10*time.Minute }
+		if err := l2.Restore(snap); err != nil {
+			t.Fatal(err)
+		}
+		c2.advance(cc.usedFor - time.Second)
+		if err := l2.Allow("a", 1); !errors.Is(err, ErrLimited) {
+			t.Errorf("%s: %s after the restart: %v, want limited", cc.name, cc.usedFor-time.Second, err)
+		}
+		c2.advance(2 * time.Second)
+		if err := l2.Allow("a", 1); err != nil {
+			t.Errorf("%s: %s after the restart: %v, want allowed", cc.name, cc.usedFor+time.Second, err)
+		}
+	}
+}
+
 func TestClockStepsBack(t *testing.T) {
 	l, c := newTest(t, Config{Global: []Window{{time.Minute, 2}}})
 	_ = l.Allow("a", 1)
@@ -174,4 +223,31 @@ func TestBadConfigAndInput(t *testing.T) {
 	if err := l.Allow("a", 0); err == nil || errors.Is(err, ErrLimited) {
 		t.Errorf("Allow(a, 0): %v, want a plain error", err)
 	}
+}
+
+// FuzzRestore: no snapshot crashes Restore, and what it accepts comes
+// back from Snapshot unchanged by a second round trip.
+func FuzzRestore(f *testing.F) {
+	f.Add([]byte(`{"v":1,"global":[{"t":1740830400000000000,"n":2}],"dests":{"+4911":[{"t":1740830400000000000,"n":2}]}}`))
+	f.Add([]byte(`{"v":1,"global":[{"t":1740830400000000000,"n":1}],"boot":"b1","saved":1740830400000,"up":3600000}`))
+	f.Add([]byte(`{"v":1,"global":[{"t":9223372036854775807,"n":1}],"boot":"other","saved":1,"up":0}`))
+	f.Add([]byte(`{"v":1,"global":[{"t":1,"n":0}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, _ := newTest(t, cfg)
+		l.boot = func() (string, time.Duration) { return "b1", 2 * time.Hour }
+		if err := l.Restore(b); err != nil {
+			return
+		}
+		snap, err := l.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Restore(snap); err != nil {
+			t.Fatalf("re-restoring %s: %v", snap, err)
+		}
+		again, _ := l.Snapshot()
+		if string(again) != string(snap) {
+			t.Fatalf("not stable:\n%s\n%s", snap, again)
+		}
+	})
 }
