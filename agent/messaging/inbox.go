@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"cellagent/agent/bootclock"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
 	"cellagent/modem/sms"
@@ -55,6 +56,10 @@ type Inbound struct {
 type part struct {
 	PDU      string    `json:"pdu"`
 	Received time.Time `json:"received"`
+	// Mark dates Received on the boot clock too, so that a step of the
+	// wall clock before the part is restored does not cut its wait for
+	// the other parts short, or stretch it.
+	Mark bootclock.Mark `json:"mark,omitzero"`
 }
 
 // Publisher hands an inbox message on (to MQTT, in the daemon). It returns
@@ -75,6 +80,8 @@ type InboxConfig struct {
 	Sweep  time.Duration
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Boot is the boot clock (bootclock.System when nil).
+	Boot bootclock.Source
 }
 
 // Inbox moves MT messages from the SIM into the store.
@@ -254,7 +261,7 @@ func (in *Inbox) take(m sms.Message, received time.Time) error {
 }
 
 func (in *Inbox) takePart(m sms.Message, received time.Time) error {
-	rec, err := json.Marshal(part{PDU: m.PDU, Received: received})
+	rec, err := json.Marshal(part{PDU: m.PDU, Received: received, Mark: bootclock.Read(received, in.cfg.Boot)})
 	if err != nil {
 		return fmt.Errorf("inbox: encode part %s: %w", m.ID, err)
 	}
@@ -338,12 +345,16 @@ func (in *Inbox) report(m sms.Message) error {
 }
 
 // restoreParts rebuilds the assembler from the parts in the store, with
-// their original receive times, so timeouts survive restarts too.
+// their original receive times, so timeouts survive restarts too. A time
+// of this boot is corrected for a step of the wall clock since; one of
+// an earlier boot cannot be, and if it is in the future it counts as now.
 func (in *Inbox) restoreParts() error {
 	groups, err := in.cfg.Store.PartGroups()
 	if err != nil {
 		return fmt.Errorf("inbox: restore parts: %w", err)
 	}
+	now := in.cfg.Now()
+	mark := bootclock.Read(now, in.cfg.Boot)
 	for _, g := range groups {
 		parts, err := in.cfg.Store.Parts(g.Key)
 		if err != nil {
@@ -353,6 +364,12 @@ func (in *Inbox) restoreParts() error {
 			var pr part
 			if err := json.Unmarshal(p.Rec, &pr); err != nil {
 				return fmt.Errorf("inbox: restore part %s: %w", p.ID, err)
+			}
+			if step, err := pr.Mark.Step(mark); err == nil {
+				pr.Received = pr.Received.Add(step)
+			}
+			if pr.Received.After(now) {
+				pr.Received = now
 			}
 			if a, ok := in.asm.Add(sms.DecodeHex(pr.PDU), pr.Received); ok {
 				if err := in.commitGroup(g.Key, a, pr.Received); err != nil {

@@ -190,6 +190,51 @@ func TestInboxIncompleteAfterTimeout(t *testing.T) {
 	}
 }
 
+// Parts waiting for the rest keep their true age across a restart after
+// the wall clock was stepped forward, within a boot; after a reboot
+// nothing tells the step.
+func TestInboxPartsAcrossClockStep(t *testing.T) {
+	for _, c := range []struct {
+		boot    string // of the restart; the parts were taken in b1
+		expired bool
+	}{{"b1", false}, {"b2", true}} {
+		r := newRig(t, sim.Config{})
+		now := time.Now()
+		var mu sync.Mutex
+		clock := func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}
+		up := time.Hour
+		boot := func() (string, time.Duration) { return "b1", up }
+		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock, Boot: boot})
+		if err := r.m.DeliverParts("+4917099", strings.Repeat("y", 400), 1, 3); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "both parts on the SIM", func() bool { return len(r.m.Stored()) == 2 })
+		if err := in.cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Down for a minute, during which NTP steps the clock 2 h forward.
+		mu.Lock()
+		now = now.Add(2*time.Hour + time.Minute)
+		mu.Unlock()
+		up += time.Minute
+		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock,
+			Boot: func() (string, time.Duration) { return c.boot, up }})
+		if err := in.restoreParts(); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(pending(t, r.st)); (n == 1) != c.expired {
+			t.Errorf("restart in boot %s: %d messages published, want the parts expired: %v", c.boot, n, c.expired)
+		}
+	}
+}
+
 func TestInboxWaitsForSpaceAndPublishes(t *testing.T) {
 	// More messages than SIM slots: the network holds the rest until the
 	// inbox frees slots, as a real SMSC retries.
