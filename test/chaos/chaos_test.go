@@ -83,12 +83,14 @@ func (d *driver) force(i int) {
 const forced = 8
 
 // clockGrain: the agents' clock offsets are whole multiples of it, so an
-// event's stamp tells which offset it was made under (see realTime). The
-// widest step, 20 h, stays under the 24 h an incomplete concatenated
-// SMS waits for its parts, which a longer step forward would cut short.
+// event's stamp tells which offset it was made under (see realTime).
 const clockGrain = 2 * time.Hour
 
-var clockOffsets = []time.Duration{0, clockGrain, -clockGrain, 3 * clockGrain, -3 * clockGrain, 5 * clockGrain, -5 * clockGrain}
+// clockOffsets run from a clock 20 years slow (an RTC-less board that
+// boots at its image's build date) to one three days fast: steps longer
+// than every budget window and than the 24 h a concatenated SMS waits
+// for its parts.
+var clockOffsets = []time.Duration{0, clockGrain, -clockGrain, 5 * clockGrain, -5 * clockGrain, 36 * clockGrain, -20 * 365 * 12 * clockGrain}
 
 // clockStep sets the clock of the next incarnation: the wall clock
 // stepped while the agent was down, as NTP steps it on a gateway without
@@ -98,9 +100,9 @@ func (d *driver) clockStep(restart int) {
 	var off time.Duration
 	switch {
 	case restart == 1:
-		off = 5 * clockGrain
+		off = 36 * clockGrain
 	case restart == 2:
-		off = -5 * clockGrain
+		off = -20 * 365 * 12 * clockGrain
 	case d.rng.Float64() < 0.2:
 		off = clockOffsets[d.rng.IntN(len(clockOffsets))]
 	default:
@@ -146,7 +148,7 @@ var chaosChances = chance{mt: 0.12, mo: 0.08, garbage: 0.02, broker: 0.012, hang
 // quiet period lets everything drain before the invariants are checked.
 //
 // Clock steps are made between incarnations: each runs with its own
-// offset from the machine's clock, up to 10 h either way. Within a
+// offset from the machine's clock, from 20 years slow to 3 days fast. Within a
 // process Go measures elapsed time on the monotonic clock, which no step
 // moves; what a step can break is what outlives the process.
 func TestChaos(t *testing.T) {
