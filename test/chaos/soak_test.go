@@ -25,9 +25,11 @@ const soakWarmup = 2 * time.Minute
 
 // sample is one reading of the agent's footprint.
 type sample struct {
-	at                    time.Duration
-	rss, heap             float64 // MiB
-	goroutines, fds, thrs float64
+	at time.Duration
+	// anon and file split rss: the Go heap and stacks against pages of
+	// mapped files (bbolt maps its store), which the kernel may reclaim.
+	rss, anon, file, heap, db float64 // MiB; db: the store file's size
+	goroutines, fds, thrs     float64
 }
 
 // TestSoak runs one agent for -soak.duration under a steady stream of SMS
@@ -100,6 +102,10 @@ func (r *rig) sample(at time.Duration) (sample, error) {
 		switch k {
 		case "VmRSS":
 			s.rss = n / 1024
+		case "RssAnon":
+			s.anon = n / 1024
+		case "RssFile":
+			s.file = n / 1024
 		case "Threads":
 			s.thrs = n
 		}
@@ -109,6 +115,11 @@ func (r *rig) sample(at time.Duration) (sample, error) {
 		return s, fmt.Errorf("proc fd: %w", err)
 	}
 	s.fds = float64(len(fds))
+	fi, err := os.Stat(filepath.Join(r.dir, "state", agent.StoreFile))
+	if err != nil {
+		return s, fmt.Errorf("store: %w", err)
+	}
+	s.db = float64(fi.Size()) / (1 << 20)
 	var st agent.Status
 	b, err = os.ReadFile(filepath.Join(r.runDir, agent.StatusFile))
 	if err == nil {
@@ -125,9 +136,10 @@ func (r *rig) sample(at time.Duration) (sample, error) {
 // hour over the samples after the warm-up.
 func curves(series []sample) string {
 	var b strings.Builder
-	b.WriteString("    t  RSS MiB  heap MiB  goroutines  fds  threads\n")
+	b.WriteString("    t  RSS MiB  anon MiB  file MiB  heap MiB  store MiB  goroutines  fds  threads\n")
 	for _, s := range series {
-		fmt.Fprintf(&b, "%5s  %7.1f  %8.1f  %10.0f  %3.0f  %7.0f\n", fmtMin(s.at), s.rss, s.heap, s.goroutines, s.fds, s.thrs)
+		fmt.Fprintf(&b, "%5s  %7.1f  %8.1f  %8.1f  %8.1f  %9.2f  %10.0f  %3.0f  %7.0f\n",
+			fmtMin(s.at), s.rss, s.anon, s.file, s.heap, s.db, s.goroutines, s.fds, s.thrs)
 	}
 	var late []sample
 	for _, s := range series {
@@ -144,7 +156,10 @@ func curves(series []sample) string {
 		get        func(sample) float64
 	}{
 		{"RSS", "MiB", func(s sample) float64 { return s.rss }},
+		{"anon", "MiB", func(s sample) float64 { return s.anon }},
+		{"file", "MiB", func(s sample) float64 { return s.file }},
 		{"heap", "MiB", func(s sample) float64 { return s.heap }},
+		{"store", "MiB", func(s sample) float64 { return s.db }},
 		{"goroutines", "", func(s sample) float64 { return s.goroutines }},
 		{"fds", "", func(s sample) float64 { return s.fds }},
 		{"threads", "", func(s sample) float64 { return s.thrs }},
