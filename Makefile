@@ -41,7 +41,9 @@ lint:
 	@out=$$(gofmt -l .); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags chaosclock ./cmd/cellagent
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags chaosclock ./cmd/cellagent
 	$(GO) mod verify
 
 run: build
