@@ -90,7 +90,12 @@ const clockGrain = 2 * time.Hour
 // boots at its image's build date) to one three days fast: steps longer
 // than every budget window and than the 24 h a concatenated SMS waits
 // for its parts.
-var clockOffsets = []time.Duration{0, clockGrain, -clockGrain, 5 * clockGrain, -5 * clockGrain, 36 * clockGrain, -20 * 365 * 12 * clockGrain}
+const (
+	clockSlow = -20 * 365 * 12 * clockGrain
+	clockFast = 36 * clockGrain
+)
+
+var clockOffsets = []time.Duration{0, clockGrain, -clockGrain, 5 * clockGrain, -5 * clockGrain, clockFast, clockSlow}
 
 // clockStep sets the clock of the next incarnation: the wall clock
 // stepped while the agent was down, as NTP steps it on a gateway without
@@ -100,9 +105,9 @@ func (d *driver) clockStep(restart int) {
 	var off time.Duration
 	switch {
 	case restart == 1:
-		off = 36 * clockGrain
+		off = clockFast
 	case restart == 2:
-		off = -20 * 365 * 12 * clockGrain
+		off = clockSlow
 	case d.rng.Float64() < 0.2:
 		off = clockOffsets[d.rng.IntN(len(clockOffsets))]
 	default:
@@ -148,9 +153,10 @@ var chaosChances = chance{mt: 0.12, mo: 0.08, garbage: 0.02, broker: 0.012, hang
 // quiet period lets everything drain before the invariants are checked.
 //
 // Clock steps are made between incarnations: each runs with its own
-// offset from the machine's clock, from 20 years slow to 3 days fast. Within a
-// process Go measures elapsed time on the monotonic clock, which no step
-// moves; what a step can break is what outlives the process.
+// offset from the machine's clock, from 20 years slow to 3 days fast.
+// Within a process Go measures elapsed time on the monotonic clock,
+// which no step moves; what a step can break is what outlives the
+// process.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill cycles of the real agent (about a minute)")
