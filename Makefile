@@ -11,6 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The race detector needs cgo; without a C compiler the tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
+FUZZ_JOBS ?= 1
 
 .PHONY: all build deps test lint run cross deb fuzz bench clean chaos
 
@@ -78,7 +79,7 @@ deb:
 # Runs every fuzz target for FUZZTIME each; crashers land in testdata/fuzz
 # and from then on run as regression tests in `make test`.
 fuzz:
-	./scripts/fuzz $(FUZZTIME)
+	FUZZ_JOBS=$(FUZZ_JOBS) ./scripts/fuzz $(FUZZTIME)
 
 # Kill cycles of the real agent under seeded faults, then the nothing-lost
 # checks (scripts/chaos); `make chaos CYCLES=50 SEED=42` replays a run.
