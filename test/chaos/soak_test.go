@@ -29,7 +29,9 @@ type sample struct {
 	// anon and file split rss: the Go heap and stacks against pages of
 	// mapped files (bbolt maps its store), which the kernel may reclaim.
 	rss, anon, file, heap, db float64 // MiB; db: the store file's size
-	goroutines, fds, thrs     float64
+	// rt is what the Go runtime holds from the system, MiB.
+	rt                    float64
+	goroutines, fds, thrs float64
 }
 
 // TestSoak runs one agent for -soak.duration under a steady stream of SMS
@@ -128,7 +130,7 @@ func (r *rig) sample(at time.Duration) (sample, error) {
 	if err != nil {
 		return s, fmt.Errorf("status file: %w", err)
 	}
-	s.heap, s.goroutines = float64(st.HeapBytes)/(1<<20), float64(st.Goroutines)
+	s.heap, s.rt, s.goroutines = float64(st.HeapBytes)/(1<<20), float64(st.RuntimeBytes)/(1<<20), float64(st.Goroutines)
 	return s, nil
 }
 
@@ -136,10 +138,10 @@ func (r *rig) sample(at time.Duration) (sample, error) {
 // hour over the samples after the warm-up.
 func curves(series []sample) string {
 	var b strings.Builder
-	b.WriteString("    t  RSS MiB  anon MiB  file MiB  heap MiB  store MiB  goroutines  fds  threads\n")
+	b.WriteString("    t  RSS MiB  anon MiB  file MiB  runtime MiB  heap MiB  store MiB  goroutines  fds  threads\n")
 	for _, s := range series {
-		fmt.Fprintf(&b, "%5s  %7.1f  %8.1f  %8.1f  %8.1f  %9.2f  %10.0f  %3.0f  %7.0f\n",
-			fmtMin(s.at), s.rss, s.anon, s.file, s.heap, s.db, s.goroutines, s.fds, s.thrs)
+		fmt.Fprintf(&b, "%5s  %7.1f  %8.1f  %8.1f  %11.1f  %8.1f  %9.2f  %10.0f  %3.0f  %7.0f\n",
+			fmtMin(s.at), s.rss, s.anon, s.file, s.rt, s.heap, s.db, s.goroutines, s.fds, s.thrs)
 	}
 	var late []sample
 	for _, s := range series {
@@ -158,6 +160,7 @@ func curves(series []sample) string {
 		{"RSS", "MiB", func(s sample) float64 { return s.rss }},
 		{"anon", "MiB", func(s sample) float64 { return s.anon }},
 		{"file", "MiB", func(s sample) float64 { return s.file }},
+		{"runtime", "MiB", func(s sample) float64 { return s.rt }},
 		{"heap", "MiB", func(s sample) float64 { return s.heap }},
 		{"store", "MiB", func(s sample) float64 { return s.db }},
 		{"goroutines", "", func(s sample) float64 { return s.goroutines }},
