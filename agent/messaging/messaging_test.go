@@ -152,16 +152,30 @@ func TestInboxTakesEverythingOffTheSIM(t *testing.T) {
 	}
 }
 
+// setClock is a wall clock the test moves.
+type setClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newSetClock() *setClock { return &setClock{t: time.Now()} }
+
+func (c *setClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *setClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func TestInboxIncompleteAfterTimeout(t *testing.T) {
 	r := newRig(t, sim.Config{})
-	now := time.Now()
-	var mu sync.Mutex
-	clock := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	}
-	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock})
+	clock := newSetClock()
+	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now})
 	if err := r.m.DeliverParts("+4917099", strings.Repeat("x", 400), 1, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +188,11 @@ func TestInboxIncompleteAfterTimeout(t *testing.T) {
 		t.Fatalf("%d messages before the timeout", n)
 	}
 	// A restart keeps the parts and their age.
-	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock})
+	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now})
 	if err := in.restoreParts(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
+	clock.advance(2 * time.Hour)
 	if err := in.cycle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +211,10 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 		expired bool
 	}{{"b1", false}, {"b2", true}} {
 		r := newRig(t, sim.Config{})
-		now := time.Now()
-		var mu sync.Mutex
-		clock := func() time.Time {
-			mu.Lock()
-			defer mu.Unlock()
-			return now
-		}
+		clock := newSetClock()
 		up := time.Hour
 		boot := func() (string, time.Duration) { return "b1", up }
-		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock, Boot: boot})
+		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now, Boot: boot})
 		if err := r.m.DeliverParts("+4917099", strings.Repeat("y", 400), 1, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -217,11 +223,9 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Down for a minute, during which NTP steps the clock 2 h forward.
-		mu.Lock()
-		now = now.Add(2*time.Hour + time.Minute)
-		mu.Unlock()
+		clock.advance(2*time.Hour + time.Minute)
 		up += time.Minute
-		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock,
+		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now,
 			Boot: func() (string, time.Duration) { return c.boot, up }})
 		if err := in.restoreParts(); err != nil {
 			t.Fatal(err)
