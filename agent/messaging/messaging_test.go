@@ -29,37 +29,46 @@ type rig struct {
 
 func newRig(t *testing.T, cfg sim.Config) *rig {
 	t.Helper()
-	if cfg.BootDelay == 0 {
-		cfg.BootDelay = 200 * time.Millisecond
-	}
-	if cfg.RegisterDelay == 0 {
-		cfg.RegisterDelay = 100 * time.Millisecond
-	}
 	if cfg.ReportDelay == 0 {
 		cfg.ReportDelay = 50 * time.Millisecond
 	}
-	m := sim.New(cfg)
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	t.Cleanup(func() { a.Close() })
-	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
-		if _, err := a.Command(context.Background(), c); err != nil {
-			t.Fatalf("%s: %v", c, err)
-		}
-	}
+	m, a := smsModem(t, cfg)
 	st, err := store.Open(filepath.Join(t.TempDir(), "state", "agent.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	return &rig{m: m, a: a, st: st}
+}
+
+// smsModem starts the simulator (booting and registering in a few hundred
+// milliseconds unless cfg says otherwise) and an engine on it, set up for
+// SMS in PDU mode as the agent sets it.
+func smsModem(tb testing.TB, cfg sim.Config) (*sim.Modem, *at.AT) {
+	tb.Helper()
+	if cfg.BootDelay == 0 {
+		cfg.BootDelay = 200 * time.Millisecond
+	}
+	if cfg.RegisterDelay == 0 {
+		cfg.RegisterDelay = 100 * time.Millisecond
+	}
+	m := sim.New(cfg)
+	if err := m.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	sp, err := port.Open(m.PTY(), 115200)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := at.New(sp)
+	tb.Cleanup(func() { a.Close() })
+	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
+		if _, err := a.Command(context.Background(), c); err != nil {
+			tb.Fatalf("%s: %v", c, err)
+		}
+	}
+	return m, a
 }
 
 // inbox runs an inbox until the test ends.

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"cellagent/agent/store"
-	"cellagent/modem/at"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
 )
 
@@ -22,23 +20,7 @@ const lineRate = 115200 / 10
 // outbox result: a send is complete when MarkSent journals it.
 func benchRig(b *testing.B, cfg sim.Config, onResult func()) *rig {
 	b.Helper()
-	cfg.BootDelay, cfg.RegisterDelay = 200*time.Millisecond, 100*time.Millisecond
-	m := sim.New(cfg)
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := at.New(sp)
-	b.Cleanup(func() { a.Close() })
-	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
-		if _, err := a.Command(context.Background(), c); err != nil {
-			b.Fatalf("%s: %v", c, err)
-		}
-	}
+	m, a := smsModem(b, cfg)
 	return &rig{m: m, a: a, st: benchStore(b, onResult)}
 }
 
