@@ -20,6 +20,28 @@ type driver struct {
 	mt, mo int
 }
 
+// newDriver builds a run's rig and driver on the seed of -chaos.seed, or
+// one from the clock; stream keeps the runs' random streams apart.
+func newDriver(t *testing.T, name string, stream uint64) (*driver, uint64) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano()%999_999) + 1
+	}
+	rng := rand.New(rand.NewPCG(seed, stream))
+	r := newRig(t, name)
+	n := &counts{}
+	return &driver{r: r, f: newFaults(r, rng, n), rng: rng, n: n}, seed
+}
+
+// tick waits one tick, ends the faults whose time is up, restarts an
+// agent that died on its own and publishes again what was never answered.
+func (d *driver) tick() {
+	time.Sleep(tick)
+	d.f.advance()
+	d.r.alive()
+	d.r.obs.ops.resend(time.Now(), 2)
+}
+
 // chance is the probability per tick of each action.
 type chance struct {
 	mt, mo, garbage, broker, hangup, silence, cms, bsc, coverage, recover float64
@@ -161,25 +183,16 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill cycles of the real agent (about a minute)")
 	}
-	seed := *flagSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano()%999_999) + 1
-	}
+	d, seed := newDriver(t, "chaos", 0x636861)
+	r, n, rng := d.r, d.n, d.rng
 	cycles := *flagCycles
 	t.Logf("chaos: seed %d, %d cycles (replay: scripts/chaos %d %d)", seed, cycles, cycles, seed)
-	rng := rand.New(rand.NewPCG(seed, 0x636861))
-	r := newRig(t, "chaos")
-	var n counts
-	d := &driver{r: r, f: newFaults(r, rng, &n), rng: rng, n: &n}
 	began := time.Now()
 	r.start()
 	for c := 1; c <= cycles; c++ {
 		run := 6 + rng.IntN(15) // 1.5 to 5 s
 		for i := range run {
-			time.Sleep(tick)
-			d.f.advance()
-			r.alive()
-			r.obs.ops.resend(time.Now(), 2)
+			d.tick()
 			if i == 0 && c <= forced {
 				d.force(c - 1)
 			}
@@ -203,7 +216,7 @@ func TestChaos(t *testing.T) {
 	head := fmt.Sprintf("chaos: seed %d, %d kill cycles, %s of chaos + %s quiet (replay: scripts/chaos %d %d)\nBSC API calls %d, token requests %d\n",
 		seed, cycles, chaosTime.Round(time.Second), (time.Since(began) - chaosTime).Round(time.Second), cycles, seed,
 		r.platform.APIRequests(), r.platform.TokenRequests())
-	report(t, head, &n, f, invs)
+	report(t, head, n, f, invs)
 }
 
 // drain is the quiet period: no faults, no new traffic; the operator keeps

@@ -3,7 +3,6 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,23 +44,14 @@ func TestSoak(t *testing.T) {
 	if *flagSoak <= 0 {
 		t.Skip("long-running; scripts/soak runs it with -soak.duration")
 	}
-	seed := *flagSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano()%999_999) + 1
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x736f616b))
-	r := newRig(t, "soak")
-	var n counts
-	d := &driver{r: r, f: newFaults(r, rng, &n), rng: rng, n: &n}
+	d, seed := newDriver(t, "soak", 0x736f616b)
+	r, n := d.r, d.n
 	began := time.Now()
 	r.start()
 	var series []sample
 	next := began.Add(*flagEvery)
 	for time.Since(began) < *flagSoak {
-		time.Sleep(tick)
-		d.f.advance()
-		r.alive()
-		r.obs.ops.resend(time.Now(), 2)
+		d.tick()
 		d.step(soakChances)
 		if now := time.Now(); !now.Before(next) {
 			next = next.Add(*flagEvery)
@@ -82,7 +72,7 @@ func TestSoak(t *testing.T) {
 	invs, f := r.check(o, clean)
 	head := fmt.Sprintf("soak: seed %d, %s under load + %s quiet, one agent (pid kept, no kills)\n%s",
 		seed, soakTime.Round(time.Second), (time.Since(began) - soakTime).Round(time.Second), curves(series))
-	report(t, head, &n, f, invs)
+	report(t, head, n, f, invs)
 }
 
 // sample reads the agent's RSS, open files and threads from /proc and its
