@@ -26,6 +26,8 @@ import (
 type Config struct {
 	Device     DeviceConfig     `toml:"device"`
 	Modem      ModemConfig      `toml:"modem"`
+	Network    NetworkConfig    `toml:"network"`
+	Data       DataConfig       `toml:"data"`
 	SMS        SMSConfig        `toml:"sms"`
 	BSC        BSCConfig        `toml:"bsc"`
 	MQTT       MQTTConfig       `toml:"mqtt"`
@@ -160,9 +162,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // port and the operator's SMSC.
 func Default() Config {
 	return Config{
-		Modem: ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
-		SMS:   SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
-		BSC:   BSCConfig{Timeout: Duration{15 * time.Second}},
+		Modem:   ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
+		Network: defaultNetwork(),
+		Data:    defaultData(),
+		SMS:     SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
+		BSC:     BSCConfig{Timeout: Duration{15 * time.Second}},
 		MQTT: MQTTConfig{
 			EmbeddedListen:    "127.0.0.1:1883",
 			Prefix:            "cellagent/v1",
@@ -309,6 +313,8 @@ func (c Config) Validate() []Problem {
 	if c.BSC.Timeout.Duration <= 0 {
 		bad("bsc.timeout", "must be positive")
 	}
+	c.Network.validate(bad)
+	c.Data.validate(bad)
 	c.MQTT.validate(bad)
 	c.Telemetry.validate(bad)
 	c.Power.validate(bad)
