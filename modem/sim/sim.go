@@ -134,6 +134,12 @@ type Modem struct {
 
 	bytesIn, bytesOut, commands, processed atomic.Int64
 
+	// nvWrites counts NVRAM writes per setting; acceptAPN is the only
+	// APN the network activates ("" any). Both under mu.
+	nvWrites  map[string]int
+	acceptAPN string
+	data      *dataPort
+
 	// concatRef numbers DeliverText's multi-part messages, as an SMSC
 	// would, so two long messages from one originator stay apart.
 	concatRef sms.Counter

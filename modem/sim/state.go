@@ -114,6 +114,16 @@ type state struct {
 	eff        [3]Registration // what the modem last reported
 	sig        Signal
 
+	// nv survives reboots and power cycles, as the BG96's NVRAM does.
+	nv nvram
+	// The SIM's PIN lock: pin is the right one, pinLeft the attempts
+	// before PUK; pinLocked while it waits for AT+CPIN.
+	pin       string
+	pinLeft   int
+	pinLocked bool
+	// ceer is the last failure cause AT+CEER reports.
+	ceer string
+
 	csca    string
 	cscaTOA int
 	store   []*slot
@@ -130,6 +140,7 @@ func newState(cfg *Config) state {
 		csca: cfg.SMSC, cscaTOA: toaFor(cfg.SMSC),
 		store: make([]*slot, cfg.StorageSize),
 		sig:   NoService,
+		nv:    defaultNVRAM(), pinLeft: 3,
 	}
 	if !cfg.StartUnregistered {
 		reg := Registration{Stat: Home, Area: "1A2B", Cell: "01A2B3C", AcT: ActEMTC}
@@ -154,8 +165,11 @@ func toaFor(num string) int {
 func (st *state) effective(d Domain) Registration {
 	off := Registration{Stat: NotSearching}
 	switch {
-	case st.power != powerOn || st.cfun != 1 || st.copsMode == 2:
+	case st.power != powerOn || st.cfun != 1 || st.copsMode == 2 || st.pinLocked:
 		return off
+	case st.net[d].registered() && !st.nv.ratAllowed(st.net[d].AcT):
+		// The radio configuration excludes the network's technology.
+		return Registration{Stat: Searching}
 	case d != CS && !st.attached:
 		return off
 	case !st.radioReady && st.net[d].registered():
@@ -225,6 +239,8 @@ func (m *Modem) applyLocked() []string {
 	}
 	if st.registered() {
 		urcs = append(urcs, m.flushPendingLocked()...)
+	} else {
+		m.dropCarrierLocked("Lost connection")
 	}
 	return urcs
 }
@@ -320,6 +336,7 @@ func (m *Modem) powerOffLocked(p power) {
 	st := &m.st
 	st.power = p
 	st.prompt = nil
+	m.dropCarrierLocked("Lost connection")
 	st.settings = defaultSettings()
 	st.cfun, st.copsMode, st.attached, st.radioReady = 1, 0, true, false
 	for d := range st.eff {
@@ -331,6 +348,12 @@ func (m *Modem) boot() {
 	m.mu.Lock()
 	m.st.power = powerOn
 	urcs := []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "APP RDY"}
+	if m.st.pin != "" {
+		// A SIM with its PIN on asks again at every power-up, and the
+		// modem reads the SMS store only once it is unlocked.
+		m.st.pinLocked = true
+		urcs = []string{"RDY", "+CFUN: 1", "+CPIN: SIM PIN", "+QUSIM: 1", "APP RDY"}
+	}
 	urcs = append(urcs, m.applyLocked()...)
 	m.afterLocked(m.cfg.RegisterDelay, m.radioUp)
 	m.mu.Unlock()
