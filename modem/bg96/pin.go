@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"cellagent/modem/at"
 )
@@ -114,4 +115,28 @@ func ParseCEER(line string) (string, error) {
 // activation.
 func (m *Modem) LastFailure(ctx context.Context) (string, error) {
 	return query(ctx, m, "failure cause", "AT+CEER", "+CEER:", ParseCEER)
+}
+
+// configCauses are the +CEER causes (ESM causes of 3GPP TS 24.301 §9.9.4.4,
+// by text and number) that only a configuration change fixes: the
+// network refuses the APN or its credentials, whatever the modem does.
+var configCauses = []struct {
+	code int
+	text string
+}{
+	{27, "missing or unknown apn"},
+	{29, "user authentication failed"},
+	{33, "requested service option not subscribed"},
+}
+
+// ConfigCause says whether a +CEER cause is a configuration fault: no
+// reset or redial can fix it.
+func ConfigCause(cause string) bool {
+	low := strings.ToLower(cause)
+	for _, c := range configCauses {
+		if strings.Contains(low, c.text) || strings.HasPrefix(low, strconv.Itoa(c.code)+",") {
+			return true
+		}
+	}
+	return false
 }

@@ -176,7 +176,7 @@ func TestParseQPINCAndCEER(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		`+CEER: "Missing or unknown APN"`: "Missing or unknown APN",
+		`+CEER: "Missing or unknown APN"`:    "Missing or unknown APN",
 		`+CEER: 27,"Missing or unknown APN"`: "27, Missing or unknown APN",
 	} {
 		if got, err := bg96.ParseCEER(in); err != nil || got != want {
@@ -185,5 +185,16 @@ func TestParseQPINCAndCEER(t *testing.T) {
 	}
 	if _, err := bg96.ParseCEER(`+CEER: ""`); err == nil {
 		t.Error("empty cause parsed")
+	}
+}
+
+func TestConfigCause(t *testing.T) {
+	for cause, want := range map[string]bool{
+		"Missing or unknown APN": true, "27, Missing or unknown APN": true, "User authentication failed": true,
+		"33, requested service option not subscribed": true, "No network service": false, "Lost connection": false, "": false,
+	} {
+		if bg96.ConfigCause(cause) != want {
+			t.Errorf("ConfigCause(%q) = %v", cause, !want)
+		}
 	}
 }

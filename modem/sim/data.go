@@ -113,10 +113,19 @@ func (m *Modem) dataLoop(master *os.File) {
 		if n > 0 {
 			m.mu.Lock()
 			online := m.data.online
+			escaped := false
 			if online {
 				m.data.dataBytes += int64(n)
+				// The escape sequence back to command mode; guard times
+				// are not simulated.
+				if bytes.Contains(buf[:n], []byte("+++")) {
+					m.data.online, escaped, line = false, true, nil
+				}
 			}
 			m.mu.Unlock()
+			if escaped {
+				m.dataWrite("\r\nOK\r\n")
+			}
 			if !online {
 				line = append(line, buf[:n]...)
 				for {
