@@ -143,10 +143,14 @@ func New(cfg Config) *Bearer {
 	return b
 }
 
-// Snapshot returns the bearer's state.
+// Snapshot returns the bearer's state, with the byte counters read from
+// the kernel now.
 func (b *Bearer) Snapshot() Snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.link.Exists {
+		b.snap.RxBytes, b.snap.TxBytes = counter(b.cfg.Interface, "rx_bytes"), counter(b.cfg.Interface, "tx_bytes")
+	}
 	s := b.snap
 	s.Addresses, s.DNS = slices.Clone(s.Addresses), slices.Clone(s.DNS)
 	return s
