@@ -91,6 +91,7 @@ type daemon struct {
 	client *mqtt.Client
 	broker *embedded.Broker
 	sup    *supervisor.Supervisor
+	data   *dataPath
 
 	started  time.Time
 	tele     atomic.Pointer[teleSettings]
@@ -130,6 +131,7 @@ func newDaemon(o Options) *daemon {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
+	d.data = newDataPath(d)
 	return d
 }
 
@@ -185,6 +187,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if _, err = d.data.newBearer(); err != nil {
+		return err
+	}
 	if d.sup, err = d.newSupervisor(); err != nil {
 		return err
 	}
@@ -209,7 +214,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor} {
+	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor, d.data.runBearer} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(work) }()
 	}
@@ -337,6 +342,12 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Power != d.cfg.Power {
 		restart = append(restart, "power")
 	}
+	if c.Data != d.cfg.Data {
+		restart = append(restart, "data")
+	}
+	if d.data.reload(c.Network) {
+		d.log.Info("agent: network profile reloaded; the modem session restarts to apply it")
+	}
 	if c.Supervisor != d.cfg.Supervisor {
 		restart = append(restart, "supervisor")
 	}
@@ -372,6 +383,8 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 		Baud:     d.cfg.Modem.Baud,
 		Open:     open,
 		Init:     bg96.InitConfig{SMSC: d.cfg.SMS.SMSC, Log: d.log},
+		Unlock:   d.data.unlock,
+		Setup:    d.data.setup,
 		OnChange: d.linkChanged,
 		Logger:   d.log,
 		Now:      d.now,

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"cellagent/agent/bearer"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -32,6 +33,7 @@ func (d *daemon) runTelemetry(ctx context.Context) {
 		if ok {
 			t.TS = now.Unix()
 			t.Health = d.health(now)
+			t.Bearer = d.bearerTelemetry()
 			if err := d.client.QueueTelemetry(t); err != nil {
 				d.log.Error("agent: telemetry not queued", "err", err)
 			} else {
@@ -67,6 +69,18 @@ func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
 	d.modem, d.modemAt = &st, d.now()
 	d.mu.Unlock()
 	return sample(st)
+}
+
+func (d *daemon) bearerTelemetry() *mqtt.Bearer {
+	if d.data.bearer == nil {
+		return nil
+	}
+	s := d.data.bearer.Snapshot()
+	b := &mqtt.Bearer{State: string(s.State), If: s.Interface, Addr: s.Addresses, RX: s.RxBytes, TX: s.TxBytes, Fail: s.LastFailure}
+	if s.Cause != "" {
+		b.Fail += " (" + s.Cause + ")"
+	}
+	return b
 }
 
 func (d *daemon) health(now time.Time) *mqtt.Health {
@@ -112,6 +126,10 @@ type Status struct {
 	Health   *mqtt.Health `json:"health"`
 	// Supervisor is the recovery ladder's view: state, step, budgets.
 	Supervisor *supervisor.Snapshot `json:"supervisor,omitempty"`
+	// Network is the network profile, configured against actual;
+	// Bearer the data bearer ([data] mode not off).
+	Network *NetworkStatus   `json:"network,omitempty"`
+	Bearer  *bearer.Snapshot `json:"bearer,omitempty"`
 	// Goroutines, HeapBytes and RuntimeBytes are for soak tests and leak
 	// hunts. RuntimeBytes is the memory the Go runtime holds from the
 	// system (heap spans not yet returned, stacks, its own structures):
@@ -150,6 +168,11 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	if d.sup != nil {
 		snap := d.sup.Snapshot()
 		st.Supervisor = &snap
+	}
+	st.Network = d.data.snapshot()
+	if d.data.bearer != nil {
+		b := d.data.bearer.Snapshot()
+		st.Bearer = &b
 	}
 	return json.MarshalIndent(st, "", "  ")
 }

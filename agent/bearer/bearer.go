@@ -192,6 +192,9 @@ func (b *Bearer) Fault() string {
 	return b.m.blocked
 }
 
+// Dials says whether the bearer dials itself (mode ppp).
+func (b *Bearer) Dials() bool { return b.cfg.Mode == ModePPP }
+
 // ErrNotPPP is returned by Redial when the agent does not own the bearer.
 var ErrNotPPP = errors.New("bearer: redial needs [data] mode = \"ppp\"")
 
@@ -220,6 +223,12 @@ func (b *Bearer) SetQuota(exhausted bool) {
 	} else {
 		b.send(tagged{event: event{kind: evUnblock}})
 	}
+}
+
+// Reset lifts a fault after the configuration was reloaded: the bearer
+// dials again. A quota block stays.
+func (b *Bearer) Reset() {
+	b.send(tagged{event: event{kind: evUnblock, fault: true}})
 }
 
 func (b *Bearer) send(e tagged) {

@@ -32,7 +32,7 @@ const (
 	evTimer                     // the back-off is over
 	evRedial                    // the supervisor's redial step
 	evBlock                     // quota exhausted: no dialling
-	evUnblock                   // quota back, or the configuration reloaded
+	evUnblock                   // quota back (fault false), or the configuration reloaded (fault true)
 )
 
 // event carries what the loop learnt.
@@ -133,7 +133,9 @@ func transition(m machine, e event) (machine, []action) {
 		m.state, m.blocked, m.fault = StateBlocked, e.why, false
 		return m, []action{{kind: actStop}}
 	case evUnblock:
-		if m.state != StateBlocked {
+		// e.fault selects what is lifted: a reload lifts a fault, a
+		// quota back lifts the quota block, neither the other.
+		if m.state != StateBlocked || e.fault != m.fault {
 			return m, nil
 		}
 		m.state, m.blocked, m.fault, m.failures = StateDialing, "", false, 0

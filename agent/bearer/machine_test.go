@@ -40,6 +40,9 @@ func TestTransitionPPP(t *testing.T) {
 		{"quota exhausted hangs up", in(StateUp), event{kind: evBlock, why: "data quota exhausted"}, StateBlocked, []actionKind{actStop}, 0},
 		{"quota back dials", in(StateBlocked), event{kind: evUnblock}, StateDialing, []actionKind{actDial}, 0},
 		{"unblock when not blocked", in(StateUp), event{kind: evUnblock}, StateUp, nil, 0},
+		{"reload clears a fault", machine{ppp: true, state: StateBlocked, fault: true, blocked: "x"}, event{kind: evUnblock, fault: true}, StateDialing, []actionKind{actDial}, 0},
+		{"quota back leaves a fault", machine{ppp: true, state: StateBlocked, fault: true, blocked: "x"}, event{kind: evUnblock}, StateBlocked, nil, 0},
+		{"reload leaves the quota block", in(StateBlocked), event{kind: evUnblock, fault: true}, StateBlocked, nil, 0},
 		{"interface down waits for pppd", in(StateUp), event{kind: evIfDown}, StateConnected, nil, 0},
 	} {
 		m, acts := transition(c.from, c.ev)

@@ -31,6 +31,13 @@ type Config struct {
 	// after re-enumeration.
 	Open func(path string, baud int) (io.ReadWriteCloser, error)
 	Init bg96.InitConfig
+	// Unlock, when set, is called once when the SIM asks for its PIN at
+	// start-up; the wait for the modem then starts again.
+	Unlock func(ctx context.Context, c bg96.Commander) error
+	// Setup, when set, runs after the init script on every new session,
+	// as the network profile must be checked at every initialisation.
+	// An error fails the session.
+	Setup func(ctx context.Context, c bg96.Commander) error
 	// ATOptions are added to every engine, e.g. a trace logger.
 	ATOptions []at.Option
 	// ReadyTimeout bounds the wait for start-up URCs and the init script
@@ -240,11 +247,23 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 		a.Close()
 		return nil, fmt.Errorf("%s on %s: %w", step, l.cfg.Path, err)
 	}
-	if err := bg96.WaitReady(rctx, a, a); err != nil {
+	err = bg96.WaitReady(rctx, a, a)
+	if errors.Is(err, bg96.ErrSIMLocked) && l.cfg.Unlock != nil {
+		if uerr := l.cfg.Unlock(rctx, a); uerr != nil {
+			return fail("SIM PIN", uerr)
+		}
+		err = bg96.WaitReady(rctx, a, a)
+	}
+	if err != nil {
 		return fail("waiting for the modem", err)
 	}
 	if err := bg96.Init(rctx, a, l.cfg.Init); err != nil {
 		return fail("init", err)
+	}
+	if l.cfg.Setup != nil {
+		if err := l.cfg.Setup(rctx, a); err != nil {
+			return fail("setup", err)
+		}
 	}
 	m := bg96.New(a)
 	id, err := m.Identity(rctx)

@@ -55,7 +55,7 @@ func (s *Supervisor) needBSCReachable() string {
 }
 
 func (s *Supervisor) needBearer() string {
-	if s.deps.Bearer == nil {
+	if s.deps.Bearer == nil || !s.deps.Bearer.Dials() {
 		return "the agent does not own the data bearer ([data] mode = \"ppp\")"
 	}
 	return ""

@@ -31,6 +31,8 @@ func (b *dataBearer) Evidence() (*bool, string) {
 	return &up, "ppp0 does not exist"
 }
 
+func (b *dataBearer) Dials() bool { return true }
+
 func (b *dataBearer) Redial(string) error {
 	b.mu.Lock()
 	b.redials++

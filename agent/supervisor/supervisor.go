@@ -66,7 +66,10 @@ type Bearer interface {
 	// Evidence is the kernel's word on the bearer's interface (nil:
 	// none).
 	Evidence() (up *bool, why string)
-	// Redial hangs up and dials again (mode ppp only).
+	// Dials says whether the agent dials the bearer itself (mode ppp);
+	// only then can it redial.
+	Dials() bool
+	// Redial hangs up and dials again.
 	Redial(reason string) error
 	// SetQuota stops dialling while the data quota is exhausted.
 	SetQuota(exhausted bool)

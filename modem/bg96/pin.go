@@ -17,6 +17,9 @@ var (
 	ErrPINLastAttempt = errors.New("bg96: one PIN attempt left; not entering the PIN (the SIM would lock on a mistake)")
 	ErrPINNeeded      = errors.New("bg96: the SIM asks for a PIN and none is configured")
 	ErrSIMPUK         = errors.New("bg96: the SIM is PUK-locked")
+	// ErrSIMLocked is WaitReady's error for a SIM that asks for a PIN or
+	// PUK.
+	ErrSIMLocked = errors.New("bg96: SIM is locked")
 )
 
 // ParseQPINC parses `+QPINC: "SC",<pin attempts left>,<puk attempts left>`.

@@ -99,7 +99,7 @@ func WaitReady(ctx context.Context, c Commander, ind Indicator) error {
 			if st == PINReady {
 				cpin = true
 			} else if strings.Contains(string(st), "PIN") || strings.Contains(string(st), "PUK") {
-				return fmt.Errorf("bg96: SIM is locked (%s); enter or disable the PIN", st)
+				return fmt.Errorf("%w (%s); enter or disable the PIN", ErrSIMLocked, st)
 			}
 		}
 		return nil
