@@ -43,35 +43,37 @@ func TestDebContents(t *testing.T) {
 	debs, roots := packages(t)
 	// Path → mode as dpkg-deb --contents prints it; everything root-owned.
 	want := map[string]string{
-		"./usr/bin/cellagent":                        "-rwxr-xr-x",
-		"./lib/systemd/system/cellagent.service":     "-rw-r--r--",
-		"./lib/udev/rules.d/99-cellagent-bg96.rules": "-rw-r--r--",
-		"./etc/cellagent/cellagent.toml":             "-rw-r--r--",
-		"./usr/share/doc/cellagent/copyright":        "-rw-r--r--",
-		"./usr/share/doc/cellagent/changelog.gz":     "-rw-r--r--",
-		"./usr/share/doc/cellagent/README.md":        "-rw-r--r--",
-		"./usr/share/lintian/overrides/cellagent":    "-rw-r--r--",
-		"./etc/cellagent/":                           "drwxr-xr-x",
-		"./lib/systemd/system/":                      "drwxr-xr-x",
-		"./usr/share/doc/cellagent/":                 "drwxr-xr-x",
-		"./usr/share/lintian/overrides/":             "drwxr-xr-x",
-		"./lib/udev/rules.d/":                        "drwxr-xr-x",
-		"./usr/bin/":                                 "drwxr-xr-x",
-		"./usr/share/lintian/":                       "drwxr-xr-x",
-		"./usr/share/doc/":                           "drwxr-xr-x",
-		"./usr/share/":                               "drwxr-xr-x",
-		"./lib/systemd/":                             "drwxr-xr-x",
-		"./lib/udev/":                                "drwxr-xr-x",
-		"./usr/":                                     "drwxr-xr-x",
-		"./lib/":                                     "drwxr-xr-x",
-		"./etc/":                                     "drwxr-xr-x",
-		"./":                                         "drwxr-xr-x",
+		"./usr/bin/cellagent":                                   "-rwxr-xr-x",
+		"./lib/systemd/system/cellagent.service":                "-rw-r--r--",
+		"./lib/udev/rules.d/99-cellagent-bg96.rules":            "-rw-r--r--",
+		"./etc/cellagent/cellagent.toml":                        "-rw-r--r--",
+		"./usr/share/doc/cellagent/copyright":                   "-rw-r--r--",
+		"./usr/share/doc/cellagent/changelog.gz":                "-rw-r--r--",
+		"./usr/share/doc/cellagent/README.md":                   "-rw-r--r--",
+		"./usr/share/lintian/overrides/cellagent":               "-rw-r--r--",
+		"./etc/cellagent/":                                      "drwxr-xr-x",
+		"./lib/systemd/system/":                                 "drwxr-xr-x",
+		"./usr/share/doc/cellagent/":                            "drwxr-xr-x",
+		"./usr/share/lintian/overrides/":                        "drwxr-xr-x",
+		"./lib/udev/rules.d/":                                   "drwxr-xr-x",
+		"./usr/bin/":                                            "drwxr-xr-x",
+		"./usr/share/lintian/":                                  "drwxr-xr-x",
+		"./usr/share/doc/":                                      "drwxr-xr-x",
+		"./usr/share/doc/cellagent/examples/":                   "drwxr-xr-x",
+		"./usr/share/doc/cellagent/examples/cellagent-ppp.conf": "-rw-r--r--",
+		"./usr/share/":                                          "drwxr-xr-x",
+		"./lib/systemd/":                                        "drwxr-xr-x",
+		"./lib/udev/":                                           "drwxr-xr-x",
+		"./usr/":                                                "drwxr-xr-x",
+		"./lib/":                                                "drwxr-xr-x",
+		"./etc/":                                                "drwxr-xr-x",
+		"./":                                                    "drwxr-xr-x",
 	}
 	for _, arch := range debArches {
 		t.Run(arch, func(t *testing.T) {
 			deb := debs[arch]
 			info := run(t, "", nil, "dpkg-deb", "--info", deb)
-			for _, field := range []string{" Package: cellagent\n", " Version: " + testDebVersion + "\n", " Architecture: " + arch + "\n", " Depends: adduser, "} {
+			for _, field := range []string{" Package: cellagent\n", " Version: " + testDebVersion + "\n", " Architecture: " + arch + "\n", " Depends: adduser, ", " Recommends: udev, ppp\n"} {
 				if !strings.Contains(info, field) {
 					t.Errorf("dpkg-deb --info lacks %q:\n%s", field, info)
 				}
