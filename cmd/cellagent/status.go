@@ -403,7 +403,7 @@ func renderDataPath(tw io.Writer, st agent.Status) {
 			} else if s.Want != "" && !strings.EqualFold(s.Want, s.Actual) {
 				state = "differs"
 			}
-			fmt.Fprintf(tw, "  %s\twant %s, modem %s (%s)\n", s.Setting, s.Want, s.Actual, state)
+			fmt.Fprintf(tw, "  %s\twant %q, modem %q (%s)\n", s.Setting, s.Want, s.Actual, state)
 		}
 		if n.Fault != "" {
 			fmt.Fprintf(tw, "  fault\t%s\n", n.Fault)
