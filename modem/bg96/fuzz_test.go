@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Seeds live in testdata/fuzz/<FuzzName>/, taken from the reference
@@ -254,5 +255,20 @@ func FuzzProfileAnswers(f *testing.F) {
 		_, _ = qicsgp(lines)
 		_, _ = copsValue(lines)
 		_, _ = qcfgFields(lines, "nwscanseq")
+	})
+}
+
+func FuzzParseNetworkTime(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, parse := range []func(string) (NetworkTime, error){ParseQLTS, ParseCCLK} {
+			nt, err := parse(line)
+			if err != nil {
+				parseErrOnly(t, err)
+				continue
+			}
+			if nt.Zone < -14*time.Hour || nt.Zone > 14*time.Hour || nt.Time.Location() != time.UTC {
+				t.Fatalf("%q: %+v", line, nt)
+			}
+		}
 	})
 }

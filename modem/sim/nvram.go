@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // nvram is what the BG96 keeps in flash: PDP contexts, APN credentials
@@ -265,4 +266,79 @@ func qpincHandler(m *Modem, c command) resp {
 		return errResp("ERROR")
 	}
 	return resp{info: []string{fmt.Sprintf(`+QPINC: "SC",%d,10`, m.st.pinLeft)}}
+}
+
+// SetNetworkTimeOffset makes the network's time (AT+QLTS, AT+CCLK?,
+// +CTZE) run d ahead of the host's clock; the network's zone is +01:00.
+func (m *Modem) SetNetworkTimeOffset(d time.Duration) {
+	m.mu.Lock()
+	m.netTimeOffset = d
+	m.mu.Unlock()
+}
+
+// netZone is the simulated network's zone, +01:00, in quarter hours.
+const netZone = 4
+
+func (m *Modem) netTimeLocked() time.Time { return time.Now().Add(m.netTimeOffset).UTC() }
+
+func init() {
+	register(func(m *Modem, c command) resp {
+		mode := 0
+		if c.typ == cmdSet {
+			v, ok := intArg(c.args, 0, 0, 2, 0)
+			if !ok {
+				return errResp("ERROR")
+			}
+			mode = v
+		} else if c.typ != cmdExec {
+			return errResp("ERROR")
+		}
+		if !m.st.registered() {
+			return resp{info: []string{`+QLTS: ""`}}
+		}
+		t := m.netTimeLocked()
+		if mode == 2 {
+			t = t.Add(netZone * 15 * time.Minute)
+		}
+		return resp{info: []string{fmt.Sprintf(`+QLTS: "%s+%02d,0"`, t.Format("2006/01/02,15:04:05"), netZone)}}
+	}, "+QLTS")
+	register(func(m *Modem, c command) resp {
+		if c.typ != cmdRead {
+			return errResp("ERROR")
+		}
+		// Never set from the network: the BG96 runs from its epoch.
+		t := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		if m.st.nitz {
+			t = m.netTimeLocked().Add(netZone * 15 * time.Minute)
+		}
+		return resp{info: []string{fmt.Sprintf(`+CCLK: "%s+%02d"`, t.Format("06/01/02,15:04:05"), netZone)}}
+	}, "+CCLK")
+	register(func(m *Modem, c command) resp {
+		switch c.typ {
+		case cmdRead:
+			return resp{info: []string{fmt.Sprintf("+CTZR: %d", m.st.ctzr)}}
+		case cmdSet:
+			v, ok := intArg(c.args, 0, 0, 2, 0)
+			if !ok {
+				return errResp("ERROR")
+			}
+			m.st.ctzr = v
+			return resp{}
+		}
+		return errResp("ERROR")
+	}, "+CTZR")
+}
+
+// nitzLocked is the network's time report on registration: the modem's
+// clock is set, and +CTZE/+CTZV go out as AT+CTZR asked.
+func (m *Modem) nitzLocked() []string {
+	m.st.nitz = true
+	t := m.netTimeLocked()
+	switch m.st.ctzr {
+	case 1:
+		return []string{fmt.Sprintf(`+CTZV: "+%02d"`, netZone)}
+	case 2:
+		return []string{fmt.Sprintf(`+CTZE: "+%02d",0,"%s"`, netZone, t.Format("2006/01/02,15:04:05"))}
+	}
+	return nil
 }

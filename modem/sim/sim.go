@@ -139,6 +139,8 @@ type Modem struct {
 	nvWrites  map[string]int
 	acceptAPN string
 	data      *dataPort
+	// netTimeOffset is how far the network's clock runs ahead of ours.
+	netTimeOffset time.Duration
 
 	// concatRef numbers DeliverText's multi-part messages, as an SMSC
 	// would, so two long messages from one originator stay apart.

@@ -123,6 +123,10 @@ type state struct {
 	pinLocked bool
 	// ceer is the last failure cause AT+CEER reports.
 	ceer string
+	// ctzr is AT+CTZR (time zone reports); nitz says the network has set
+	// the modem's clock since power-up.
+	ctzr int
+	nitz bool
 
 	csca    string
 	cscaTOA int
@@ -146,6 +150,7 @@ func newState(cfg *Config) state {
 		reg := Registration{Stat: Home, Area: "1A2B", Cell: "01A2B3C", AcT: ActEMTC}
 		st.net = [3]Registration{reg, reg, reg}
 		st.sig = Signal{Act: "CAT-M1", RSSI: -65, RSRP: -95, SINR: 12, RSRQ: -11}
+		st.nitz = true
 	}
 	for d := range st.net {
 		st.eff[d] = st.effective(Domain(d))
@@ -238,6 +243,9 @@ func (m *Modem) applyLocked() []string {
 		}
 	}
 	if st.registered() {
+		if !st.nitz {
+			urcs = append(urcs, m.nitzLocked()...)
+		}
 		urcs = append(urcs, m.flushPendingLocked()...)
 	} else {
 		m.dropCarrierLocked("Lost connection")
@@ -339,6 +347,7 @@ func (m *Modem) powerOffLocked(p power) {
 	m.dropCarrierLocked("Lost connection")
 	st.settings = defaultSettings()
 	st.cfun, st.copsMode, st.attached, st.radioReady = 1, 0, true, false
+	st.nitz, st.ctzr = false, 0
 	for d := range st.eff {
 		st.eff[d] = st.effective(Domain(d))
 	}
