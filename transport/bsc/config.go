@@ -31,6 +31,9 @@ type Config struct {
 	AllowInsecureHTTP bool
 
 	Timeout time.Duration // per HTTP attempt; default 15 s
+	// Time is the clock the API's certificate is checked against; default
+	// the system's (see mqtt.Conn.Time).
+	Time func() time.Time
 	Retry   RetryPolicy
 
 	// RateLimit is the client-side request budget in requests per second
@@ -121,7 +124,7 @@ func isLoopback(host string) bool {
 }
 
 func buildHTTPClient(cfg Config) (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, Time: cfg.Time}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
