@@ -403,6 +403,9 @@ func (d *daemon) linkChanged(s *link.Session, err error) {
 	if s != nil {
 		attrs := map[string]string{"seq": fmt.Sprint(s.Seq), "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
 		d.event(mqtt.Event{Type: mqtt.EventModem, Level: "info", Msg: "modem session up", Attrs: attrs})
+		s.AT.AddIndication("+CTZE", d.data.timeZoneReport)
+		s.AT.AddIndication("+CTZV", d.data.timeZoneReport)
+		d.data.timeZoneReport(nil)
 		d.checkSIM(s.Identity.ICCID)
 		return
 	}
@@ -478,6 +481,7 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 		Broker: m.Broker, AllowPlaintext: m.AllowPlaintext,
 		CAFile: m.CAFile, CertFile: m.ClientCert, KeyFile: m.ClientKey,
 		Username: m.Username, KeepAlive: m.KeepAlive.Duration, Dial: d.o.Dial,
+		Time: d.data.clock.Now,
 	}
 	if m.PasswordFile != "" {
 		pw, err := secret.Read(m.PasswordFile)

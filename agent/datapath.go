@@ -12,6 +12,7 @@ import (
 
 	"cellagent/agent/bearer"
 	"cellagent/agent/config"
+	"cellagent/agent/nettime"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/transport/mqtt"
@@ -22,7 +23,12 @@ import (
 const (
 	EventNetwork = "network" // the profile was written, or the SIM refused its PIN
 	EventBearer  = "bearer"  // the bearer came up, failed or was blocked
+	EventClock   = "clock"   // system and network time disagree by more than nettime.Skew
 )
+
+// timeEvery is how often the network's time is read again without a
+// time zone report.
+const timeEvery = time.Hour
 
 // NetworkStatus is the network profile in status.json: each configured
 // setting as wanted and as the modem has it.
@@ -43,15 +49,61 @@ type NetworkStatus struct {
 type dataPath struct {
 	d      *daemon
 	bearer *bearer.Bearer
+	clock  *nettime.Clock
 
 	mu       sync.Mutex
 	cfg      config.NetworkConfig
 	status   NetworkStatus
 	pinFault string
+	// timeAt is when the network's time was last read (zero: read it at
+	// the next chance); skewed says the clock event is out.
+	timeAt time.Time
+	skewed bool
 }
 
 func newDataPath(d *daemon) *dataPath {
-	return &dataPath{d: d, cfg: d.cfg.Network}
+	return &dataPath{d: d, cfg: d.cfg.Network, clock: nettime.New(d.now, nettime.BuildTime())}
+}
+
+// readTime reads the network's time when it is due: at every new
+// session, hourly, and after a time zone report (+CTZE/+CTZV).
+func (p *dataPath) readTime(ctx context.Context, m *bg96.Modem) {
+	p.mu.Lock()
+	due := p.timeAt.IsZero() || time.Since(p.timeAt) >= timeEvery
+	p.mu.Unlock()
+	if !due {
+		return
+	}
+	nt, err := m.NetworkTime(ctx)
+	if err != nil {
+		p.d.log.Debug("agent: no network time yet", "err", err)
+		return
+	}
+	skew := p.clock.Set(nt.Time, nt.Source, nt.Zone)
+	p.mu.Lock()
+	p.timeAt = time.Now()
+	was := p.skewed
+	p.skewed = skew > nettime.Skew || skew < -nettime.Skew
+	now := p.skewed
+	p.mu.Unlock()
+	if now && !was {
+		msg := fmt.Sprintf("system clock is %s off the network's time", skew.Round(time.Second))
+		if !p.clock.Plausible() {
+			msg += "; TLS certificates are checked against the network's time until NTP sets the clock"
+		}
+		p.d.event(mqtt.Event{Type: EventClock, Level: "warn", Msg: msg, Attrs: map[string]string{
+			"skew_s": strconv.FormatInt(int64(skew/time.Second), 10), "network_time": nt.Time.Format(time.RFC3339), "source": nt.Source,
+			"system_plausible": strconv.FormatBool(p.clock.Plausible()),
+		}})
+	}
+}
+
+// timeZoneReport makes the next poll read the network's time again.
+func (p *dataPath) timeZoneReport([]string) {
+	p.mu.Lock()
+	p.timeAt = time.Time{}
+	p.mu.Unlock()
+	kick(p.d.kickTele)
 }
 
 // profile builds the profile wanted from the configuration.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cellagent/agent/bearer"
+	"cellagent/agent/nettime"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -65,6 +66,7 @@ func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	st := s.Modem.StatusWith(qctx, s.Identity)
+	d.data.readTime(qctx, s.Modem)
 	d.mu.Lock()
 	d.modem, d.modemAt = &st, d.now()
 	d.mu.Unlock()
@@ -130,6 +132,9 @@ type Status struct {
 	// Bearer the data bearer ([data] mode not off).
 	Network *NetworkStatus   `json:"network,omitempty"`
 	Bearer  *bearer.Snapshot `json:"bearer,omitempty"`
+	// NetworkTime is the network's time as the modem reported it, and
+	// whether TLS uses it for want of a plausible system clock.
+	NetworkTime *nettime.Status `json:"network_time,omitempty"`
 	// Goroutines, HeapBytes and RuntimeBytes are for soak tests and leak
 	// hunts. RuntimeBytes is the memory the Go runtime holds from the
 	// system (heap spans not yet returned, stacks, its own structures):
@@ -170,6 +175,7 @@ func (d *daemon) statusJSON() ([]byte, error) {
 		st.Supervisor = &snap
 	}
 	st.Network = d.data.snapshot()
+	st.NetworkTime = d.data.clock.Snapshot()
 	if d.data.bearer != nil {
 		b := d.data.bearer.Snapshot()
 		st.Bearer = &b

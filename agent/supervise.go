@@ -30,6 +30,7 @@ func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 			BaseURL: b.BaseURL, Username: b.Username, Password: pw,
 			CAFile: b.CAFile, ClientCert: b.ClientCert, ClientKey: b.ClientKey,
 			AllowInsecureHTTP: b.AllowInsecureHTTP, Timeout: b.Timeout.Duration, Logger: d.log,
+			Time: d.data.clock.Now,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("agent: bsc: %w", err)

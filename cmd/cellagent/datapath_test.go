@@ -27,6 +27,8 @@ func TestWrongAPNProcess(t *testing.T) {
 	bin := testBinary(t)
 	m := startSim(t)
 	m.SetAcceptedAPN("internet.m2m")
+	// The network's clock runs ten minutes behind this machine's.
+	m.SetNetworkTimeOffset(-10 * time.Minute)
 	if err := m.StartDataPort(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +139,14 @@ min_interval = "0s"
 	}
 	if w := m.NVWrites(); w["pdp_context"] != 1 || len(w) != 1 {
 		t.Errorf("NVRAM writes %v, want the APN once", w)
+	}
+	// Network time: read at the session's start, and one event for the
+	// clocks' disagreement.
+	if nt := st.NetworkTime; nt == nil || nt.SkewSeconds < 595 || nt.SkewSeconds > 605 || nt.Source == "" || nt.UsingNetwork {
+		t.Errorf("network time %+v", nt)
+	}
+	if n := strings.Count(log, "event: system clock is 10m"); n != 1 {
+		t.Errorf("%d clock events", n)
 	}
 
 	// The operator fixes the APN and reloads.

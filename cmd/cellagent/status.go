@@ -394,6 +394,13 @@ func renderDataPath(tw io.Writer, st agent.Status) {
 			fmt.Fprintf(tw, "  next dial\t%s\n", b.NextDialAt.Format(time.TimeOnly))
 		}
 	}
+	if nt := st.NetworkTime; nt != nil {
+		line := fmt.Sprintf("%s (%s, zone %+dmin), system clock %+ds off", nt.NetworkTime.UTC().Format(time.DateTime), nt.Source, nt.ZoneMinutes, nt.SkewSeconds)
+		if nt.UsingNetwork {
+			line += "; the system clock is implausible: TLS uses the network's time"
+		}
+		fmt.Fprintf(tw, "Network time\t%s\n", line)
+	}
 	if n := st.Network; n != nil {
 		fmt.Fprintf(tw, "Network profile\tchecked %s\n", n.CheckedAt.Format(time.TimeOnly))
 		for _, s := range n.Settings {
