@@ -28,8 +28,8 @@ type Clock struct {
 	readAt time.Time // time.Now() then, for its monotonic reading
 	// readSys is the system clock at the reading.
 	readSys time.Time
-	source string
-	zone   time.Duration
+	source  string
+	zone    time.Duration
 }
 
 // New returns a clock; system nil is time.Now, built zero never finds

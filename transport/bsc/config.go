@@ -33,8 +33,8 @@ type Config struct {
 	Timeout time.Duration // per HTTP attempt; default 15 s
 	// Time is the clock the API's certificate is checked against; default
 	// the system's (see mqtt.Conn.Time).
-	Time func() time.Time
-	Retry   RetryPolicy
+	Time  func() time.Time
+	Retry RetryPolicy
 
 	// RateLimit is the client-side request budget in requests per second
 	// (default 5, a conservative budget of our own: the guide names none);
