@@ -20,10 +20,9 @@ type nvram struct {
 }
 
 type pdpContext struct {
-	typ, apn         string
-	user, pass       string
-	auth, ctxType    int
-	credentialsFixed bool
+	typ, apn      string
+	user, pass    string
+	auth, ctxType int
 }
 
 func defaultNVRAM() nvram {
