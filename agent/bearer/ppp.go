@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"cellagent/modem/port"
 )
 
 // PPP is how the bearer runs pppd.
@@ -96,31 +98,11 @@ func openData(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the data port: %w", err)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
+	// HUPCL: closing the port drops DTR, which ends the call on a real
+	// modem; CLOCAL: there is no carrier line to wait for on USB.
+	if err := port.MakeRaw(f, unix.CLOCAL|unix.CREAD|unix.HUPCL); err != nil {
 		f.Close()
 		return nil, err
-	}
-	var ierr error
-	cerr := rc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			ierr = err
-			return
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB
-		// HUPCL: closing the port drops DTR, which ends the call on a
-		// real modem.
-		t.Cflag |= unix.CS8 | unix.CLOCAL | unix.CREAD | unix.HUPCL
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		ierr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
-	})
-	if err := errors.Join(cerr, ierr); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data port raw mode: %w", err)
 	}
 	return f, nil
 }

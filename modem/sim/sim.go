@@ -17,6 +17,8 @@ import (
 	"github.com/creack/pty"
 	"github.com/warthog618/sms"
 	"golang.org/x/sys/unix"
+
+	"cellagent/modem/port"
 )
 
 // DefaultBaud is the line speed used when Config.Baud is zero.
@@ -315,27 +317,8 @@ func (m *Modem) openPTY() error {
 // the pty's lifetime because Linux resets a pty's termios when the last
 // slave fd closes, and so that the master does not read EIO between hosts.
 func makeRaw(slave *os.File) error {
-	rc, err := slave.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("sim: pty raw mode: %w", err)
-	}
-	var ierr error
-	cerr := rc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			ierr = err
-			return
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB
-		t.Cflag |= unix.CS8
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		ierr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
-	})
-	if err := errors.Join(cerr, ierr); err != nil {
-		return fmt.Errorf("sim: pty raw mode: %w", err)
+	if err := port.MakeRaw(slave, 0); err != nil {
+		return fmt.Errorf("sim: pty: %w", err)
 	}
 	return nil
 }
