@@ -8,9 +8,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 )
 
 // dataPort is the BG96's modem port (USB interface 3) as a second pty:
@@ -31,21 +28,9 @@ var dialRe = regexp.MustCompile(`^ATD\*99(\*\*\*|#|\*\*\*([0-9]{1,2})#)`)
 // StartDataPort opens the data port's pty; DataPath names it. The port
 // lives until Close.
 func (m *Modem) StartDataPort() error {
-	master, slave, err := pty.Open()
+	master, slave, err := newPTY()
 	if err != nil {
-		return fmt.Errorf("sim: open data pty: %w", err)
-	}
-	fd, err := unix.FcntlInt(master.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	_ = master.Close()
-	if err != nil {
-		_ = slave.Close()
-		return fmt.Errorf("sim: dup data pty: %w", err)
-	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := makeRaw(slave); err != nil {
-		_ = master.Close()
-		_ = slave.Close()
-		return err
+		return fmt.Errorf("sim: data port: %w", err)
 	}
 	m.mu.Lock()
 	m.data = &dataPort{master: master, slave: slave, path: slave.Name()}

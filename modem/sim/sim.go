@@ -263,11 +263,12 @@ func (m *Modem) Stats() Stats {
 	return Stats{BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), Commands: m.commands.Load(), Processed: m.processed.Load()}
 }
 
-// openPTY creates a new pty pair and starts its reader.
-func (m *Modem) openPTY() error {
-	master, slave, err := pty.Open()
+// newPTY opens a pty pair: the master non-blocking and close-on-exec,
+// the slave raw.
+func newPTY() (master, slave *os.File, err error) {
+	master, slave, err = pty.Open()
 	if err != nil {
-		return fmt.Errorf("sim: open pty: %w", err)
+		return nil, nil, fmt.Errorf("sim: open pty: %w", err)
 	}
 	// pty.Open leaves the master in blocking mode (it calls Fd()), so a
 	// Read would survive Close. A non-blocking duplicate goes through the
@@ -278,17 +279,26 @@ func (m *Modem) openPTY() error {
 	_ = master.Close()
 	if err != nil {
 		_ = slave.Close()
-		return fmt.Errorf("sim: dup pty master: %w", err)
+		return nil, nil, fmt.Errorf("sim: dup pty master: %w", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		_ = unix.Close(fd)
 		_ = slave.Close()
-		return fmt.Errorf("sim: pty master non-blocking: %w", err)
+		return nil, nil, fmt.Errorf("sim: pty master non-blocking: %w", err)
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	if err := makeRaw(slave); err != nil {
 		_ = master.Close()
 		_ = slave.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// openPTY creates a new pty pair and starts its reader.
+func (m *Modem) openPTY() error {
+	master, slave, err := newPTY()
+	if err != nil {
 		return err
 	}
 	m.wmu.Lock()
