@@ -31,8 +31,9 @@ type Config struct {
 	// after re-enumeration.
 	Open func(path string, baud int) (io.ReadWriteCloser, error)
 	Init bg96.InitConfig
-	// Unlock, when set, is called once when the SIM asks for its PIN at
-	// start-up; the wait for the modem then starts again.
+	// Unlock, when set, is called on every new session once the modem
+	// answers, to enter the SIM PIN if the SIM asks for it; after a
+	// locked SIM held up the start, the wait for the modem starts again.
 	Unlock func(ctx context.Context, c bg96.Commander) error
 	// Setup, when set, runs after the init script on every new session,
 	// as the network profile must be checked at every initialisation.
@@ -248,11 +249,15 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("%s on %s: %w", step, l.cfg.Path, err)
 	}
 	err = bg96.WaitReady(rctx, a, a)
-	if errors.Is(err, bg96.ErrSIMLocked) && l.cfg.Unlock != nil {
+	// An agent started after the modem booted sees no +CPIN URC, only an
+	// answer to AT: the SIM is asked either way.
+	if l.cfg.Unlock != nil && (err == nil || errors.Is(err, bg96.ErrSIMLocked)) {
 		if uerr := l.cfg.Unlock(rctx, a); uerr != nil {
 			return fail("SIM PIN", uerr)
 		}
-		err = bg96.WaitReady(rctx, a, a)
+		if err != nil {
+			err = bg96.WaitReady(rctx, a, a)
+		}
 	}
 	if err != nil {
 		return fail("waiting for the modem", err)

@@ -184,3 +184,86 @@ min_interval = "0s"
 		t.Errorf("after pppd's exit: %d more dials", d3-d2)
 	}
 }
+
+// A wrong SIM PIN: entered once, refused, never again (each try brings
+// the SIM closer to PUK lock), one alert, no recovery step; the right
+// PIN and a reload bring the session up.
+func TestWrongPINProcess(t *testing.T) {
+	bin := testBinary(t)
+	m := startSim(t)
+	m.SetPIN("1234", 3)
+	m.Reboot()
+	dir := t.TempDir()
+	tty := filepath.Join(dir, "ttyBG96")
+	if err := m.Link(tty); err != nil {
+		t.Fatal(err)
+	}
+	b := mqtttest.Start(t, mqtttest.Options{})
+	pin := filepath.Join(dir, "sim-pin")
+	if err := os.WriteFile(pin, []byte("0000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "cellagent.toml")
+	body := fmt.Sprintf(`[device]
+id = "gw-pin"
+[modem]
+port = %q
+[network]
+pin_file = %q
+[mqtt]
+broker = %q
+allow_plaintext = true
+[state]
+dir = %q
+[supervisor]
+poll = "1s"
+at_timeout = "500ms"
+unresponsive_after = "3s"
+modem_timeout = "2s"
+observe = "2s"
+backoff_min = "1s"
+backoff_max = "10s"
+park = "10s"
+`, tty, pin, b.URL(), filepath.Join(dir, "state"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--runtime-dir", dir)
+	var stderr mqtttest.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", stderr.String())
+		}
+	}()
+	waitLog(t, &stderr, "configuration fault: SIM PIN: bg96: the SIM rejected the PIN")
+	time.Sleep(10 * time.Second)
+	log := stderr.String()
+	left := m.PINAttemptsLeft()
+	steps := strings.Count(log, "supervisor: taking a recovery step")
+	alerts := strings.Count(log, "supervisor: configuration fault")
+	t.Logf("wrong PIN: %d attempts left of 3, %d alerts, %d recovery steps in 10 s", left, alerts, steps)
+	if left != 2 || steps != 0 || alerts != 1 {
+		t.Errorf("wrong PIN: %d attempts left, %d steps, %d alerts", left, steps, alerts)
+	}
+	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, &stderr, "event: SIM PIN entered")
+	waitLog(t, &stderr, "link: modem session up")
+	if left := m.PINAttemptsLeft(); left != 3 {
+		t.Errorf("%d attempts left after the right PIN", left)
+	}
+}

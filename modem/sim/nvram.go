@@ -78,6 +78,13 @@ func (m *Modem) SetPIN(pin string, attempts int) {
 	m.mu.Unlock()
 }
 
+// PINAttemptsLeft is how many PIN attempts the SIM has left.
+func (m *Modem) PINAttemptsLeft() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.pinLeft
+}
+
 func (m *Modem) wroteLocked(name string) {
 	if m.nvWrites == nil {
 		m.nvWrites = map[string]int{}
