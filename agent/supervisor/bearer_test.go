@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +115,32 @@ func TestConfigFaultStopsTheLadder(t *testing.T) {
 	}
 	if snap := s.Snapshot(); snap.State != StateHealthy {
 		t.Errorf("after the fix: %s %s", snap.State, snap.Reason)
+	}
+}
+
+// An exhausted data quota stops the bearer's dialling: the quota step
+// tells it once, and it is told again when connectivity is back.
+func TestQuotaBlocksTheBearer(t *testing.T) {
+	r := newRig(t, rigOpts{bsc: true})
+	if err := r.srv.UseData(r.iccid, 500<<20); err != nil {
+		t.Fatal(err)
+	}
+	b := &dataBearer{up: true}
+	d := r.deps()
+	d.Bearer = b
+	s, err := New(r.cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.at(time.Minute, b.set(false, ""))
+	// Connectivity back (the bundle topped up elsewhere): the quota is
+	// no longer taken as exhausted.
+	r.at(90*time.Minute, b.set(true, ""))
+	r.run(s, 3*time.Hour, 30*time.Second)
+	b.mu.Lock()
+	quota := slices.Clone(b.quota)
+	b.mu.Unlock()
+	if !slices.Equal(quota, []bool{true, false}) {
+		t.Errorf("quota told to the bearer: %v\n%s", quota, r.events.dump())
 	}
 }
