@@ -23,7 +23,7 @@ import (
 	"cellagent/transport/secret"
 )
 
-const fleetUsage = `Usage: cellagent fleet <watch|list> [flags]
+const fleetUsage = `Usage: cellagent fleet <watch|list|exporter|serve> [flags]
 
 Follow the gateways that report to an MQTT broker (topic schema:
 transport/mqtt/SCHEMA.md).
@@ -31,6 +31,8 @@ transport/mqtt/SCHEMA.md).
   watch   a live table of the gateways, redrawn in place on a terminal;
           one JSON line per update with --json
   list    the current snapshot from the retained messages, printed once
+  exporter  Prometheus metrics of every gateway on /metrics
+  serve     a live web view: fleet table, signal sparklines, timeline
 
 The broker is tls://host[:8883]; plain tcp:// needs --allow-plaintext. A
 password is read from a file (--password-file), never from a flag.
@@ -41,7 +43,7 @@ Run 'cellagent fleet <subcommand> --help' for its flags.
 func runFleet(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, fleetUsage)
-		return usageError{errors.New("missing subcommand: watch or list")}
+		return usageError{errors.New("missing subcommand: watch, list, exporter or serve")}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -51,8 +53,12 @@ func runFleet(ctx context.Context, e *env, args []string) error {
 		return runFleetWatch(ctx, e, args[1:])
 	case "list":
 		return runFleetList(ctx, e, args[1:])
+	case "exporter":
+		return runFleetExporter(ctx, e, args[1:])
+	case "serve":
+		return runFleetServe(ctx, e, args[1:])
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want watch or list", args[0])}
+	return usageError{fmt.Errorf("unknown subcommand %q: want watch, list, exporter or serve", args[0])}
 }
 
 // brokerFlags are how both subcommands reach the broker.
