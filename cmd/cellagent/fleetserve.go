@@ -48,7 +48,7 @@ Examples:
 func runFleetServe(ctx context.Context, e *env, args []string) error {
 	var bf brokerFlags
 	var listen string
-	var window time.Duration
+	var window, resolution time.Duration
 	fs := newFlags(e, "fleet serve", "--broker URL [--listen ADDR] [flags]",
 		`Serve a live web view of the gateways under the prefix: the fleet table
 with state colours and a sparkline of RSRP and SINR per gateway, a
@@ -64,14 +64,15 @@ Examples:
 	bf.register(fs)
 	fs.StringVar(&listen, "listen", "127.0.0.1:9861", "address of the web view")
 	fs.DurationVar(&window, "window", 6*time.Hour, "how much signal history to keep and plot")
+	fs.DurationVar(&resolution, "resolution", time.Minute, "keep one signal sample per gateway per this step (the last)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if window <= 0 {
-		return usageError{errors.New("--window must be positive")}
+	if window <= 0 || resolution <= 0 {
+		return usageError{errors.New("--window and --resolution must be positive")}
 	}
 	return followAndServe(ctx, e, &bf, listen, func(*mqtt.Fleet) serving {
-		v := fleetview.New(fleetview.Options{Window: window})
+		v := fleetview.New(fleetview.Options{Window: window, Resolution: resolution})
 		return serving{handler: v.Handler(), onMessage: v.Apply, loop: v.Run}
 	})
 }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cellagent/agent/fleetsim"
+	"cellagent/transport/fleetview/browsertest"
+	"cellagent/transport/mqtt/mqtttest"
+)
+
+// TestFleetServeBrowser runs `fleet serve` against a real broker fed by
+// the fleet simulation (four gateways with agents on simulated modems,
+// with signal changes, outages and SMS), loads the page in headless
+// Chromium and checks the rendered DOM: a row per gateway in a state
+// colour, sparklines, the timeline, and a gateway's page. With
+// FLEETVIEW_SCREENSHOT set it saves a screenshot there (docs/fleet-view.png
+// in the README comes from it).
+func TestFleetServeBrowser(t *testing.T) {
+	const n = 4
+	b := mqtttest.Start(t, mqtttest.Options{})
+	br := browsertest.Start(t, 1400, 560)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	simLog := &mqtttest.Buffer{}
+	simDone := make(chan error, 1)
+	go func() {
+		_, err := fleetsim.Run(ctx, fleetsim.Options{
+			Count: n, Broker: b.URL(), AllowPlaintext: true, Seed: 3,
+			Warmup: -1, Duration: 2 * time.Minute,
+			Poll: time.Second, Heartbeat: 5 * time.Second,
+			SignalEvery: 700 * time.Millisecond, OutageEvery: 4 * time.Second, SMSEvery: 2 * time.Second,
+			Dir:    t.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(simLog, nil)),
+		})
+		simDone <- err
+	}()
+	port := mqtttest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var out, errb mqtttest.Buffer
+	serveDone := make(chan int, 1)
+	go func() {
+		serveDone <- run(ctx, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb},
+			[]string{"fleet", "serve", "--broker", b.URL(), "--allow-plaintext", "--listen", addr, "--settle", "200ms", "--resolution", "1s"})
+	}()
+	defer func() {
+		cancel()
+		<-simDone
+		if code := <-serveDone; code != 0 {
+			t.Errorf("fleet serve exited %d: %s", code, errb.String())
+		}
+	}()
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if res, err := http.Get(base + "/"); err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			// One page, nothing to fetch from elsewhere.
+			for _, ref := range []string{`src="`, `href="http`, "url(", "@import", `fetch("http`} {
+				if strings.Contains(string(body), ref) {
+					t.Errorf("the page loads something (%s)", ref)
+				}
+			}
+			break
+		}
+		if i > 200 {
+			t.Fatalf("fleet serve not listening: %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	failed := func(what string, err error) {
+		t.Helper()
+		var dom string
+		_ = br.Eval(context.Background(), "document.body.outerHTML", &dom)
+		t.Fatalf("%s: %v\nserve: %s\nsim log tail: %s\nDOM: %.3000s", what, err, errb.String(), tailOf(simLog.String(), 2000), dom)
+	}
+	if err := br.Navigate(ctx, base+"/"); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what, expr string) {
+		t.Helper()
+		wctx, c := context.WithTimeout(ctx, 60*time.Second)
+		defer c()
+		if err := br.WaitFor(wctx, expr); err != nil {
+			failed(what, err)
+		}
+	}
+	wait("every gateway online in the table",
+		fmt.Sprintf(`document.querySelectorAll("#fleet tbody tr[data-state=online]").length == %d`, n))
+	wait("a sparkline per gateway with RSRP and SINR lines",
+		fmt.Sprintf(`document.querySelectorAll("#fleet td.spark svg polyline.rsrp").length == %d && document.querySelectorAll("#fleet td.spark svg polyline.sinr").length == %d`, n, n))
+	wait("recovery steps or status changes in the timeline (outages happen every few seconds)",
+		`document.querySelectorAll("#timeline li[data-kind=recovery]").length > 0`)
+	wait("an SMS in the timeline", `document.querySelectorAll("#timeline li[data-kind=sms_in]").length > 0`)
+	wait("sparklines with a history", `document.querySelector("#fleet td.spark polyline.rsrp").getAttribute("points").split(" ").length > 8`)
+	wait("the header counts", fmt.Sprintf(`document.querySelector("#n-gateways").textContent == "%d gateways"`, n))
+
+	// The rows carry their state as a class the stylesheet colours.
+	var classes []string
+	if err := br.Eval(ctx, `Array.from(document.querySelectorAll("#fleet tbody tr")).map(tr => tr.className + " " + getComputedStyle(tr.querySelector(".state")).backgroundColor)`, &classes); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range classes {
+		if !strings.HasPrefix(c, "state-") || !strings.Contains(c, "rgb(") {
+			t.Errorf("row class and state colour %q", c)
+		}
+	}
+	if path := os.Getenv("FLEETVIEW_SCREENSHOT"); path != "" {
+		png, err := br.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A gateway's page: its history, events and last SMS.
+	var id string
+	if err := br.Eval(ctx, `document.querySelector("#fleet tbody tr").dataset.id`, &id); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Navigate(ctx, base+"/gateway/"+id); err != nil {
+		t.Fatal(err)
+	}
+	wait("the gateway page's title", fmt.Sprintf(`document.querySelector("#gw-title").textContent.startsWith(%q)`, id))
+	wait("the gateway's signal plot", `document.querySelectorAll("#gw-plot svg polyline").length == 2`)
+	wait("the gateway's identity", `document.querySelector("#gw-identity").textContent.includes("session")`)
+	wait("the gateway's events", `document.querySelectorAll("#gw-events li").length > 0`)
+	wait("the gateway's SMS", `document.querySelectorAll("#gw-sms li[data-kind=sms_in]").length > 0`)
+	if path := os.Getenv("FLEETVIEW_SCREENSHOT"); path != "" {
+		png, err := br.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-gateway.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
