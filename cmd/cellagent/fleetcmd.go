@@ -19,6 +19,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/spf13/pflag"
 
+	"cellagent/transport/fleetinflux"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 )
@@ -217,8 +218,8 @@ Examples:
 
 func runFleetWatch(ctx context.Context, e *env, args []string) error {
 	var bf brokerFlags
-	var share string
-	fs := newFlags(e, "fleet watch", "--broker URL [--prefix P] [--json] [--share GROUP] [flags]",
+	var share, format string
+	fs := newFlags(e, "fleet watch", "--broker URL [--prefix P] [--json|--format F] [--share GROUP] [flags]",
 		`Show the gateways under the prefix and follow their status, telemetry and
 events until interrupted. On a terminal the table is redrawn in place;
 piped, it is printed once and followed by one line per update. With --json
@@ -230,14 +231,31 @@ With --share the reader joins a shared subscription ($share/GROUP/...): the
 broker hands each message to one member of the group, so this reader sees
 only part of the traffic and starts without the retained snapshot.
 
+With --format influx every message becomes one line of InfluxDB line
+protocol (measurements cellagent_telemetry, cellagent_event,
+cellagent_status, cellagent_sms; docs/fleet-tools.md), the same mapping
+as the Telegraf recipe there, e.g. for 'influx write' or a file.
+
 Examples:
   cellagent fleet watch --broker tls://broker.example.com --ca-file ca.pem \
       --username fleet --password-file /etc/cellagent/fleet.pass
   cellagent fleet watch --broker tcp://127.0.0.1:1883 --allow-plaintext --json`)
 	bf.register(fs)
 	fs.StringVar(&share, "share", "", "join the shared subscription GROUP")
+	fs.StringVar(&format, "format", "table", "output: table, json (as --json) or influx (line protocol)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	switch format {
+	case "table":
+	case "json":
+		bf.asJSON = true
+	case "influx":
+		if bf.asJSON {
+			return usageError{errors.New("--json and --format influx: choose one")}
+		}
+	default:
+		return usageError{fmt.Errorf("--format %q: want table, json or influx", format)}
 	}
 	o, err := bf.options()
 	if err != nil {
@@ -246,6 +264,9 @@ Examples:
 	o.ShareGroup = share
 	if _, err := mqtt.NewFleet(o); err != nil {
 		return usageError{fmt.Errorf("--share: %w", strip(err))}
+	}
+	if format == "influx" {
+		return watchInflux(ctx, e, o)
 	}
 	w := &fleetWatch{
 		e: e, bf: &bf, shared: share != "",
@@ -662,4 +683,36 @@ func (l *lastLine) String() string {
 		return ""
 	}
 	return l.at.Format("15:04:05") + " " + l.line
+}
+
+// watchInflux prints every message the reader applies as line protocol,
+// starting with the retained ones.
+func watchInflux(ctx context.Context, e *env, o mqtt.FleetOptions) error {
+	o.Logger = logger(e.stderr, false)
+	var mu sync.Mutex
+	var werr error
+	o.OnMessage = func(_ mqtt.Gateway, m mqtt.FleetMessage) {
+		line, ok, err := fleetinflux.Line(o.Prefix, m.Topic, m.Payload)
+		if err != nil {
+			o.Logger.Warn("fleet watch: no line for a message", "err", err)
+		}
+		if !ok {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if werr == nil {
+			_, werr = io.WriteString(e.stdout, line+"\n")
+		}
+	}
+	f, err := mqtt.NewFleet(o)
+	if err != nil {
+		return err
+	}
+	if err := f.Run(ctx); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return werr
 }

@@ -83,6 +83,7 @@ type Gateway struct {
 // FleetMessage is one decoded message as the reader applied it: Kind
 // says which of the pointers is set. Payload is the message as received.
 type FleetMessage struct {
+	Topic     string
 	Kind      Kind
 	Retained  bool
 	Status    *Status
@@ -312,7 +313,7 @@ func (f *Fleet) Apply(topic string, payload []byte, retained bool) (Gateway, boo
 	}
 	now := f.clock.Now()
 	f.mu.Lock()
-	msg := FleetMessage{Kind: p.Kind, Retained: retained, Payload: payload}
+	msg := FleetMessage{Topic: topic, Kind: p.Kind, Retained: retained, Payload: payload}
 	g, changed := f.apply(p, &msg, now)
 	var out Gateway
 	if g != nil {
