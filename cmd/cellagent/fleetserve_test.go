@@ -153,3 +153,79 @@ func tailOf(s string, n int) string {
 	}
 	return s
 }
+
+// runBackground runs a long-lived command in-process until the test
+// ends, and returns its stderr.
+func runBackground(t *testing.T, args ...string) (*mqtttest.Buffer, *mqtttest.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb mqtttest.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}, args) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("%v exited %d: %s", args, code, errb.String())
+		}
+	})
+	return &out, &errb
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestFleetExporterCommand(t *testing.T) {
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
+	seedFleet(newPublisher(t, broker), time.Now())
+	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	_, errb := runBackground(t, "fleet", "exporter", "--broker", broker, "--allow-plaintext", "--listen", addr, "--settle", "200ms")
+	var body string
+	waitUntil(t, "both gateways on /metrics", func() bool {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		body = string(b)
+		return strings.Contains(body, `cellagent_gateway_up{gateway="gw-a"} 0`) && strings.Contains(body, `cellagent_gateway_up{gateway="gw-b"} 1`)
+	})
+	for _, want := range []string{`cellagent_gateway_rsrp_dbm{gateway="gw-b"} -95`, `cellagent_gateway_registration{domain="eps",gateway="gw-b",state="home"} 1`, "process_resident_memory_bytes"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(errb.String(), "serving http://"+addr) {
+		t.Errorf("stderr %q", errb.String())
+	}
+	o := cli(t, "", "fleet", "exporter", "--broker", broker, "--allow-plaintext", "--stale", "-1s")
+	if o.code != 2 {
+		t.Errorf("negative --stale: code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+func TestFleetWatchInflux(t *testing.T) {
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
+	p := newPublisher(t, broker)
+	seedFleet(p, time.Now())
+	out, _ := runBackground(t, "fleet", "watch", "--broker", broker, "--allow-plaintext", "--format", "influx")
+	waitUntil(t, "the retained messages as lines", func() bool { return strings.Count(out.String(), "\n") >= 4 })
+	p.publish("cellagent/v1/gw-b/event", false, `{"v":1,"seq":1,"q":1,"ts":1735688400,"type":"recovery","level":"warn","msg":"cfun-reset: done","attrs":{"step":"cfun-reset","steps":2}}`)
+	want := `cellagent_event,device=gw-b,level=warn,type=recovery msg="cfun-reset: done",attr_step="cfun-reset",attr_steps=2,seq=1i,replayed=false 1735688400000000000`
+	waitUntil(t, "the event as a line", func() bool { return strings.Contains(out.String(), want+"\n") })
+	for _, w := range []string{"cellagent_status,device=gw-a online=false,session=3i\n", "cellagent_telemetry,act=CAT-M1,device=gw-b,op=26201 rssi=-65i,rsrp=-95i"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+	o := cli(t, "", "fleet", "watch", "--broker", broker, "--allow-plaintext", "--format", "xml")
+	if o.code != 2 || !strings.Contains(o.stderr, "want table, json or influx") {
+		t.Errorf("--format xml: code %d stderr %q", o.code, o.stderr)
+	}
+}

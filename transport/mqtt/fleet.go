@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -406,7 +407,11 @@ func (f *Fleet) apply(p ParsedTopic, msg *FleetMessage, now time.Time) (*Gateway
 		seen(m.TS)
 	case KindEvent:
 		var m EventMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
+		// An attribute of another JSON type than Attrs holds (typed
+		// attributes from a newer agent) costs that attribute only:
+		// Unmarshal decodes the rest and reports the first such value.
+		var te *json.UnmarshalTypeError
+		if err := json.Unmarshal(payload, &m); err != nil && !(errors.As(err, &te) && (te.Field == "attrs" || strings.HasSuffix(te.Field, ".attrs"))) {
 			f.log.Warn("mqtt: fleet: bad event", "device", p.Device, "err", err)
 			return nil, false
 		}
