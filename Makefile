@@ -54,8 +54,9 @@ run: build
 	./scripts/demo
 
 # Static binaries for the gateways (armv7, arm64) and the bench (amd64),
-# with their sizes: a gateway's flash is small, and the armv7 one must stay
-# within 15 MiB.
+# with their sizes: a gateway's flash is small, and the gateway binaries
+# (armv7, arm64) must stay within 15 MiB; the amd64 one runs on benches
+# and fleet hosts (it carries the Prometheus client, ~4 MiB).
 CROSS_MAX_BYTES := 15728640
 cross:
 	@mkdir -p dist
@@ -71,6 +72,7 @@ cross:
 	  grep -qaF -- '$(VERSION)' $$f || { echo "$$f: not stamped with $(VERSION)"; exit 1; }; \
 	  n=$$(stat -c %s $$f); \
 	  awk -v f=$$f -v n=$$n 'BEGIN { printf "%-30s %10d bytes %6.2f MiB  static, version $(VERSION)\n", f, n, n / 1048576 }'; \
+	  case $$f in *amd64) continue;; esac; \
 	  [ $$n -le $(CROSS_MAX_BYTES) ] || { echo "$$f: larger than 15 MiB"; exit 1; }; \
 	done
 
