@@ -304,3 +304,35 @@ func TestNames(t *testing.T) {
 		t.Fatalf("Names() = %v", got)
 	}
 }
+
+// BenchmarkScrape serves /metrics for 1,000 gateways in the shape the
+// fleet simulation gives them (three domains read, signal, health).
+func BenchmarkScrape(b *testing.B) {
+	f, err := mqtt.NewFleet(mqtt.FleetOptions{Conn: mqtt.Conn{Broker: "tcp://127.0.0.1:1", AllowPlaintext: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 1000 {
+		id := fmt.Sprintf("8988228066600000%04d", i)
+		f.Apply("cellagent/v1/"+id+"/status", []byte(`{"v":1,"state":"online","session":1,"model":"BG96","fw":"BG96MAR02A07M1G","agent":"0.4.0","imei":"866425031234567","iccid":"`+id+`"}`), false)
+		f.Apply("cellagent/v1/"+id+"/telemetry", []byte(fmt.Sprintf(`{"v":1,"seq":1,"q":1,"ts":%d,"reg":{"cs":"searching","ps":"home","eps":"home"},"act":"CAT-M1","op":"26201","rssi":-65,"rsrp":-95,"rsrq":-11,"sinr":7.4,"health":{"up":100,"evq":0,"tmq":1}}`, now.Unix())), false)
+		f.Apply("cellagent/v1/"+id+"/event", []byte(`{"v":1,"seq":1,"q":2,"ts":1,"type":"recovery","attrs":{"step":"observe","outcome":"watching"}}`), false)
+	}
+	h := Handler(f, time.Hour)
+	for _, gz := range []bool{false, true} {
+		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "/metrics", nil)
+				if gz {
+					req.Header.Set("Accept-Encoding", "gzip")
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+		})
+	}
+}
