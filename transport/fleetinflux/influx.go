@@ -98,6 +98,25 @@ func (p *point) String() string {
 	return b.String()
 }
 
+// event is an event decoded apart from the schema type, so attribute
+// values keep whatever JSON type they came as.
+type event struct {
+	mqtt.Header
+	TS    int64          `json:"ts"`
+	Type  string         `json:"type"`
+	Level string         `json:"level"`
+	Msg   string         `json:"msg"`
+	Attrs map[string]any `json:"attrs"`
+}
+
+func decode[T any](topic string, payload []byte) (T, error) {
+	var m T
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return m, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+	}
+	return m, nil
+}
+
 // Line maps one message to a line of line protocol. ok is false for
 // topics outside the schema and for messages without a field to write
 // (an empty retained status clearing a gateway); err for a payload that
@@ -120,9 +139,9 @@ func Line(prefix, topic string, payload []byte) (line string, ok bool, err error
 	pt.tag("device", p.Device)
 	switch p.Kind {
 	case mqtt.KindTelemetry:
-		var m mqtt.TelemetryMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			return "", false, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+		m, err := decode[mqtt.TelemetryMsg](topic, payload)
+		if err != nil {
+			return "", false, err
 		}
 		pt.name, pt.ts = Telemetry, m.TS
 		pt.tag("act", m.Act)
@@ -157,18 +176,9 @@ func Line(prefix, topic string, payload []byte) (line string, ok bool, err error
 		pt.uint("seq", m.Seq)
 		pt.bool("replayed", m.Replayed)
 	case mqtt.KindEvent:
-		// Decoded apart from the schema type, so attribute values keep
-		// whatever JSON type they came as.
-		var m struct {
-			mqtt.Header
-			TS    int64          `json:"ts"`
-			Type  string         `json:"type"`
-			Level string         `json:"level"`
-			Msg   string         `json:"msg"`
-			Attrs map[string]any `json:"attrs"`
-		}
-		if err := json.Unmarshal(payload, &m); err != nil {
-			return "", false, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+		m, err := decode[event](topic, payload)
+		if err != nil {
+			return "", false, err
 		}
 		pt.name, pt.ts = Event, m.TS
 		pt.tag("type", m.Type)
@@ -187,9 +197,9 @@ func Line(prefix, topic string, payload []byte) (line string, ok bool, err error
 		pt.uint("seq", m.Seq)
 		pt.bool("replayed", m.Replayed)
 	case mqtt.KindStatus:
-		var m mqtt.Status
-		if err := json.Unmarshal(payload, &m); err != nil {
-			return "", false, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+		m, err := decode[mqtt.Status](topic, payload)
+		if err != nil {
+			return "", false, err
 		}
 		pt.name, pt.ts = Status, m.TS
 		pt.bool("online", m.State == mqtt.Online)
@@ -197,9 +207,9 @@ func Line(prefix, topic string, payload []byte) (line string, ok bool, err error
 		pt.str("fw", m.Firmware)
 		pt.str("agent", m.Agent)
 	case mqtt.KindSMSIn:
-		var m mqtt.SMSInMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			return "", false, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+		m, err := decode[mqtt.SMSInMsg](topic, payload)
+		if err != nil {
+			return "", false, err
 		}
 		pt.name, pt.ts = SMS, m.Received.Unix()
 		pt.tag("direction", "in")
@@ -207,9 +217,9 @@ func Line(prefix, topic string, payload []byte) (line string, ok bool, err error
 		pt.str("from", m.From)
 		pt.int("parts", &m.Parts)
 	case mqtt.KindSMSResult:
-		var m mqtt.SMSResultMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			return "", false, fmt.Errorf("fleetinflux: %s: %w", topic, err)
+		m, err := decode[mqtt.SMSResultMsg](topic, payload)
+		if err != nil {
+			return "", false, err
 		}
 		pt.name, pt.ts = SMS, m.TS
 		pt.tag("direction", "out")
