@@ -32,6 +32,7 @@ Examples:
       --username fleet --password-file /etc/cellagent/fleet.pass --listen :9860
   cellagent fleet exporter --broker tcp://127.0.0.1:1883 --allow-plaintext`)
 	bf.register(fs)
+	_ = fs.MarkHidden("json") // it prints nothing to format
 	fs.StringVar(&listen, "listen", "127.0.0.1:9860", "address of the metrics endpoint (':9860' for every interface)")
 	fs.DurationVar(&stale, "stale", 24*time.Hour, "leave out gateways not heard from for this long; 0 keeps them")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -62,6 +63,7 @@ Examples:
       --username fleet --password-file /etc/cellagent/fleet.pass
   cellagent fleet serve --broker tcp://127.0.0.1:1883 --allow-plaintext --listen 127.0.0.1:9861`)
 	bf.register(fs)
+	_ = fs.MarkHidden("json") // it prints nothing to format
 	fs.StringVar(&listen, "listen", "127.0.0.1:9861", "address of the web view")
 	fs.DurationVar(&window, "window", 6*time.Hour, "how much signal history to keep and plot")
 	fs.DurationVar(&resolution, "resolution", time.Minute, "keep one signal sample per gateway per this step (the last)")
