@@ -139,7 +139,7 @@ func (d *daemon) refuseSMSCommand(why string) {
 	s := d.smsCmds
 	n := s.refused.Add(1)
 	d.log.Warn("agent: SMS command refused", "reason", why, "refused", n)
-	if s.events.Allow("", 1) != nil {
+	if s.events.Allow("refusal-events", 1) != nil {
 		return
 	}
 	d.queueEvent(mqtt.Event{Type: mqtt.EventSMSCommand, Level: "warn", Msg: "SMS command refused",
@@ -154,7 +154,7 @@ func (d *daemon) runSMSCommand(ctx context.Context, cmd smscmd.Message) []string
 		return []string{"ok", "up=" + strconv.FormatInt(int64(d.now().Sub(d.started)/time.Second), 10)}
 	case "status":
 		_ = d.cmdStatus(ctx)
-		return append([]string{"ok"}, d.statusFields()...)
+		return append([]string{"ok"}, d.statusFields(ctx)...)
 	case "mqtt-reconnect":
 		if d.client.Reconnect() {
 			return []string{"ok", "was=up"}
@@ -188,11 +188,20 @@ func refusal(err error) string {
 // access technology, signal, packet attach, the ladder's state and step,
 // and the queue depths (events/telemetry/outbox), most telling first,
 // since a reply too long for one SMS loses its tail.
-func (d *daemon) statusFields() []string {
+func (d *daemon) statusFields(ctx context.Context) []string {
 	var f []string
 	d.mu.Lock()
 	st, at := d.modem, d.modemAt
 	d.mu.Unlock()
+	if st == nil || d.now().Sub(at) > d.tele.Load().poll {
+		// Older than a telemetry round: worth the AT commands.
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		d.poll(qctx)
+		cancel()
+		d.mu.Lock()
+		st, at = d.modem, d.modemAt
+		d.mu.Unlock()
+	}
 	if st == nil {
 		f = append(f, "modem=unknown")
 	} else {

@@ -24,13 +24,15 @@ import (
 	"cellagent/transport/secret"
 )
 
-const bscUsage = `Usage: cellagent bsc <quota|reset|sim> [flags]
+const bscUsage = `Usage: cellagent bsc <quota|reset|sms|receive|sim> [flags]
 
 Talk to the operator's Business Smart Connect (BSC) platform, or run a
 simulator of it for the bench.
 
   quota   show the SIM's data and SMS allowance
   reset   ask for a network-side connectivity reset (the platform only queues it)
+  sms     send an MT SMS, or a signed command, to the SIM (sms send)
+  receive the application endpoint for the platform's MO SMS and delivery reports
   sim     run the platform simulator, optionally with a simulated BG96 wired to it
 
 quota and reset take the base URL, the username and the password file from
@@ -61,10 +63,14 @@ func runBSC(ctx context.Context, e *env, args []string) error {
 		return runBSCQuota(ctx, e, args[1:])
 	case "reset":
 		return runBSCReset(ctx, e, args[1:])
+	case "sms":
+		return runBSCSMS(ctx, e, args[1:])
+	case "receive":
+		return runBSCReceive(ctx, e, args[1:])
 	case "sim":
 		return runBSCSim(ctx, e, args[1:])
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want quota, reset or sim", args[0])}
+	return usageError{fmt.Errorf("unknown subcommand %q: want quota, reset, sms, receive or sim", args[0])}
 }
 
 // apiFlags are shared by the subcommands that call the platform's API.
@@ -317,7 +323,12 @@ Examples:
 	fs.StringVar(&scenario, "scenario", "", "with --modem-link, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
+	auth := appAuth(fs)
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	appHeader, err := auth()
+	if err != nil {
 		return err
 	}
 	if scenario != "" && link == "" {
@@ -330,7 +341,7 @@ Examples:
 	log := logger(e.stderr, verbose)
 	cfg := bscsim.Config{
 		Users: map[string]string{}, Listen: listen, TLSSelfSigned: useTLS,
-		AppURL: appURL, Control: control, ResetDelay: resetDelay, Logger: log,
+		AppURL: appURL, AppHeader: appHeader, Control: control, ResetDelay: resetDelay, Logger: log,
 	}
 	if err := checkSimFlags(&cfg, users, sims, caOut); err != nil {
 		return err

@@ -201,6 +201,9 @@ func (s *Server) postApp(o outbound) error {
 	if err != nil {
 		return fmt.Errorf("building request: %w", err)
 	}
+	for k, vs := range s.cfg.AppHeader {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.cfg.AppClient.Do(req)
 	if err != nil {
