@@ -325,4 +325,3 @@ func appAuth(fs *pflag.FlagSet) func() (http.Header, error) {
 		return h, nil
 	}
 }
-
