@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"cellagent/transport/bsc"
+	"cellagent/transport/bsc/bscsim"
 	"cellagent/transport/bsc/receiver"
 	"cellagent/transport/mqtt/mqtttest"
 	"cellagent/transport/smscmd"
@@ -254,6 +257,83 @@ func TestSMSCommandsEndToEnd(t *testing.T) {
 		// status, recover, the first ping; the final one may be in flight.
 		if n != 4 {
 			t.Errorf("%d replies at the receiver, want 3 or 4", n)
+		}
+	}
+}
+
+// The receiver is killed with SIGKILL three times while the platform
+// forwards 40 messages (ten of them in two parts) and delivery reports:
+// the platform re-transmits what got no 2xx, and in the end every
+// message is in the store exactly once and was shown at least once.
+func TestBSCReceiveSurvivesKill(t *testing.T) {
+	bin := testBinary(t)
+	dir := t.TempDir()
+	secret := "fwd-" + randHex(t, 16)
+	fwd := writeFile(t, dir, "fwd", secret+"\n", 0o600)
+	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	storePath := filepath.Join(dir, "receive.db")
+	srv, err := bscsim.New(bscsim.Config{
+		Users: map[string]string{"admin": testPW}, SIMs: []bscsim.SIMConfig{{ICCID: testICCID, MSISDN: "882285100012345"}},
+		AppURL: "http://" + addr + "/", AppHeader: http.Header{"X-Cellagent-Token": {secret}},
+		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	start := func() *agentProc {
+		p := startAgentProc(t, bin, "bsc", "receive", "--listen", addr, "--secret-file", fwd, "--store", storePath, "--json")
+		p.waitStderr(t, "receiving forwards at")
+		return p
+	}
+	var shown strings.Builder
+	p := start()
+	const n = 40
+	for i := range n {
+		if i%4 == 0 && i > 0 && i <= 12 {
+			_ = p.stop(t, syscall.SIGKILL)
+			shown.WriteString(p.stdout.String())
+			p = start()
+		}
+		mo := bscsim.MO{Dest: "5432145", Text: fmt.Sprintf("message %d", i), DCS: bscsim.DCSGSM7}
+		if i%4 == 1 {
+			mo.Total, mo.Identifier = 2, i
+			for part, text := range []string{fmt.Sprintf("message %d, first half", i), " and second"} {
+				mo.PartNo, mo.Text = part+1, text
+				if err := srv.ForwardMO(testICCID, mo); err != nil {
+					t.Fatal(err)
+				}
+			}
+			continue
+		}
+		if err := srv.ForwardMO(testICCID, mo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(p.stdout.String(), `"kind":"sms"`)+strings.Count(shown.String(), `"kind":"sms"`) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shown:\n%s%s", shown.String(), p.stdout.String())
+		}
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	shown.WriteString(p.stdout.String())
+	st, err := receiver.Open(storePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if c, err := st.Count(); err != nil || c != n {
+		t.Fatalf("%d records stored (%v), want %d", c, err, n)
+	}
+	for i := range n {
+		want := fmt.Sprintf(`"text":"message %d"`, i)
+		if i%4 == 1 {
+			want = fmt.Sprintf(`"text":"message %d, first half and second"`, i)
+		}
+		if !strings.Contains(shown.String(), want) {
+			t.Errorf("message %d never shown", i)
 		}
 	}
 }
