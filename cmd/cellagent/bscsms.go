@@ -13,8 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/receiver"
 	"cellagent/transport/secret"
@@ -299,29 +297,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// appAuth is how `bsc sim` authenticates its forwards to the
-// application: a header with a secret from a file, or basic auth.
-func appAuth(fs *pflag.FlagSet) func() (http.Header, error) {
-	file := fs.String("app-secret-file", "", "secret for the application (mode 0600), sent with every forward")
-	header := fs.String("app-auth-header", "X-Cellagent-Token", "header carrying --app-secret-file")
-	user := fs.String("app-basic-user", "", "send --app-secret-file as basic auth for this user instead")
-	return func() (http.Header, error) {
-		if *file == "" {
-			return nil, nil
-		}
-		sec, err := secret.Read(*file)
-		if err != nil {
-			return nil, fmt.Errorf("--app-secret-file: %w", err)
-		}
-		h := http.Header{}
-		if *user != "" {
-			r := &http.Request{Header: h}
-			r.SetBasicAuth(*user, sec)
-			return h, nil
-		}
-		h.Set(*header, sec)
-		return h, nil
-	}
 }

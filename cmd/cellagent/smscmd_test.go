@@ -58,7 +58,7 @@ func startSMSRig(t *testing.T) *smsRig {
 	recv := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	link := filepath.Join(dir, "ttyBG96")
 
-	platform := startAgentProc(t, bin, "bsc", "sim", "--listen", r.api, "--user", "admin:"+pw, "--modem-link", link,
+	platform := startAgentProc(t, benchBinary(t), "bsc", "sim", "--listen", r.api, "--user", "admin:"+pw, "--modem-link", link,
 		"--app-url", "http://"+recv+"/", "--app-secret-file", fwd)
 	waitBuffer(t, platform, &platform.stdout, "Ctrl-C to stop")
 	r.recv = startAgentProc(t, bin, "bsc", "receive", "--listen", recv, "--secret-file", fwd, "--key-dir", keys,
