@@ -337,3 +337,51 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 		}
 	}
 }
+
+// `bsc receive` over TLS with basic auth: a forward from a client that
+// trusts the CA and knows the password is stored; a wrong password is
+// refused; plain HTTP on a non-loopback address needs explicit consent.
+func TestBSCReceiveTLSBasicAuth(t *testing.T) {
+	bin := testBinary(t)
+	dir := t.TempDir()
+	pki := mqtttest.NewPKI(t)
+	pw := writeFile(t, dir, "fwd", "basic-"+randHex(t, 8)+"\n", 0o600)
+	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	p := startAgentProc(t, bin, "bsc", "receive", "--listen", addr, "--secret-file", pw, "--basic-user", "bsc",
+		"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--store", filepath.Join(dir, "r.db"), "--json")
+	p.waitStderr(t, "receiving forwards at https://")
+	secret, err := os.ReadFile(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsTrusting(t, pki.CAFile)}, Timeout: 10 * time.Second}
+	post := func(password string) int {
+		body := `{"id":5,"payload":"over tls","submit_date":"2026-12-04 20:00:00","dest_address":"5432145","source_address":"882285100012345","dcs":0,"pid":0,"endpoint":{"id":1000,"name":"` + testICCID + `"}}`
+		req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("bsc", password)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("guess"); code != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", code)
+	}
+	if code := post(strings.TrimSpace(string(secret))); code != http.StatusNoContent {
+		t.Errorf("right password: %d", code)
+	}
+	waitBuffer(t, p, &p.stdout, `"text":"over tls"`)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	o := cli(t, "", "bsc", "receive", "--listen", "0.0.0.0:0", "--secret-file", pw)
+	if o.code != 2 || !strings.Contains(o.stderr, "--allow-plaintext") {
+		t.Errorf("plain HTTP on 0.0.0.0: code %d, %q", o.code, o.stderr)
+	}
+}
