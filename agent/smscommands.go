@@ -174,8 +174,8 @@ func refusal(err error) string {
 	msg := err.Error()
 	for _, k := range []struct{ has, say string }{
 		{"unknown step", "unknown-step"}, {"already scheduled", "already-scheduled"},
-		{"requests already waiting", "busy"}, {"per hour", "budget"}, {"per day", "budget"},
-		{"apart", "too-soon"}, {"parked", "parked"},
+		{"requests already waiting", "busy"}, {"budget", "budget"}, {"less than", "too-soon"},
+		{"not configured", "unavailable"}, {"unreachable", "unavailable"},
 	} {
 		if strings.Contains(msg, k.has) {
 			return k.say

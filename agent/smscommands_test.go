@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,5 +125,23 @@ func TestSMSCommandAtMostOnce(t *testing.T) {
 	next, _ := smscmd.Sign(key, cmdICCID, smscmd.Message{Kind: smscmd.Command, Counter: 12, Verb: "ping"})
 	if !take(d2, "m4", "+4915112345678", next) || replies(d2) != 2 {
 		t.Errorf("a fresh command after a restart: %d replies", replies(d2))
+	}
+}
+
+// The ladder's refusals become one reply field each, read from the
+// supervisor's own messages.
+func TestRefusalFields(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{`supervisor: unknown step "format" (want one of reattach, cfun-reset)`, "unknown-step"},
+		{"supervisor: reattach: hourly budget (3) used; next allowed at 2026-12-04T21:00:00Z", "budget"},
+		{"supervisor: reboot: disabled by its configuration (no budget)", "budget"},
+		{"supervisor: bsc-reset: last run less than 30m0s ago; next allowed at 2026-12-04T21:00:00Z", "too-soon"},
+		{"supervisor: bsc-reset: the operator API is not configured ([bsc] base_url)", "unavailable"},
+		{"supervisor: reattach is already scheduled", "already-scheduled"},
+		{"supervisor: something new", "refused"},
+	} {
+		if got := refusal(errors.New(c.msg)); got != c.want || !smscmd.Token(got) {
+			t.Errorf("%q: %q, want %q", c.msg, got, c.want)
+		}
 	}
 }

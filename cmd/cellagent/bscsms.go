@@ -81,6 +81,9 @@ Examples:
 			return fmt.Errorf("--key-file %s: %w", keyFile, err)
 		}
 		f := strings.Fields(command)
+		if len(f) == 0 {
+			return usageError{errors.New("--command is empty")}
+		}
 		sent = smscmd.Message{Kind: smscmd.Command, Counter: uint64(time.Now().UnixMicro()), Verb: f[0], Args: f[1:]}
 		if payload, err = smscmd.Sign(key, s.iccid, sent); err != nil {
 			return usageError{fmt.Errorf("--command %q: %w", command, err)}

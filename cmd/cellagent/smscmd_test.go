@@ -385,3 +385,29 @@ func TestBSCReceiveTLSBasicAuth(t *testing.T) {
 		t.Errorf("plain HTTP on 0.0.0.0: code %d, %q", o.code, o.stderr)
 	}
 }
+
+// Usage mistakes of `bsc sms send` are caught before any request.
+func TestBSCSMSSendUsage(t *testing.T) {
+	dir := t.TempDir()
+	key := writeFile(t, dir, "k", randHex(t, 32)+"\n", 0o600)
+	short := writeFile(t, dir, "short", randHex(t, 8)+"\n", 0o600)
+	cfg := bscConfig(t, "http://127.0.0.1:1", testPW)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--text", "a", "--command", "ping"}, 2, "exactly one of --text and --command"},
+		{[]string{}, 2, "exactly one of --text and --command"},
+		{[]string{"--command", "ping"}, 2, "--command needs --key-file"},
+		{[]string{"--command", " ", "--key-file", key}, 2, "--command is empty"},
+		{[]string{"--command", "reboot-now", "--key-file", key}, 2, "unknown command"},
+		{[]string{"--command", "recover", "--key-file", key}, 2, "takes 1 argument"},
+		{[]string{"--command", "ping", "--key-file", short}, 1, "unusable key"},
+	} {
+		args := append([]string{"bsc", "sms", "send", "--config", cfg, "--iccid", testICCID}, c.args...)
+		if o := cli(t, "", args...); o.code != c.code || !strings.Contains(o.stderr, c.want) {
+			t.Errorf("%q: code %d, stderr %q; want %d and %q", c.args, o.code, o.stderr, c.code, c.want)
+		}
+	}
+}
