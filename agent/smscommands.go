@@ -31,8 +31,8 @@ type smsCommands struct {
 	allow  map[string]bool
 	events *ratelimit.Limiter // refusal events, not refusals
 
-	mu      sync.Mutex // one command at a time: the guard is read, then written
-	refused atomic.Uint64
+	mu           sync.Mutex // one command at a time: the guard is read, then written
+	run, refused atomic.Uint64
 }
 
 // guard is the replay guard: the highest counter accepted, and the inbox
@@ -126,6 +126,7 @@ func (d *daemon) smsCommand(ctx context.Context, m messaging.Inbound) (bool, err
 	if err := d.st.SaveState(smsCmdState, next); err != nil {
 		return false, fmt.Errorf("agent: sms command guard: %w", err)
 	}
+	s.run.Add(1)
 	result := d.runSMSCommand(ctx, cmd)
 	d.event(mqtt.Event{Type: mqtt.EventSMSCommand, Level: "info", Msg: "SMS command " + cmd.Verb,
 		Attrs: map[string]string{"counter": strconv.FormatUint(cmd.Counter, 10), "args": strings.Join(cmd.Args, " "), "result": strings.Join(result, " ")}})

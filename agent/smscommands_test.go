@@ -100,6 +100,9 @@ func TestSMSCommandAtMostOnce(t *testing.T) {
 	if take(d, "p1", "+4915112345678", "#ca1 is not a command") || take(d, "p2", "+4915112345678", "hello") {
 		t.Error("an ordinary SMS was taken")
 	}
+	if d.smsCmds.run.Load() != 1 {
+		t.Errorf("%d commands run, want 1", d.smsCmds.run.Load())
+	}
 	if got := d.smsCmds.refused.Load(); got != 5 || replies(d) != 1 {
 		t.Errorf("%d refused, %d replies; want 5 and 1", got, replies(d))
 	}
