@@ -123,6 +123,9 @@ func DecodeMO(body []byte) (MO, error) {
 	if _, err := time.Parse(forwarderTime, m.SubmitDate); err != nil {
 		return MO{}, fmt.Errorf("%w: submit_date", ErrBadForward)
 	}
+	if !address(m.SourceAddress) || !address(m.DestAddress) {
+		return MO{}, fmt.Errorf("%w: source_address or dest_address", ErrBadForward)
+	}
 	switch m.DCS {
 	case DCSGSM7:
 		if !utf8.ValidString(m.Payload) {
@@ -141,6 +144,22 @@ func DecodeMO(body []byte) (MO, error) {
 		}
 	}
 	return m, nil
+}
+
+// address is a phone number or an alphanumeric sender (3GPP TS 23.040
+// §9.1.2.5 allows 11 characters; numbers have up to 20 digits): printable
+// ASCII only, so it cannot carry terminal control sequences to whoever
+// reads the output.
+func address(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeDLR decodes and checks a delivery report.

@@ -113,6 +113,7 @@ func TestRefusals(t *testing.T) {
 		{"dcs 4 not hex", http.MethodPost, mo(1, "zz", 4, 1, 1, 1), nil, 400},
 		{"part beyond total", http.MethodPost, mo(1, "x", 0, 3, 2, 1), nil, 400},
 		{"no ICCID", http.MethodPost, strings.Replace(mo(1, "x", 0, 1, 1, 1), iccid, "me", 1), nil, 400},
+		{"escape in sender", http.MethodPost, strings.Replace(mo(1, "x", 0, 1, 1, 1), "882285100012345", `\u001b[2J`, 1), nil, 400},
 		{"text/plain", http.MethodPost, mo(1, "x", 0, 1, 1, 1), map[string]string{"Content-Type": "text/plain"}, 415},
 		{"report without status", http.MethodPatch, dlr(1, ""), nil, 400},
 	} {
