@@ -135,6 +135,8 @@ type Status struct {
 	// NetworkTime is the network's time as the modem reported it, and
 	// whether TLS uses it for want of a plausible system clock.
 	NetworkTime *nettime.Status `json:"network_time,omitempty"`
+	// SMSCommands counts signed SMS commands, when they are enabled.
+	SMSCommands *SMSCommandsStatus `json:"sms_commands,omitempty"`
 	// Goroutines, HeapBytes and RuntimeBytes are for soak tests and leak
 	// hunts. RuntimeBytes is the memory the Go runtime holds from the
 	// system (heap spans not yet returned, stacks, its own structures):
@@ -143,6 +145,13 @@ type Status struct {
 	Goroutines   int    `json:"goroutines"`
 	HeapBytes    uint64 `json:"heap_bytes"`
 	RuntimeBytes uint64 `json:"runtime_bytes"`
+}
+
+// SMSCommandsStatus counts the commands that came by SMS since the
+// start: run, and refused (forged, replayed, from elsewhere, malformed).
+type SMSCommandsStatus struct {
+	Run     uint64 `json:"run"`
+	Refused uint64 `json:"refused"`
 }
 
 // LinkStatus is the modem session's state.
@@ -179,6 +188,9 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	if d.data.bearer != nil {
 		b := d.data.bearer.Snapshot()
 		st.Bearer = &b
+	}
+	if c := d.smsCmds; c != nil {
+		st.SMSCommands = &SMSCommandsStatus{Run: c.run.Load(), Refused: c.refused.Load()}
 	}
 	return json.MarshalIndent(st, "", "  ")
 }

@@ -117,8 +117,8 @@ func TestUnitShape(t *testing.T) {
 			t.Errorf("LoadCredential=%s has no SetCredential=%s: default; a missing file would stop the start", v, id)
 		}
 	}
-	if len(u["Service.LoadCredential"]) != 4 {
-		t.Errorf("LoadCredential = %q, want bsc-password, mqtt-password, sim-pin and apn-password", u["Service.LoadCredential"])
+	if len(u["Service.LoadCredential"]) != 5 {
+		t.Errorf("LoadCredential = %q, want bsc-password, mqtt-password, sms-command-key, sim-pin and apn-password", u["Service.LoadCredential"])
 	}
 }
 
