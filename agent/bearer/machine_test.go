@@ -2,6 +2,7 @@ package bearer
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,5 +103,14 @@ func TestTransitionExternal(t *testing.T) {
 		if n, acts := transition(m, event{kind: k}); n.state != StateDown || acts != nil {
 			t.Errorf("external took event %d: %s %v", k, n.state, acts)
 		}
+	}
+}
+
+func TestPPPLogReadsAddresses(t *testing.T) {
+	var l pppLog
+	l.read(strings.NewReader("local  IP address 10.64.12.7\nprimary   DNS address 10.74.210.210\nsecondary DNS address bogus\nCouldn't set tty to PPP discipline: Invalid argument\n"), func(string) {})
+	dns, last := l.snapshot()
+	if l.local != "10.64.12.7" || !slices.Equal(dns, []string{"10.74.210.210"}) || !strings.HasPrefix(last, "Couldn't set tty") {
+		t.Errorf("local %q dns %v last %q", l.local, dns, last)
 	}
 }

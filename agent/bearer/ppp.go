@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -217,9 +218,14 @@ func (l *pppLog) read(r io.Reader, log func(string)) {
 		l.mu.Lock()
 		switch {
 		case reLocal.MatchString(line):
-			l.local = reLocal.FindStringSubmatch(line)[1]
+			if a, err := netip.ParseAddr(reLocal.FindStringSubmatch(line)[1]); err == nil {
+				l.local = a.String()
+			}
 		case reDNS.MatchString(line):
-			l.dns = append(l.dns, reDNS.FindStringSubmatch(line)[2])
+			// Only addresses: the status shows them as DNS servers.
+			if a, err := netip.ParseAddr(reDNS.FindStringSubmatch(line)[2]); err == nil && len(l.dns) < 4 {
+				l.dns = append(l.dns, a.String())
+			}
 		case strings.Contains(line, "Couldn't") || strings.Contains(line, "lacks kernel support") ||
 			strings.Contains(line, "failed") || strings.Contains(line, "rror"):
 			l.lastError = line
