@@ -143,7 +143,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.started = d.now()
 	d.o.Notify("STATUS=opening the store")
 	path := filepath.Join(d.cfg.State.Dir, StoreFile)
-	d.st, err = store.Open(path, store.Options{Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }})
+	d.st, err = store.Open(path, store.Options{
+		Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }, OutboxGroup: messaging.Destination,
+	})
 	if err != nil {
 		return err
 	}

@@ -141,6 +141,20 @@ func (o *Outbox) Submit(req Request) (id string, parts int, err error) {
 	return id, len(pdus), nil
 }
 
+// Destination groups stored requests for store.Options.OutboxGroup, so
+// messages to one number leave in the order they were accepted, retries
+// included: a recipient reading a sequence of commands or alerts must not
+// get them shuffled. An unreadable record is a group of its own.
+func Destination(rec []byte) string {
+	var req struct {
+		To string `json:"to"`
+	}
+	if err := json.Unmarshal(rec, &req); err != nil {
+		return "\x00" + string(rec)
+	}
+	return req.To
+}
+
 func (o *Outbox) encode(req Request, refs sms.RefSource) ([]sms.PDU, error) {
 	opts := sms.Options{SMSC: o.cfg.SMSC, StatusReport: req.Report, Refs: refs}
 	if len(req.Data) > 0 {
@@ -243,8 +257,10 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 	reason := sms.Meaning(err)
 	switch {
 	case errors.Is(err, at.ErrClosed) || ctx.Err() != nil:
-		// Not the message's fault: try again as soon as the port is back.
-		if err2 := o.cfg.Store.MarkRetry(it.ID, o.cfg.Now(), reason); err2 != nil {
+		// Not the message's fault: try again as soon as the port is back,
+		// in its place in the queue (a not-before of now would sort it
+		// after the messages accepted while the port was away).
+		if err2 := o.cfg.Store.MarkRetry(it.ID, time.Time{}, reason); err2 != nil {
 			return fmt.Errorf("outbox: %w", err2)
 		}
 		return fmt.Errorf("outbox: sending %s: %w", it.ID, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -152,42 +153,75 @@ func (s *Store) Get(id string) (OutboxItem, error) {
 	return it, wrap("outbox get", bOutbox, err)
 }
 
-// Next returns the first queued item due at now (NotBefore not after now),
-// ok=false if none is. It does not change the item: the single sender loop
-// calls MarkSending next.
+// Next returns the queued item to send at now: among the first-accepted
+// item of each group (see Options.OutboxGroup), the one accepted first
+// whose NotBefore is not after now; ok=false if none is. It does not change
+// the item: the single sender loop calls MarkSending next.
 func (s *Store) Next(now time.Time) (it OutboxItem, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bOutQueue).Cursor().First()
-		if k == nil {
-			return nil
-		}
-		t, err := keyTime(k)
+		heads, err := s.queueHeads(tx)
 		if err != nil {
 			return err
 		}
-		if t.After(now) {
-			return nil
+		for _, h := range heads {
+			if !h.NotBefore.After(now) {
+				it, ok = h, true
+				return nil
+			}
 		}
-		it, err = getItem(tx, string(v))
-		ok = err == nil
-		return err
+		return nil
 	})
 	return it, ok, wrap("outbox next", bOutQueue, err)
 }
 
-// NextDue returns when the earliest queued item becomes due, ok=false if the
-// queue is empty; the sender sleeps until then (or until Enqueue wakes it).
+// NextDue returns when the earliest item Next may return becomes due,
+// ok=false if the queue is empty; the sender sleeps until then (or until
+// Enqueue wakes it).
 func (s *Store) NextDue() (due time.Time, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bOutQueue).Cursor().First()
-		if k == nil {
-			return nil
+		heads, err := s.queueHeads(tx)
+		if err != nil {
+			return err
 		}
-		due, err = keyTime(k)
-		ok = err == nil
-		return err
+		for _, h := range heads {
+			if !ok || h.NotBefore.Before(due) {
+				due, ok = h.NotBefore, true
+			}
+		}
+		return nil
 	})
 	return due, ok, wrap("outbox next due", bOutQueue, err)
+}
+
+// queueHeads returns the first-accepted queued item of each group, in
+// acceptance order. It reads the whole queue, which MaxOutbox bounds.
+func (s *Store) queueHeads(tx *bolt.Tx) ([]OutboxItem, error) {
+	var queued []OutboxItem
+	err := tx.Bucket(bOutQueue).ForEach(func(_, v []byte) error {
+		it, err := getItem(tx, string(v))
+		if err != nil {
+			return err
+		}
+		queued = append(queued, it)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(queued, func(a, b OutboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
+	if s.opts.OutboxGroup == nil {
+		return queued, nil
+	}
+	seen := map[string]bool{}
+	heads := queued[:0]
+	for _, it := range queued {
+		g := s.opts.OutboxGroup(it.Rec)
+		if !seen[g] {
+			seen[g] = true
+			heads = append(heads, it)
+		}
+	}
+	return heads, nil
 }
 
 // MarkSending: queued → sending, counting the attempt.
@@ -201,8 +235,9 @@ func (s *Store) MarkSending(id string) error {
 	})
 }
 
-// MarkRetry: sending → queued, not due before notBefore, after a transient
-// error lastErr.
+// MarkRetry: sending → queued, not due before notBefore (zero: at once),
+// after a transient error lastErr. The item keeps its place in its group's
+// FIFO whatever notBefore is.
 func (s *Store) MarkRetry(id string, notBefore time.Time, lastErr string) error {
 	return s.transition("outbox mark retry", id, Queued, []State{Sending}, func(tx *bolt.Tx, it *OutboxItem) error {
 		it.NotBefore = notBefore

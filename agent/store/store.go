@@ -133,6 +133,11 @@ type Options struct {
 	// OnResult, when set, is called after a transaction that added to
 	// Results commits, so a reporter need not poll. It must not block.
 	OnResult func()
+	// OutboxGroup names the FIFO an outbox payload belongs to (the agent
+	// groups by destination): within a group, [Store.Next] hands items out
+	// in the order they were accepted, so one waiting for a retry holds
+	// back those behind it. Nil puts every item in a group of its own.
+	OutboxGroup func(rec []byte) string
 }
 
 func (o Options) withDefaults() (Options, error) {
