@@ -33,16 +33,16 @@ type Broker struct {
 	close error
 }
 
-// Start runs an in-process MQTT broker on addr (e.g. "127.0.0.1:0"), for the
-// bench and tests only. addr must name a loopback address ("localhost" means
-// 127.0.0.1). The broker also closes when ctx ends. A nil log discards.
-func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	host, port, err := net.SplitHostPort(addr)
+// CheckAddr says whether Start would listen on addr, without listening.
+func CheckAddr(addr string) error {
+	_, _, err := listenAddr(addr)
+	return err
+}
+
+func listenAddr(addr string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("embedded broker: address %q: %w", addr, err)
+		return "", "", fmt.Errorf("embedded broker: address %q: %w", addr, err)
 	}
 	if host == "localhost" {
 		// Pinned rather than resolved: a resolver may put a routable
@@ -50,7 +50,21 @@ func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) 
 		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("embedded broker: address %q is not loopback: the broker has no authentication or TLS, so it only listens on 127.0.0.0/8 or ::1", addr)
+		return "", "", fmt.Errorf("embedded broker: address %q is not loopback: the broker has no authentication or TLS, so it only listens on 127.0.0.0/8 or ::1", addr)
+	}
+	return host, port, nil
+}
+
+// Start runs an in-process MQTT broker on addr (e.g. "127.0.0.1:0"), for the
+// bench and tests only. addr must name a loopback address ("localhost" means
+// 127.0.0.1). The broker also closes when ctx ends. A nil log discards.
+func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	host, port, err := listenAddr(addr)
+	if err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
