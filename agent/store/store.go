@@ -56,6 +56,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -198,7 +199,8 @@ type Store struct {
 	results   *Queue
 }
 
-// Open opens or creates the store at path. The directory is created 0700 and
+// Open opens or creates the store at path. The directory is created 0700 (an
+// existing one is tightened to 0700, or refused if it is not ours) and
 // the file 0600 if missing (an existing file readable by others is tightened
 // to 0600: it holds people's messages). A second Open of the same file, from
 // this or another process, fails with [ErrLocked] after Options.LockTimeout.
@@ -211,6 +213,9 @@ func Open(path string, opts Options) (*Store, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: create directory: %w", path, err)
+	}
+	if err := privateDir(dir, o.Logger); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -271,6 +276,33 @@ func (s *Store) init(dir string) error {
 	if n > 0 {
 		s.opts.Logger.Warn("outbox: messages interrupted mid-send requeued; they may be sent twice", "count", n)
 	}
+	return nil
+}
+
+// privateDir makes an existing directory 0700, as a new one is: it holds
+// people's messages. A directory shared by design (sticky or writable by
+// all, such as /tmp) or owned by another user is not ours to change, and
+// is refused.
+func privateDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	mode := fi.Mode()
+	if mode.Perm()&0o077 == 0 {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case mode&os.ModeSticky != 0 || mode.Perm()&0o002 != 0:
+		return fmt.Errorf("state directory %s is shared (mode %s): give the agent a directory of its own", dir, mode)
+	case !ok || int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("state directory %s (mode %s) is open to other users and not owned by this user: chmod 700 it, or choose another", dir, mode)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: restrict permissions: %w", dir, err)
+	}
+	log.Warn("store: state directory was open to other users; restricted to 0700", "dir", dir, "was", mode.Perm())
 	return nil
 }
 
