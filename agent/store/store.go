@@ -193,6 +193,7 @@ func (o Options) withDefaults() (Options, error) {
 type Store struct {
 	db        *bolt.DB
 	path      string
+	dev, ino  uint64 // the file opened, to notice it deleted or replaced
 	opts      Options
 	telemetry *Queue
 	events    *Queue
@@ -232,7 +233,46 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// The file is locked: a path that names another file later was
+	// deleted or replaced behind our back, not opened by another agent.
+	if s.dev, s.ino, err = fileID(path); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	return s, nil
+}
+
+// ErrGone: the store's file was deleted or replaced while open (rm -rf
+// of the state directory). Writes still succeed, into a file nobody will
+// open again: the agent must restart to keep its promises.
+var ErrGone = errors.New("store file deleted or replaced while open")
+
+// CheckFile says whether the store's path still names the file it has
+// open, with ErrGone when it does not.
+func (s *Store) CheckFile() error {
+	dev, ino, err := fileID(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: %s: %w (it no longer exists)", s.path, ErrGone)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", s.path, err)
+	}
+	if dev != s.dev || ino != s.ino {
+		return fmt.Errorf("store: %s: %w (the path names another file now)", s.path, ErrGone)
+	}
+	return nil
+}
+
+func fileID(path string) (dev, ino uint64, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: no device and inode numbers", path)
+	}
+	return uint64(st.Dev), st.Ino, nil
 }
 
 func (s *Store) init(dir string) error {
