@@ -492,7 +492,11 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 	}
 	if m.Broker == "" {
 		// Not ctx: the broker must outlive the client's offline message.
-		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log)
+		var opts []embedded.Option
+		if conn.Password != "" {
+			opts = append(opts, embedded.WithUser(conn.Username, conn.Password))
+		}
+		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("agent: no mqtt.broker configured, and the embedded one failed: %w", err)
 		}

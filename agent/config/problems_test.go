@@ -71,3 +71,18 @@ x = 1
 		t.Logf("got:\n%s", got)
 	}
 }
+
+// Commands on the embedded broker need a user it can require: without
+// one any local process could send SMS.
+func TestEmbeddedBrokerCommandsNeedAUser(t *testing.T) {
+	_, err := Parse([]byte("[mqtt]\ncommands = true\n"), "gw.toml")
+	if err == nil || !strings.Contains(err.Error(), "line 2: mqtt.commands: on the embedded broker") {
+		t.Errorf("commands on an open embedded broker: %v", err)
+	}
+	if _, err := Parse([]byte("[mqtt]\ncommands = true\nusername = \"gw\"\npassword_file = \"/etc/cellagent/mqtt.password\"\n"), "gw.toml"); err != nil {
+		t.Errorf("commands on an embedded broker with a user: %v", err)
+	}
+	if _, err := Parse([]byte("[mqtt]\ncommands = true\nbroker = \"tls://broker.example.com:8883\"\n"), "gw.toml"); err != nil {
+		t.Errorf("commands on an external broker: %v", err)
+	}
+}

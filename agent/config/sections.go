@@ -39,6 +39,11 @@ func (m MQTTConfig) validate(bad badFunc) {
 			}
 		}
 	}
+	if m.Broker == "" && m.Commands && m.PasswordFile == "" {
+		// Commands send SMS, which cost money and reach people; an
+		// embedded broker without a user admits every local process.
+		bad("mqtt.commands", "on the embedded broker (no mqtt.broker) commands need mqtt.username and mqtt.password_file, which it then requires of every client")
+	}
 	if (m.ClientCert == "") != (m.ClientKey == "") {
 		bad("mqtt.client_cert", "client_cert and client_key go together")
 	}
