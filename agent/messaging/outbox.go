@@ -43,7 +43,7 @@ type OutboxConfig struct {
 	MaxAttempts         int
 	BaseDelay, MaxDelay time.Duration
 	// StoreRetry is the first pause before writing an outcome the store
-	// refused again; it doubles up to 30 s (default 1 s).
+	// refused again; it doubles up to 10 s (default 1 s).
 	StoreRetry time.Duration
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -369,7 +369,7 @@ func (o *Outbox) flush(ctx context.Context) error {
 			return fmt.Errorf("outbox: outcome of %s (%s) not written yet: %w", oc.id, oc.what, err)
 		case <-t.C:
 		}
-		wait = min(2*wait, 30*time.Second)
+		wait = min(2*wait, 10*time.Second)
 	}
 }
 
