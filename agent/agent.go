@@ -70,7 +70,7 @@ type Options struct {
 	// StoreCheck is how often the store's path is compared with the file
 	// the store has open (default 15 s); see store.ErrGone.
 	StoreCheck time.Duration
-	Now          func() time.Time
+	Now        func() time.Time
 }
 
 // StoreFile is the store's name inside the state directory.
