@@ -43,7 +43,7 @@ func TestRunFullDiskSendsOnce(t *testing.T) {
 
 	// Slow sends, as a real network's: the disk fills while messages are
 	// queued and one is with the modem.
-	m.DelayCommand("+CMGS", 1500*time.Millisecond)
+	m.DelayCommand("+CMGS", time.Second)
 	const n = 8
 	send := func(i int) {
 		tap.publish(t, "cellagent/v1/gw1/cmd/sms/send", fmt.Sprintf(`{"id":"df-%d","to":"+491701234567","text":"m%d"}`, i, i))
