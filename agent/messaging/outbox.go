@@ -342,9 +342,17 @@ func (o *Outbox) flush(ctx context.Context) error {
 	for {
 		err := oc.write()
 		var te *store.TransitionError
-		if err == nil || errors.As(err, &te) {
-			// A transition error means an earlier try was written after
-			// all (its commit failed late); there is nothing left to do.
+		if errors.As(err, &te) && o.StoreError() == nil {
+			// Not the store's fault but a state the item cannot leave:
+			// holding the outcome would retry it for ever.
+			o.mu.Lock()
+			o.unwritten = nil
+			o.mu.Unlock()
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if err == nil || te != nil {
+			// After failed writes, a transition error means one of them
+			// was written after all (its commit failed late): done.
 			o.mu.Lock()
 			failed := o.storeErr != nil
 			o.unwritten, o.storeErr = nil, nil
