@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,30 @@ func TestOutboxFIFOPerGroupAcrossRetries(t *testing.T) {
 		}
 		if err := s.MarkSent(want, []int{2}); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNextFullQueue prints what handing out the next message costs
+// with the outbox at its default bound (1000 queued, 50 destinations):
+// Next reads the whole queue to find each destination's first item.
+func BenchmarkNextFullQueue(b *testing.B) {
+	group := func(rec []byte) string { g, _, _ := strings.Cut(string(rec), ":"); return g }
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{OutboxGroup: group})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	for i := range 1000 {
+		if _, err := s.Enqueue(fmt.Appendf(nil, "+49170%04d:%s", i%50, benchRec)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := s.Next(now); err != nil || !ok {
+			b.Fatal(ok, err)
 		}
 	}
 }

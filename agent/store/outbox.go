@@ -3,10 +3,12 @@ package store
 import (
 	"cmp"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -139,6 +141,11 @@ func (s *Store) enqueue(id, suffix string, rec []byte) (string, bool, error) {
 	if err != nil {
 		return "", false, wrap(op, bOutbox, err)
 	}
+	if added {
+		// An id may come back after its first item was pruned, perhaps
+		// for another destination.
+		s.groups.forget(id)
+	}
 	return id, added, nil
 }
 
@@ -164,9 +171,10 @@ func (s *Store) Next(now time.Time) (it OutboxItem, ok bool, err error) {
 			return err
 		}
 		for _, h := range heads {
-			if !h.NotBefore.After(now) {
-				it, ok = h, true
-				return nil
+			if !h.notBefore.After(now) {
+				it, err = getItem(tx, h.id)
+				ok = err == nil
+				return err
 			}
 		}
 		return nil
@@ -184,8 +192,8 @@ func (s *Store) NextDue() (due time.Time, ok bool, err error) {
 			return err
 		}
 		for _, h := range heads {
-			if !ok || h.NotBefore.Before(due) {
-				due, ok = h.NotBefore, true
+			if !ok || h.notBefore.Before(due) {
+				due, ok = h.notBefore, true
 			}
 		}
 		return nil
@@ -193,35 +201,86 @@ func (s *Store) NextDue() (due time.Time, ok bool, err error) {
 	return due, ok, wrap("outbox next due", bOutQueue, err)
 }
 
+// queued is a queue entry as its key and value give it.
+type queued struct {
+	seq       uint64
+	notBefore time.Time
+	id        string
+}
+
+// groupCache remembers the group of each queued item, so that finding
+// the heads reads the queue's keys and values only, not every item: the
+// group comes from the payload, which does not change.
+type groupCache struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]*groupEntry
+}
+
+func (c *groupCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+type groupEntry struct {
+	group string
+	gen   uint64
+}
+
 // queueHeads returns the first-accepted queued item of each group, in
 // acceptance order. It reads the whole queue, which MaxOutbox bounds.
-func (s *Store) queueHeads(tx *bolt.Tx) ([]OutboxItem, error) {
-	var queued []OutboxItem
-	err := tx.Bucket(bOutQueue).ForEach(func(_, v []byte) error {
-		it, err := getItem(tx, string(v))
+func (s *Store) queueHeads(tx *bolt.Tx) ([]queued, error) {
+	c := &s.groups
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*groupEntry{}
+	}
+	c.gen++
+	heads := map[string]queued{}
+	err := tx.Bucket(bOutQueue).ForEach(func(k, v []byte) error {
+		nb, err := keyTime(k)
 		if err != nil {
 			return err
 		}
-		queued = append(queued, it)
+		if len(k) != 16 {
+			return fmt.Errorf("corrupt queue key: %d bytes, want 16", len(k))
+		}
+		e := c.m[string(v)]
+		if e == nil {
+			it, err := getItem(tx, string(v))
+			if err != nil {
+				return err
+			}
+			e = &groupEntry{group: "\x00" + it.ID}
+			if s.opts.OutboxGroup != nil {
+				e.group = s.opts.OutboxGroup(it.Rec)
+			}
+			c.m[string(v)] = e
+		}
+		e.gen = c.gen
+		q := queued{seq: binary.BigEndian.Uint64(k[8:]), notBefore: nb}
+		if h, ok := heads[e.group]; !ok || q.seq < h.seq {
+			q.id = string(v)
+			heads[e.group] = q
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(queued, func(a, b OutboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
-	if s.opts.OutboxGroup == nil {
-		return queued, nil
-	}
-	seen := map[string]bool{}
-	heads := queued[:0]
-	for _, it := range queued {
-		g := s.opts.OutboxGroup(it.Rec)
-		if !seen[g] {
-			seen[g] = true
-			heads = append(heads, it)
+	for id, e := range c.m {
+		if e.gen != c.gen {
+			delete(c.m, id)
 		}
 	}
-	return heads, nil
+	out := make([]queued, 0, len(heads))
+	for _, h := range heads {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b queued) int { return cmp.Compare(a.seq, b.seq) })
+	return out, nil
 }
 
 // MarkSending: queued → sending, counting the attempt.

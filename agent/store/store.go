@@ -198,6 +198,7 @@ type Store struct {
 	telemetry *Queue
 	events    *Queue
 	results   *Queue
+	groups    groupCache
 }
 
 // Open opens or creates the store at path. The directory is created 0700 (an
