@@ -2,7 +2,8 @@
 // durable store: the inbox takes MT messages off the SIM without losing
 // any, the outbox sends MO requests with retries and rate limits.
 //
-// The inbox order is the one that cannot lose a message (DESIGN.md): read
+// The inbox order is the one that cannot lose a message (the store's side
+// of it is in agent/store/inbox.go): read
 // from the SIM → commit to the store with fsync → delete from the SIM →
 // hand to the publisher → mark published. A crash anywhere repeats a step
 // rather than skipping one; repeats are absorbed by the store, which knows

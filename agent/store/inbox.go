@@ -10,7 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The inbox side (MT) follows the order from DESIGN.md: read from the modem →
+// The inbox side (MT) follows the order agent/messaging's inbox drives: read from the modem →
 // Commit (fsync'd) → delete from the modem → publish from Pending →
 // MarkPublished. A crash anywhere in that chain repeats a step, never skips
 // one: a message still on the SIM is re-read and recognised by its stable id
