@@ -19,6 +19,7 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/clock"
 	"cellagent/modem/port"
 )
 
@@ -157,7 +158,7 @@ func (l *Link) set(s *Session) {
 
 // Run keeps a session up until ctx ends.
 func (l *Link) Run(ctx context.Context) error {
-	delay := l.cfg.MinBackoff
+	fails := 0 // failed opens since the last session
 	failing := false
 	for {
 		s, err := l.open(ctx)
@@ -168,6 +169,8 @@ func (l *Link) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if err != nil {
+			fails++
+			delay := clock.Backoff(l.cfg.MinBackoff, l.cfg.MaxBackoff, fails)
 			// One report per outage: a gateway whose modem is unplugged
 			// for a day must not log thousands of identical lines.
 			if !failing {
@@ -177,14 +180,13 @@ func (l *Link) Run(ctx context.Context) error {
 			} else {
 				l.log.Debug("link: modem still unavailable", "port", l.cfg.Path, "err", err, "retry_in", delay)
 			}
-			if err := sleep(ctx, jitter(delay)); err != nil {
+			if err := clock.Sleep(ctx, jitter(delay)); err != nil {
 				return err
 			}
-			delay = min(delay*2, l.cfg.MaxBackoff)
 			continue
 		}
 		failing = false
-		delay = l.cfg.MinBackoff
+		fails = 0
 		l.log.Info("link: modem session up", "port", l.cfg.Path, "seq", s.Seq, "iccid", s.Identity.ICCID)
 		l.set(s)
 		l.cfg.OnChange(s, nil)
@@ -210,7 +212,7 @@ func (l *Link) Run(ctx context.Context) error {
 		failing = true
 		// A port that vanished with USB re-enumeration needs a moment to
 		// come back; opening at once would only fail.
-		if err := sleep(ctx, jitter(l.cfg.MinBackoff)); err != nil {
+		if err := clock.Sleep(ctx, jitter(l.cfg.MinBackoff)); err != nil {
 			return err
 		}
 	}
@@ -278,15 +280,4 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 // the same brown-out do not act in step.
 func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/clock"
 	"cellagent/modem/sms"
 )
 
@@ -273,9 +274,5 @@ func (o *Outbox) fail(id string, code int, reason string) error {
 
 // backoff doubles from BaseDelay per attempt up to MaxDelay.
 func (o *Outbox) backoff(attempt int) time.Duration {
-	d := o.cfg.BaseDelay
-	for i := 1; i < attempt && d < o.cfg.MaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, o.cfg.MaxDelay)
+	return clock.Backoff(o.cfg.BaseDelay, o.cfg.MaxDelay, attempt)
 }

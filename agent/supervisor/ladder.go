@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/modem/clock"
 	"cellagent/transport/mqtt"
 )
 
@@ -120,11 +121,7 @@ func (l *ladder) parked(now time.Time) bool { return now.Before(l.parkedUntil) }
 // backoff is the pause before climb n+1: backoff_min doubling per climb,
 // capped at backoff_max.
 func (s *Supervisor) backoff(n int) time.Duration {
-	d := s.cfg.BackoffMin.Duration
-	for i := 1; i < n && d < s.cfg.BackoffMax.Duration; i++ {
-		d *= 2
-	}
-	return min(d, s.cfg.BackoffMax.Duration)
+	return clock.Backoff(s.cfg.BackoffMin.Duration, s.cfg.BackoffMax.Duration, n)
 }
 
 func (s *Supervisor) plan(at time.Time, what string) {

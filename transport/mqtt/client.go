@@ -14,6 +14,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/modem/clock"
 )
 
 // Options configure a device Client.
@@ -59,7 +61,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock stamps payloads and drives back-off, command expiry and rate
 	// limits; network deadlines use real time, as paho does.
-	Clock Clock
+	Clock clock.Clock
 }
 
 // stableSession is how long a session must last for the next connection
@@ -77,7 +79,7 @@ type Client struct {
 	topics Topics
 	tr     *transport
 	log    *slog.Logger
-	clock  Clock
+	clock  clock.Clock
 	// run tells this process's queue records from a previous run's, so
 	// items that survived a restart count as replayed even when the
 	// session counter is not persisted.
@@ -169,7 +171,7 @@ func New(o Options) (*Client, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System
 	}
 	c := &Client{
 		o:      o,
@@ -249,7 +251,7 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { c.cmds.work(ctx) })
 	defer wg.Wait()
 
-	delay := c.o.MinBackoff
+	attempt := 0 // failed sessions since the back-off last started over
 	for {
 		s, err := c.connect(ctx)
 		if err == nil {
@@ -264,12 +266,14 @@ func (c *Client) Run(ctx context.Context) error {
 			// back-off over. One that dies at once is a flap, and every
 			// flap costs a full set-up on the cellular bill.
 			if c.clock.Now().Sub(s.started) >= stableSession {
-				delay = c.o.MinBackoff
+				attempt = 0
 			}
 		} else if ctx.Err() != nil {
 			return nil
 		}
+		attempt++
 		// Equal jitter: wait between half and all of the delay.
+		delay := clock.Backoff(c.o.MinBackoff, c.o.MaxBackoff, attempt)
 		wait := delay/2 + rand.N(delay/2+1)
 		if err == nil {
 			c.log.Warn("mqtt: connection lost", "session", s.n, "err", s.lostErr, "retry_in", wait)
@@ -282,7 +286,6 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		case <-c.clock.After(wait):
 		}
-		delay = min(2*delay, c.o.MaxBackoff)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/modem/clock"
 )
 
 // FleetOptions configure a fleet-side reader.
@@ -31,7 +33,7 @@ type FleetOptions struct {
 	// that changed it, on the delivering goroutine: keep it short.
 	OnUpdate func(Gateway)
 	Logger   *slog.Logger
-	Clock    Clock
+	Clock    clock.Clock
 }
 
 // Gateway is the fleet's view of one device.
@@ -65,7 +67,7 @@ type Fleet struct {
 	o      FleetOptions
 	tr     *transport
 	log    *slog.Logger
-	clock  Clock
+	clock  clock.Clock
 	shared bool
 
 	mu       sync.Mutex
@@ -103,7 +105,7 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System
 	}
 	return &Fleet{
 		o: o, tr: tr, log: o.Logger, clock: o.Clock, shared: o.ShareGroup != "",
