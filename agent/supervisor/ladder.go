@@ -392,7 +392,7 @@ func (s *Supervisor) take(ctx context.Context, id stepID, reason string, request
 	s.mu.Lock()
 	s.hist.add(id, at)
 	s.hist.prune(at)
-	attempt := s.hist.since(id, at.Add(-day))
+	attempt := s.hist[id].Since(at.Add(-day))
 	s.mu.Unlock()
 	s.save()
 	s.log.Info("supervisor: taking a recovery step", "step", name, "attempt_today", attempt, "reason", reason)
