@@ -14,20 +14,15 @@ import (
 	"cellagent/modem/at"
 	"cellagent/modem/clock"
 	"cellagent/modem/sms"
+	"cellagent/transport/mqtt"
 )
 
-// Request asks for one MO message. Exactly one of Text and Data is set;
-// Data goes out as 8-bit (DCS 4).
-type Request struct {
-	// ID is the requester's idempotency key, e.g. an MQTT command id: a
-	// redelivered request with the same ID is not sent twice. Empty: the
-	// outbox assigns one.
-	ID     string `json:"id,omitempty"`
-	To     string `json:"to"`
-	Text   string `json:"text,omitempty"`
-	Data   []byte `json:"data,omitempty"`
-	Report bool   `json:"report,omitempty"`
-}
+// Request asks for one MO message: the sms/send command's request
+// (transport/mqtt's SMSRequest). Exactly one of Text and Data is set; Data
+// goes out as 8-bit (DCS 4). ID is the requester's idempotency key, e.g.
+// an MQTT command id: a redelivered request with the same ID is not sent
+// twice. Empty: the outbox assigns one.
+type Request = mqtt.SMSRequest
 
 // OutboxConfig configures an Outbox.
 type OutboxConfig struct {
