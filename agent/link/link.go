@@ -224,7 +224,7 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]at.Option{at.WithLogger(l.log), at.WithInitialFence()}, l.cfg.ATOptions...)
+	opts := append(append(bg96.EngineOptions(), at.WithLogger(l.log), at.WithInitialFence()), l.cfg.ATOptions...)
 	a := at.New(rw, opts...)
 	// A modem that reboots on its own (brown-out, firmware watchdog)
 	// announces it with RDY and has forgotten the init script's settings:

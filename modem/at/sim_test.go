@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cellagent/modem/at"
+	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 	"cellagent/modem/sim"
 )
@@ -26,7 +27,7 @@ func simEngine(t *testing.T, opts ...at.Option) (*at.AT, *sim.Modem) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := at.New(sp, opts...)
+	a := at.New(sp, append(bg96.EngineOptions(), opts...)...)
 	t.Cleanup(func() { a.Close() })
 	return a, m
 }
