@@ -120,17 +120,6 @@ func (s *Store) inboxRoom(tx *bolt.Tx, n int) error {
 	return nil
 }
 
-// Seen reports whether id is known: pending, held as a part, or published
-// within the dedupe window.
-func (s *Store) Seen(id string) (bool, error) {
-	var seen bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		seen = tx.Bucket(bIDs).Get([]byte(id)) != nil
-		return nil
-	})
-	return seen, wrap("inbox seen", bIDs, err)
-}
-
 // Pending returns up to limit unpublished messages in commit order. Items are
 // handed out again (after a restart too) until MarkPublished.
 func (s *Store) Pending(limit int) ([]InboxItem, error) {

@@ -188,9 +188,6 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
-// Topics returns the device's topics.
-func (c *Client) Topics() Topics { return c.topics }
-
 // Stats are counters for the agent's health telemetry and for tests.
 type Stats struct {
 	Connected       bool
