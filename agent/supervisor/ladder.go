@@ -172,29 +172,21 @@ func latest(ts ...time.Time) time.Time {
 	return m
 }
 
-// climb takes the next step the evidence calls for.
+// climb takes the next steps the evidence calls for, as nextRung and
+// afterStep decide.
 func (s *Supervisor) climb(ctx context.Context, v verdict) {
 	l := &s.lad
-	for id := l.pos + 1; id < numSteps; id++ {
-		spec := ladderSteps[id]
-		if !spec.treats[v.problem] {
-			continue
+	blocked := func(id stepID) string {
+		return blockedBy(ladderSteps[id].needs(s), s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now()))
+	}
+	for {
+		skips, id := nextRung(l.pos, v.problem, blocked)
+		for _, sk := range skips {
+			s.skip(sk.id, sk.why, false)
+			s.setPos(sk.id)
 		}
-		cfg := stepConfig(s.cfg, id)
-		if why := spec.needs(s); why != "" {
-			s.skip(id, why, false)
-			s.setPos(id)
-			continue
-		}
-		b := s.hist.budget(id, cfg, s.clock.Now())
-		if b.why != "" {
-			why := "budget: " + b.why
-			if !b.next.IsZero() {
-				why += "; next allowed at " + b.next.UTC().Format(time.RFC3339)
-			}
-			s.skip(id, why, false)
-			s.setPos(id)
-			continue
+		if id == numSteps {
+			break
 		}
 		if !l.acted {
 			l.acted, l.rounds, l.parkedUntil = true, l.rounds+1, time.Time{}
@@ -206,22 +198,20 @@ func (s *Supervisor) climb(ctx context.Context, v verdict) {
 			l.steps, l.last = l.steps+1, id
 			s.publish()
 		}
-		switch out.result {
-		case resultThrottled:
+		wait := stepConfig(s.cfg, id).Wait.Duration
+		switch afterStep(out.result, wait) {
+		case moveRetry:
 			s.plan(out.retryAt, "retry "+stepNames[id]+" (operator API asked to wait)")
 			return
-		case resultExhausted:
+		case moveEnd:
 			s.endClimb(now)
 			return
-		case resultDone:
+		case moveJudge:
 			s.setPos(id)
-			if w := cfg.Wait.Duration; w > 0 {
-				s.plan(now.Add(w), "judge "+stepNames[id]+", then the next step")
-				return
-			}
-		default:
-			s.setPos(id)
+			s.plan(now.Add(wait), "judge "+stepNames[id]+", then the next step")
+			return
 		}
+		s.setPos(id)
 	}
 	s.park(v)
 }
