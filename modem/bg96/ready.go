@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cellagent/modem/at"
+	"cellagent/modem/clock"
 )
 
 // Watch collects URCs with given prefixes from the moment Expect returns,
@@ -92,7 +93,7 @@ func WaitReady(ctx context.Context, c Commander, ind Indicator) error {
 			}
 		}
 	}
-	delay := pollFirst
+	waits := 0
 	timer := time.NewTimer(pollFirst)
 	defer timer.Stop()
 	for {
@@ -112,8 +113,8 @@ func WaitReady(ctx context.Context, c Commander, ind Indicator) error {
 			b = b.next(bootEvent{kind: bootAT, err: err})
 			continue
 		}
-		timer.Reset(delay)
-		delay = min(2*delay, pollMaxDelay)
+		waits++
+		timer.Reset(clock.Backoff(pollFirst, pollMaxDelay, waits))
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("bg96: modem not ready (%s): %w", b, context.Cause(ctx))
