@@ -16,8 +16,8 @@ import (
 	"cellagent/agent/store"
 	"cellagent/modem/at"
 	"cellagent/modem/clock/clocktest"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // rig is a simulated modem on a real pty, an engine on it in PDU mode, and
@@ -53,17 +53,8 @@ func smsModem(tb testing.TB, cfg sim.Config) (*sim.Modem, *at.AT) {
 	if cfg.RegisterDelay == 0 {
 		cfg.RegisterDelay = 100 * time.Millisecond
 	}
-	m := sim.New(cfg)
-	if err := m.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a := at.New(sp)
-	tb.Cleanup(func() { a.Close() })
+	m := simtest.Start(tb, cfg)
+	a := simtest.Engine(tb, m)
 	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
 		if _, err := a.Command(context.Background(), c); err != nil {
 			tb.Fatalf("%s: %v", c, err)

@@ -11,8 +11,8 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 	"cellagent/modem/sms"
 )
 
@@ -32,19 +32,10 @@ type bench struct {
 func newBench(t *testing.T, cfg sim.Config) *bench {
 	t.Helper()
 	cfg.BootDelay, cfg.RegisterDelay, cfg.ReportDelay = 150*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
-	m := sim.New(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	sp, err := port.Open(m.PTY(), port.DefaultBaud)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	t.Cleanup(func() { _ = a.Close() })
+	m := simtest.Start(t, cfg)
+	a := simtest.Engine(t, m)
 	b := &bench{t: t, m: m, a: a, ctx: ctx, cmti: make(chan []string, 32), cds: make(chan []string, 32)}
 	a.AddIndication("+CMTI", func(l []string) { b.cmti <- l })
 	a.AddIndication("+CDS", func(l []string) { b.cds <- l })
