@@ -31,7 +31,7 @@ var commands = map[string]command{
 	"status":  {"show modem identity, registration, operator and signal", runStatus},
 	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
 	"bsc":     {"operator platform (BSC): quota, reset, SMS and commands by SMS, the forwarder endpoint", runBSC},
-	"fleet":   {"watch or list the gateways reporting to an MQTT broker", runFleet},
+	"fleet":   {"follow the gateways on an MQTT broker: watch, list, Prometheus exporter, web view", runFleet},
 	"run":     {"run the agent (the systemd service)", runRun},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
