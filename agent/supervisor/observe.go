@@ -48,14 +48,13 @@ func (s *Supervisor) observed(o observation) {
 	if s.deps.ConfigFault != nil {
 		o.fault = s.deps.ConfigFault()
 	}
-	s.mu.Lock()
 	s.health.update(o)
 	cleared := s.health.quotaExhausted && s.health.ok()
 	if cleared {
 		s.health.quotaExhausted = false
 	}
 	v := s.health.verdict(o.at)
-	s.mu.Unlock()
+	s.publish()
 	if cleared {
 		s.emit(mqtt.EventQuota, "info", "connectivity is back; the quota is no longer taken as exhausted", nil)
 		if s.deps.Bearer != nil {
