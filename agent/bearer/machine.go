@@ -1,6 +1,10 @@
 package bearer
 
-import "time"
+import (
+	"time"
+
+	"cellagent/modem/clock"
+)
 
 // State is the bearer's lifecycle state.
 type State string
@@ -74,13 +78,7 @@ type machine struct {
 	min, max time.Duration
 }
 
-func (m machine) backoff() time.Duration {
-	d := m.min
-	for i := 1; i < m.failures && d < m.max; i++ {
-		d *= 2
-	}
-	return min(d, m.max)
-}
+func (m machine) backoff() time.Duration { return clock.Backoff(m.min, m.max, m.failures) }
 
 // transition is the bearer's lifecycle as a pure function: the next state
 // and the actions the loop performs, in order.

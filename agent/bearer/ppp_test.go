@@ -12,8 +12,8 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 type events struct {
@@ -49,21 +49,11 @@ func (e *events) count(level string) int {
 // on its AT port for +CEER and the profile.
 func simModem(t *testing.T) (*sim.Modem, *at.AT) {
 	t.Helper()
-	m := sim.New(sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := simtest.Start(t, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 	if err := m.StartDataPort(); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	t.Cleanup(func() { a.Close() })
-	return m, a
+	return m, simtest.Engine(t, m)
 }
 
 func pppBearer(t *testing.T, m *sim.Modem, a *at.AT, ev *events) *Bearer {

@@ -9,25 +9,15 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 func simSession(t *testing.T, cfg sim.Config) (*sim.Modem, *at.AT) {
 	t.Helper()
 	cfg.BootDelay, cfg.RegisterDelay = 300*time.Millisecond, 100*time.Millisecond
-	m := sim.New(cfg)
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	t.Cleanup(func() { a.Close() })
-	return m, a
+	m := simtest.Start(t, cfg)
+	return m, simtest.Engine(t, m)
 }
 
 func u64(v uint64) *uint64 { return &v }
@@ -203,17 +193,8 @@ func TestConfigCause(t *testing.T) {
 // initialisation once the modem has it: one read per setting, no write,
 // over a real pty at 115200 baud against the simulator.
 func BenchmarkApplyProfileUnchanged(b *testing.B) {
-	m := sim.New(sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := at.New(sp)
-	defer a.Close()
+	m := simtest.Start(b, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	a := simtest.Engine(b, m)
 	ctx := context.Background()
 	no := false
 	p := bg96.Profile{APN: "internet.m2m", Auth: bg96.AuthNone, RAT: []bg96.RAT{bg96.RATLTEM, bg96.RATNBIoT}, LTEMBands: u64(0x80084), Roaming: &no}
