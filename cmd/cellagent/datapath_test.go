@@ -87,23 +87,7 @@ min_interval = "0s"
 	if err := os.WriteFile(cfg, []byte(body("wrong.apn")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", cfg, "--runtime-dir", dir)
-	var stderr mqtttest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("agent stderr:\n%s", stderr.String())
-		}
-	}()
+	p := startAgentProc(t, bin, "run", "--config", cfg, "--runtime-dir", dir)
 	status := func() agent.Status {
 		var st agent.Status
 		b, err := os.ReadFile(filepath.Join(dir, agent.StatusFile))
@@ -112,7 +96,7 @@ min_interval = "0s"
 		}
 		return st
 	}
-	waitLog(t, &stderr, "configuration fault: dial: NO CARRIER (Missing or unknown APN)")
+	p.waitStderr(t, "configuration fault: dial: NO CARRIER (Missing or unknown APN)")
 	// Watch as long again as the ladder would need to climb to the top;
 	// the status file is rewritten every 15 s.
 	var st agent.Status
@@ -123,7 +107,7 @@ min_interval = "0s"
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	log := stderr.String()
+	log := p.stderr.String()
 	dials, _, _ := m.DataStats()
 	alerts := strings.Count(log, "supervisor: configuration fault")
 	blocked := strings.Count(log, "event: data bearer blocked")
@@ -153,7 +137,7 @@ min_interval = "0s"
 	if err := os.WriteFile(cfg, []byte(body("internet.m2m")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(20 * time.Second)
@@ -175,12 +159,12 @@ min_interval = "0s"
 	}
 	// The radio re-registers after the APN write: a dial or two may
 	// meet no service first, and back off.
-	waitLog(t, &stderr, "pppd exit 4: the kernel lacks PPP support")
+	p.waitStderr(t, "pppd exit 4: the kernel lacks PPP support")
 	d2, _, _ := m.DataStats()
 	time.Sleep(5 * time.Second)
 	d3, _, _ := m.DataStats()
 	t.Logf("after the reload: %d dials until CONNECT and pppd's exit, %d in the 5 s after", d2-dials, d3-d2)
-	if d3 != d2 || strings.Count(stderr.String(), "event: data bearer blocked: pppd exit 4") != 1 {
+	if d3 != d2 || strings.Count(p.stderr.String(), "event: data bearer blocked: pppd exit 4") != 1 {
 		t.Errorf("after pppd's exit: %d more dials", d3-d2)
 	}
 }
@@ -228,26 +212,10 @@ park = "10s"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", cfg, "--runtime-dir", dir)
-	var stderr mqtttest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("agent stderr:\n%s", stderr.String())
-		}
-	}()
-	waitLog(t, &stderr, "configuration fault: SIM PIN: bg96: the SIM rejected the PIN")
+	p := startAgentProc(t, bin, "run", "--config", cfg, "--runtime-dir", dir)
+	p.waitStderr(t, "configuration fault: SIM PIN: bg96: the SIM rejected the PIN")
 	time.Sleep(10 * time.Second)
-	log := stderr.String()
+	log := p.stderr.String()
 	left := m.PINAttemptsLeft()
 	steps := strings.Count(log, "supervisor: taking a recovery step")
 	alerts := strings.Count(log, "supervisor: configuration fault")
@@ -258,11 +226,11 @@ park = "10s"
 	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, &stderr, "event: SIM PIN entered")
-	waitLog(t, &stderr, "link: modem session up")
+	p.waitStderr(t, "event: SIM PIN entered")
+	p.waitStderr(t, "link: modem session up")
 	if left := m.PINAttemptsLeft(); left != 3 {
 		t.Errorf("%d attempts left after the right PIN", left)
 	}
