@@ -71,7 +71,7 @@ type family struct {
 // encode appends the text format of fams to buf: families sorted by name
 // (empty ones left out), labels by name, series by their label values in
 // that order, the way Prometheus' own encoder orders them so outputs can
-// be compared. A family met twice, two series with the same labels or a
+// be compared. It sorts the samples of fams in place. A family met twice, two series with the same labels or a
 // label value that is not UTF-8 is an error: Prometheus would reject the
 // scrape anyway, and a partial one must not be served.
 func encode(buf []byte, fams []family) ([]byte, error) {
@@ -85,7 +85,7 @@ func encode(buf []byte, fams []family) ([]byte, error) {
 			continue
 		}
 		d := f.d
-		ss := slices.Clone(f.samples)
+		ss := f.samples
 		for _, s := range ss {
 			if len(s.values) != len(d.labels) {
 				return buf, fmt.Errorf("%s: %d label values for %d labels", d.name, len(s.values), len(d.labels))

@@ -119,7 +119,8 @@ func (c *Collector) collect() []family {
 
 func collectGateway(fams []family, g *mqtt.Gateway) {
 	add := func(d int, v float64, labels ...string) {
-		fams[d].samples = append(fams[d].samples, sample{values: append([]string{g.ID}, labels...), value: v})
+		values := append(make([]string, 0, 1+len(labels)), g.ID)
+		fams[d].samples = append(fams[d].samples, sample{values: append(values, labels...), value: v})
 	}
 	if g.Identity != (mqtt.Identity{}) {
 		add(dInfo, 1, g.IMEI, g.ICCID, g.Model, g.Firmware, g.Agent)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +27,15 @@ const maxInFlight = 4
 func Handler(src Source, stale time.Duration) http.Handler {
 	c := New(src, stale, nil)
 	slots := make(chan struct{}, maxInFlight)
-	pool := sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	// A scrape of 1,000 gateways is 3 MB of text: its buffers are
+	// reused, or made the size of the last scrape, rather than grown
+	// anew each time.
+	var lastSize atomic.Int64
+	texts := sync.Pool{New: func() any {
+		b := make([]byte, 0, lastSize.Load()*9/8)
+		return &b
+	}}
+	zipped := sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -40,7 +49,11 @@ func Handler(src Source, stale time.Duration) http.Handler {
 		// A scrape that cannot be served whole is refused, so
 		// Prometheus marks the target down instead of storing part
 		// of the fleet.
-		out, err := encode(nil, fams)
+		text := texts.Get().(*[]byte)
+		defer texts.Put(text)
+		out, err := encode((*text)[:0], fams)
+		*text = out
+		lastSize.Store(int64(len(out)))
 		if err != nil {
 			slog.Error("fleet exporter: scrape refused", "err", err)
 			http.Error(w, "encoding the metrics: "+err.Error(), http.StatusInternalServerError)
@@ -52,8 +65,8 @@ func Handler(src Source, stale time.Duration) http.Handler {
 			_, _ = w.Write(out)
 			return
 		}
-		buf := pool.Get().(*bytes.Buffer)
-		defer pool.Put(buf)
+		buf := zipped.Get().(*bytes.Buffer)
+		defer zipped.Put(buf)
 		buf.Reset()
 		zw, _ := gzip.NewWriterLevel(buf, gzip.BestSpeed)
 		_, _ = zw.Write(out)
