@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
+	"cellagent/agent/jsonout"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -100,6 +102,9 @@ const StatusFile = "status.json"
 // status` on the same machine: the port belongs to the daemon while it
 // runs.
 type Status struct {
+	// V is jsonout.Version; the file follows the command-line JSON
+	// conventions (SCHEMA.md).
+	V        int          `json:"v"`
 	Written  time.Time    `json:"written"`
 	Version  string       `json:"version"`
 	DeviceID string       `json:"device_id"`
@@ -134,22 +139,36 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	now := d.now()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Status{Written: now, Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
-		Started: d.started, Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
+	st := Status{V: jsonout.Version, Written: jsonout.UTC(now), Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
+		Started: jsonout.UTC(d.started), Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
 		Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc, RuntimeBytes: ms.Sys - ms.HeapReleased}
 	if s, err := d.link.Current(); err == nil {
-		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, s.Since
+		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, jsonout.UTC(s.Since)
 	}
 	d.mu.Lock()
-	st.Modem, st.ModemAt = d.modem, d.modemAt
+	st.Modem, st.ModemAt = d.modem, jsonout.UTC(d.modemAt)
 	c := d.client
 	d.mu.Unlock()
 	if c != nil {
 		st.MQTT = c.Stats()
 	}
 	if d.sup != nil {
-		snap := d.sup.Snapshot()
+		snap := utcSnapshot(d.sup.Snapshot())
 		st.Supervisor = &snap
 	}
 	return json.MarshalIndent(st, "", "  ")
+}
+
+// utcSnapshot puts the supervisor's times in the status file's one form.
+func utcSnapshot(s supervisor.Snapshot) supervisor.Snapshot {
+	s.Since, s.NextActionAt, s.At = jsonout.UTC(s.Since), jsonout.UTC(s.NextActionAt), jsonout.UTC(s.At)
+	s.Budgets = slices.Clone(s.Budgets)
+	for i := range s.Budgets {
+		s.Budgets[i].NextAllowed = jsonout.UTC(s.Budgets[i].NextAllowed)
+	}
+	s.LastActions = slices.Clone(s.LastActions)
+	for i := range s.LastActions {
+		s.LastActions[i].At = jsonout.UTC(s.LastActions[i].At)
+	}
+	return s
 }

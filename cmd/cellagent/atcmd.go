@@ -25,7 +25,7 @@ type portFlags struct {
 }
 
 func (p *portFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&p.path, "port", "p", "", "serial port of the modem's AT interface, e.g. /dev/ttyUSB2 or the simulator's link (required)")
+	fs.StringVarP(&p.path, "port", "p", "", "serial port of the modem's AT interface, e.g. /dev/ttyUSB2, /dev/ttyS1, the simulator's link, or auto (the BG96's AT port, found in sysfs as run finds it)")
 	fs.IntVar(&p.baud, "baud", port.DefaultBaud, "baud rate")
 	fs.BoolVar(&p.trace, "trace", false, "log the raw AT traffic to stderr")
 	fs.BoolVarP(&p.verbose, "verbose", "v", false, "log debug detail to stderr")
@@ -37,6 +37,13 @@ func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
 		return nil, usageError{errors.New("--port is required")}
 	}
 	log := logger(e.stderr, p.verbose || p.trace)
+	if p.path == "auto" {
+		found, err := port.Find(port.SysfsRoot)
+		if err != nil {
+			return nil, err
+		}
+		p.path = found
+	}
 	sp, err := port.Open(p.path, p.baud)
 	if err != nil {
 		return nil, err

@@ -71,9 +71,13 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		return 0
 	}
-	c, ok := commands[args[0]]
+	name := args[0]
+	if name == "--version" {
+		name = "version"
+	}
+	c, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(e.stderr, "cellagent: unknown command %q\n\n", args[0])
+		fmt.Fprintf(e.stderr, "cellagent: unknown command %q\n\n", name)
 		topUsage(e.stderr)
 		return 2
 	}
@@ -82,10 +86,10 @@ func run(ctx context.Context, e *env, args []string) int {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(e.stderr, "cellagent %s: %v\n", args[0], err)
+		fmt.Fprintf(e.stderr, "cellagent %s: %v\n", name, err)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "cellagent %s: %v\n", args[0], err)
+		fmt.Fprintf(e.stderr, "cellagent %s: %v\n", name, err)
 		return 1
 	}
 }

@@ -51,7 +51,16 @@ type event struct {
 	TS    int64             `json:"ts"`
 	Type  string            `json:"type"`
 	Msg   string            `json:"msg"`
-	Attrs map[string]string `json:"attrs"`
+	Attrs map[string]any `json:"attrs"`
+}
+
+// attr is attribute k as text; attrs keep their JSON types on the wire.
+func (e event) attr(k string) string {
+	v, ok := e.Attrs[k]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(v)
 }
 
 type cmdResult struct {
