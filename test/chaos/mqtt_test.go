@@ -47,10 +47,10 @@ type outResult struct {
 }
 
 type event struct {
-	Q     uint64            `json:"q"`
-	TS    int64             `json:"ts"`
-	Type  string            `json:"type"`
-	Msg   string            `json:"msg"`
+	Q     uint64         `json:"q"`
+	TS    int64          `json:"ts"`
+	Type  string         `json:"type"`
+	Msg   string         `json:"msg"`
 	Attrs map[string]any `json:"attrs"`
 }
 
