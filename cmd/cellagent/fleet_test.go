@@ -78,9 +78,13 @@ func TestFleetList(t *testing.T) {
 	}
 
 	o = cli(t, "", "fleet", "list", "--broker", broker, "--allow-plaintext", "--settle", "300ms", "--json")
-	var gws []mqtt.Gateway
-	if err := json.Unmarshal([]byte(o.stdout), &gws); o.code != 0 || err != nil {
+	var list fleetListJSON
+	if err := strictJSON(o.stdout, &list); o.code != 0 || err != nil {
 		t.Fatalf("code %d err %v stdout %q stderr %q", o.code, err, o.stdout, o.stderr)
+	}
+	var gws []mqtt.Gateway
+	for _, g := range list.Gateways {
+		gws = append(gws, g.Gateway)
 	}
 	if len(gws) != 2 || gws[0].ID != "gw-a" || gws[0].Online || gws[1].ID != "gw-b" || !gws[1].Online ||
 		gws[1].RSRP == nil || *gws[1].RSRP != -95 || gws[1].Act != "CAT-M1" || gws[1].Model != "BG96" {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cellagent/agent/jsonout"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -194,9 +196,11 @@ Examples:
 		return bf.explain(err)
 	}
 	if bf.asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(gws)
+		out := fleetListJSON{V: jsonout.Version, Gateways: make([]gatewayJSON, 0, len(gws))}
+		for _, g := range gws {
+			out.Gateways = append(out.Gateways, gatewayOf(g))
+		}
+		return jsonout.Write(e.stdout, out)
 	}
 	if len(gws) == 0 {
 		_, err := fmt.Fprintf(e.stdout, "no gateways under %s/ on %s\n", o.Prefix, bf.broker)
@@ -464,7 +468,7 @@ func (w *fleetWatch) update(g mqtt.Gateway) error {
 	var line []byte
 	if w.bf.asJSON {
 		var err error
-		if line, err = json.Marshal(g); err != nil {
+		if line, err = json.Marshal(gatewayOf(g)); err != nil {
 			return err
 		}
 	} else {
@@ -656,4 +660,21 @@ func (l *lastLine) String() string {
 		return ""
 	}
 	return l.at.Format("15:04:05") + " " + l.line
+}
+
+// fleetListJSON is `fleet list --json`; `fleet watch --json` prints one
+// gatewayJSON per line (SCHEMA.md, command-line JSON).
+type fleetListJSON struct {
+	V        int           `json:"v"`
+	Gateways []gatewayJSON `json:"gateways"`
+}
+
+type gatewayJSON struct {
+	V int `json:"v"`
+	mqtt.Gateway
+}
+
+func gatewayOf(g mqtt.Gateway) gatewayJSON {
+	g.LastSeen, g.LastEventAt = jsonout.UTC(g.LastSeen), jsonout.UTC(g.LastEventAt)
+	return gatewayJSON{V: jsonout.Version, Gateway: g}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -70,17 +69,11 @@ func TestSMSListAndDelete(t *testing.T) {
 		}
 	}
 	o = cli(t, "", "sms", "list", "--port", m.PTY(), "--json")
-	var items []struct {
-		Indexes []int
-		Stat    string
-		Text    string
-		Missing []int
-		Error   string
-		PDUs    []string
-	}
-	if err := json.Unmarshal([]byte(o.stdout), &items); err != nil || len(items) != 4 {
+	var list smsListJSON
+	if err := strictJSON(o.stdout, &list); err != nil || len(list.Messages) != 4 {
 		t.Fatalf("json: %v\n%s", err, o.stdout)
 	}
+	items := list.Messages
 	if items[0].Text != "hi there €" || items[0].Stat != "REC READ" || items[1].Text != long || len(items[1].Indexes) != 2 {
 		t.Errorf("json items %+v", items[:2])
 	}

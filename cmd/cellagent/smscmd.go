@@ -1,9 +1,10 @@
 package main
 
 import (
+	"cellagent/agent/jsonout"
+
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -184,9 +185,16 @@ Examples:
 	}
 	items := listItems(entries)
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(items)
+		out := smsListJSON{V: jsonout.Version, Messages: make([]listItem, 0, len(items))}
+		for _, it := range items {
+			if it.SCTS != nil {
+				// The sender's zone is in the text view; JSON has one form.
+				t := jsonout.UTC(*it.SCTS)
+				it.SCTS = &t
+			}
+			out.Messages = append(out.Messages, it)
+		}
+		return jsonout.Write(e.stdout, out)
 	}
 	printItems(e.stdout, items)
 	return nil
@@ -381,4 +389,10 @@ func joinInts(v []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// smsListJSON is `sms list --json` (SCHEMA.md, command-line JSON).
+type smsListJSON struct {
+	V        int        `json:"v"`
+	Messages []listItem `json:"messages"`
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cellagent/agent"
+	"cellagent/agent/jsonout"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
@@ -153,8 +154,7 @@ func watchStatus(ctx context.Context, e *env, pf *portFlags, every time.Duration
 
 func render(w io.Writer, st bg96.Status, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		return enc.Encode(st)
+		return json.NewEncoder(w).Encode(modemJSON{V: jsonout.Version, Status: st})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
@@ -361,4 +361,11 @@ func daemonStatus(e *env, dir string, asJSON bool, note string) error {
 		return render(e.stdout, *st.Modem, false)
 	}
 	return nil
+}
+
+// modemJSON is `status --port --json`: the modem's status under the
+// command-line JSON conventions (SCHEMA.md).
+type modemJSON struct {
+	V int `json:"v"`
+	bg96.Status
 }
