@@ -298,3 +298,24 @@ func TestATInteractiveQuit(t *testing.T) {
 		t.Fatalf("code %d stdout %q stderr %q: 'quit' must end the session before AT+CSQ", o.code, o.stdout, o.stderr)
 	}
 }
+
+// What a new user tripped over on the command line (issue: --version,
+// --port shown as required where it is optional, --port auto refused by
+// the CLI while run accepts it).
+func TestCLIConventions(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		if o := cli(t, "", args...); o.code != 0 || o.stdout != "cellagent "+version+"\n" {
+			t.Errorf("%v: code %d stdout %q stderr %q", args, o.code, o.stdout, o.stderr)
+		}
+	}
+	o := cli(t, "", "status", "--help")
+	if o.code != 0 || !strings.Contains(o.stdout, "--port") || strings.Contains(o.stdout, "(required)") {
+		t.Errorf("status --help: code %d stdout %q", o.code, o.stdout)
+	}
+	// No BG96 on the USB bus here (or no sysfs): the answer says what
+	// was searched, not that a port named "auto" does not exist.
+	o = cli(t, "", "at", "--port", "auto", "AT")
+	if o.code != 1 || strings.Contains(o.stderr, "open auto") || !strings.Contains(o.stderr, "BG96") {
+		t.Errorf("at --port auto: code %d stderr %q", o.code, o.stderr)
+	}
+}
