@@ -110,6 +110,8 @@ type daemon struct {
 	lastErr  string
 	modem    *bg96.Status
 	modemAt  time.Time
+	simSMSC  string // the SIM's service centre, read in session smscSeq
+	smscSeq  int
 }
 
 type teleSettings struct {
@@ -705,6 +707,7 @@ func (d *daemon) runInbox(ctx context.Context) {
 			return
 		}
 		changed := d.link.Changed()
+		d.readSMSC(ctx, s)
 		in := messaging.NewInbox(s.AT, messaging.InboxConfig{
 			Store: d.st, Publish: d.publishSMS, Logger: d.log, Now: d.now,
 		})

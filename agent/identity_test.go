@@ -128,7 +128,7 @@ func TestStatusFileFresh(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Device.ID = "gw-test"
-	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{})
+	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{SMSC: "+491710760000"})
 	cfg.State.Dir = filepath.Join(dir, "state")
 	cfg.MQTT.Broker, cfg.MQTT.AllowPlaintext = b.URL(), true
 	start := time.Now()
@@ -148,6 +148,11 @@ func TestStatusFileFresh(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// No [sms] smsc: the SIM's own service centre, and the file says so.
+	eventually(t, "the SIM's SMSC in the status file", func() bool {
+		raw, _ = os.ReadFile(filepath.Join(dir, StatusFile))
+		return json.Unmarshal(raw, &st) == nil && st.SMS == SMSStatus{SMSC: "+491710760000", SMSCFrom: "sim"}
+	})
 	var doc any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cellagent/agent/jsonout"
+	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -111,6 +112,7 @@ type Status struct {
 	PID      int          `json:"pid"`
 	Started  time.Time    `json:"started"`
 	Link     LinkStatus   `json:"link"`
+	SMS      SMSStatus    `json:"sms"`
 	Modem    *bg96.Status `json:"modem,omitempty"`
 	ModemAt  time.Time    `json:"modem_at,omitzero"`
 	MQTT     mqtt.Stats   `json:"mqtt"`
@@ -125,6 +127,16 @@ type Status struct {
 	Goroutines   int    `json:"goroutines"`
 	HeapBytes    uint64 `json:"heap_bytes"`
 	RuntimeBytes uint64 `json:"runtime_bytes"`
+}
+
+// SMSStatus is the outgoing SMS set-up.
+type SMSStatus struct {
+	// SMSC is the service centre MO SMS go through; empty while the SIM's
+	// is not read yet.
+	SMSC string `json:"smsc,omitempty"`
+	// SMSCFrom says where it comes from: "config" ([sms] smsc) or "sim"
+	// (the SIM's own, AT+CSCA).
+	SMSCFrom string `json:"smsc_from"`
 }
 
 // LinkStatus is the modem session's state.
@@ -145,7 +157,11 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	if s, err := d.link.Current(); err == nil {
 		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, jsonout.UTC(s.Since)
 	}
+	st.SMS = SMSStatus{SMSC: d.cfg.SMS.SMSC, SMSCFrom: "config"}
 	d.mu.Lock()
+	if d.cfg.SMS.SMSC == "" {
+		st.SMS = SMSStatus{SMSC: d.simSMSC, SMSCFrom: "sim"}
+	}
 	st.Modem, st.ModemAt = d.modem, jsonout.UTC(d.modemAt)
 	c := d.client
 	d.mu.Unlock()
@@ -171,4 +187,28 @@ func utcSnapshot(s supervisor.Snapshot) supervisor.Snapshot {
 		s.LastActions[i].At = jsonout.UTC(s.LastActions[i].At)
 	}
 	return s
+}
+
+// readSMSC learns the SIM's service centre once per session when the
+// configuration names none, for the status file; MO SMS then leave the
+// PDU's field empty and the modem uses it.
+func (d *daemon) readSMSC(ctx context.Context, s *link.Session) {
+	d.mu.Lock()
+	known := d.smscSeq == s.Seq
+	d.mu.Unlock()
+	if d.cfg.SMS.SMSC != "" || known {
+		return
+	}
+	num, err := s.Modem.SMSC(ctx)
+	if err != nil {
+		d.log.Warn("agent: reading the SIM's service centre", "err", err)
+		return
+	}
+	if num == "" {
+		d.log.Warn("agent: the SIM names no service centre (AT+CSCA); MO SMS will fail until [sms] smsc is set")
+	}
+	d.mu.Lock()
+	d.simSMSC, d.smscSeq = num, s.Seq
+	d.mu.Unlock()
+	kick(d.dirty)
 }

@@ -314,6 +314,11 @@ func daemonStatus(e *env, dir string, asJSON bool, note string) error {
 		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
 	}
 	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	smsc := st.SMS.SMSC
+	if smsc == "" {
+		smsc = "not read yet"
+	}
+	fmt.Fprintf(tw, "SMSC\t%s (%s)\n", smsc, map[string]string{"sim": "the SIM's", "config": "[sms] smsc"}[st.SMS.SMSCFrom])
 	mq := "disconnected"
 	if st.MQTT.Connected {
 		mq = fmt.Sprintf("connected (session %d)", st.MQTT.Session)
