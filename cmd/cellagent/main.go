@@ -75,6 +75,13 @@ func run(ctx context.Context, e *env, args []string) int {
 	if name == "--version" {
 		name = "version"
 	}
+	if name == docsCommand {
+		if err := runDocs(ctx, e, args[1:]); err != nil {
+			fmt.Fprintf(e.stderr, "cellagent: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	c, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(e.stderr, "cellagent: unknown command %q\n\n", name)
@@ -114,6 +121,9 @@ func newFlags(e *env, name, args, about string) *pflag.FlagSet {
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stdout, "Usage: cellagent %s %s\n\n%s\n\nFlags:\n%s", name, args, about, fs.FlagUsages())
+	}
+	if onFlags != nil {
+		onFlags(fs, args, about)
 	}
 	return fs
 }
