@@ -158,4 +158,6 @@ func ident(prog string) string {
 
 // zq and fq quote a word for zsh and fish in single quotes.
 func zq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-func fq(s string) string { return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'" }
+func fq(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
