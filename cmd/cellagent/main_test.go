@@ -319,3 +319,41 @@ func TestCLIConventions(t *testing.T) {
 		t.Errorf("at --port auto: code %d stderr %q", o.code, o.stderr)
 	}
 }
+
+// Right after a power-up or a reboot the modem ignores commands for
+// seconds, then prints its start-up URCs and answers SIM commands with
+// SIM busy for a while: status, sms and at wait for it, as run does,
+// instead of failing with "modem not answering" or an ICCID error.
+func TestCLIBootingModem(t *testing.T) {
+	m := sim.New(sim.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	for _, args := range [][]string{
+		{"status", "--port", m.PTY()},
+		{"sms", "list", "--port", m.PTY()},
+		{"at", "--port", m.PTY(), "AT+QCCID"},
+	} {
+		m.Reboot()
+		start := time.Now()
+		o := cli(t, "", args...)
+		took := time.Since(start)
+		if o.code != 0 || strings.Contains(o.stdout, "! ") {
+			t.Errorf("%v on a booting modem: code %d after %s\nstdout %q\nstderr %q", args, o.code, took, o.stdout, o.stderr)
+		}
+		if args[0] == "status" && !strings.Contains(o.stdout, m.ICCID()) {
+			t.Errorf("status on a booting modem shows no ICCID:\n%s", o.stdout)
+		}
+		if args[0] == "at" && !strings.Contains(o.stdout, "+QCCID: "+m.ICCID()) {
+			t.Errorf("at AT+QCCID on a booting modem: %q", o.stdout)
+		}
+		t.Logf("%v: answered after %s", args, took.Round(100*time.Millisecond))
+	}
+	// A modem that never comes up: bounded by --wait.
+	m.PowerOff()
+	o := cli(t, "", "status", "--port", m.PTY(), "--wait", "2s")
+	if o.code != 1 || !strings.Contains(o.stderr, "not ready within --wait 2s") {
+		t.Errorf("powered-off modem: code %d stderr %q", o.code, o.stderr)
+	}
+}

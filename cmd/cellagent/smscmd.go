@@ -57,6 +57,10 @@ func smsSession(ctx context.Context, e *env, pf *portFlags) (*at.AT, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pf.ready(ctx, e, a); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if _, err := a.Command(ctx, "AT", at.WithTimeout(2*time.Second)); err != nil {
 		a.Close()
 		return nil, explain(pf.path, err)

@@ -71,6 +71,9 @@ Examples:
 			return err
 		}
 		defer a.Close()
+		if err := pf.ready(ctx, e, a); err != nil {
+			return err
+		}
 		st, err := readStatus(ctx, a)
 		if err != nil {
 			return explain(pf.path, err)
