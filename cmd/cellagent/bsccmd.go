@@ -1,14 +1,12 @@
 package main
 
 import (
-	"cellagent/agent/jsonout"
-	"math"
-
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -20,6 +18,7 @@ import (
 
 	"cellagent/agent/bench"
 	"cellagent/agent/config"
+	"cellagent/agent/jsonout"
 	"cellagent/modem/sim"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscsim"

@@ -305,3 +305,40 @@ func TestAgo(t *testing.T) {
 		t.Errorf("zero time: %q", got)
 	}
 }
+
+// On a terminal the table is redrawn from the top; a footer (the demo's
+// commands to try) stays below it at every redraw.
+func TestFleetWatchFooter(t *testing.T) {
+	var out strings.Builder
+	w := &fleetWatch{e: &env{stdout: &out}, terminal: true, title: "t", footer: "Try in another terminal:\n  cellagent fleet list\n",
+		rows: map[string]mqtt.Gateway{"gw-a": {ID: "gw-a", Online: true}}}
+	for range 2 {
+		if err := w.draw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := strings.Split(out.String(), "\x1b[H")
+	if len(frames) != 3 {
+		t.Fatalf("%d frames", len(frames)-1)
+	}
+	for _, f := range frames[1:] {
+		table, foot, ok := strings.Cut(f, "Try in another terminal:")
+		if !ok || !strings.Contains(table, "gw-a") || !strings.Contains(foot, "cellagent fleet list") {
+			t.Errorf("frame without the table above the footer: %q", f)
+		}
+	}
+}
+
+// fleet send checks a command before it goes out, and says when no
+// result comes.
+func TestFleetSendErrors(t *testing.T) {
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
+	o := cli(t, "", "fleet", "send", "--broker", broker, "--allow-plaintext", "gw-a", "sms/send", `{"id":"x","to":"abc","text":"hi"}`)
+	if o.code != 2 || !strings.Contains(o.stderr, `to "abc"`) {
+		t.Errorf("bad payload: code %d stderr %q", o.code, o.stderr)
+	}
+	o = cli(t, "", "fleet", "send", "--broker", broker, "--allow-plaintext", "--wait", "500ms", "gw-a", "status")
+	if o.code != 1 || !strings.Contains(o.stderr, "no result") {
+		t.Errorf("no gateway: code %d stderr %q", o.code, o.stderr)
+	}
+}

@@ -29,6 +29,7 @@ func TestCLIJSONExamples(t *testing.T) {
 		"bsc reset":   func() any { return new(resetJSON) },
 		"fleet list":  func() any { return new(fleetListJSON) },
 		"fleet watch": func() any { return new(gatewayJSON) },
+		"fleet send":  func() any { return new(sendJSON) },
 	}
 	seen := map[string]bool{}
 	for _, m := range block.FindAllStringSubmatch(string(doc), -1) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"cellagent/agent/jsonout"
-
 	"context"
 	"encoding/hex"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"cellagent/agent/jsonout"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/sms"
