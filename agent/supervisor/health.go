@@ -1,13 +1,12 @@
 package supervisor
 
 import (
-	"cellagent/agent/event"
-
 	"fmt"
 	"strings"
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/modem/bg96"
 )
 

@@ -59,7 +59,7 @@ func (p *portFlags) ready(ctx context.Context, e *env, a *at.AT) error {
 	defer close(done)
 	if err := bg96.WaitReady(wctx, a, a); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("modem on %s not ready within --wait %s: %w", p.path, p.wait, err)
+			return fmt.Errorf("modem not answering on %s within --wait %s: %w", p.path, p.wait, err)
 		}
 		return err
 	}

@@ -34,7 +34,7 @@ func TestDemoCommands(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command("../../scripts/demo")
-	cmd.Env = append(os.Environ(), "CELLAGENT_BIN="+bin, "CELLAGENT_DEMO_DIR="+dir,
+	cmd.Env = append(os.Environ(), "CELLAGENT_BIN="+bin, "CELLBENCH_BIN="+benchBinary(t), "CELLAGENT_DEMO_DIR="+dir,
 		fmt.Sprintf("CELLAGENT_DEMO_MQTT_PORT=%d", freePort(t)), fmt.Sprintf("CELLAGENT_DEMO_BSC_PORT=%d", freePort(t)))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()

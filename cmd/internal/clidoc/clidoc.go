@@ -33,6 +33,10 @@ type Command struct {
 	Subs    []*Command
 }
 
+// dispatcher says whether the command only hands over to its
+// subcommands (no flags of its own).
+func (c *Command) dispatcher() bool { return len(c.Subs) > 0 && len(c.Flags) == 0 }
+
 // Name is the command's path joined by spaces.
 func (c *Command) Name() string { return strings.Join(c.Path, " ") }
 
@@ -53,10 +57,13 @@ type Asker func(args []string) Help
 // spaces, the name, two or more spaces, its summary.
 var subLine = regexp.MustCompile(`^  ([a-z][a-z0-9-]*)\s{2,}(\S.*)$`)
 
-// Discover builds the command tree from the top-level table (name →
-// summary): each command is asked for --help; one without a flag set is a
-// dispatcher whose help lists its subcommands, which are asked in turn.
-func Discover(top map[string]string, ask Asker) []*Command {
+// Discover builds the command tree of program prog from its top-level
+// table (name → summary): each command is asked for --help; one without a
+// flag set is a dispatcher whose help lists its subcommands in a table,
+// which are asked in turn. A help text that points to a subcommand's own
+// help ("see 'prog cmd sub --help'") names one too, so a command with
+// flags and a subcommand (cellbench sim, sim fleet) is complete.
+func Discover(prog string, top map[string]string, ask Asker) []*Command {
 	names := make([]string, 0, len(top))
 	for n := range top {
 		names = append(names, n)
@@ -64,24 +71,36 @@ func Discover(top map[string]string, ask Asker) []*Command {
 	sort.Strings(names)
 	var out []*Command
 	for _, n := range names {
-		out = append(out, discover([]string{n}, top[n], ask))
+		out = append(out, discover(prog, []string{n}, top[n], ask))
 	}
 	return out
 }
 
-func discover(path []string, summary string, ask Asker) *Command {
+func discover(prog string, path []string, summary string, ask Asker) *Command {
 	h := ask(append(append([]string(nil), path...), "--help"))
 	c := &Command{Path: path, Summary: summary, Args: h.Args, About: h.About}
+	seen := map[string]bool{}
+	sub := func(name, summary string) {
+		if !seen[name] {
+			seen[name] = true
+			c.Subs = append(c.Subs, discover(prog, append(append([]string(nil), path...), name), summary, ask))
+		}
+	}
 	if h.FlagSet != nil {
 		c.Flags = flags(h.FlagSet)
-		return c
-	}
-	// A dispatcher: its help is the description, its table the children.
-	c.About = strings.TrimSpace(h.Text)
-	for _, line := range strings.Split(h.Text, "\n") {
-		if m := subLine.FindStringSubmatch(line); m != nil {
-			c.Subs = append(c.Subs, discover(append(append([]string(nil), path...), m[1]), m[2], ask))
+	} else {
+		// A dispatcher: its help is the description, its table the
+		// children.
+		c.About = strings.TrimSpace(h.Text)
+		for _, line := range strings.Split(h.Text, "\n") {
+			if m := subLine.FindStringSubmatch(line); m != nil {
+				sub(m[1], m[2])
+			}
 		}
+	}
+	ref := regexp.MustCompile(`'` + regexp.QuoteMeta(prog+" "+strings.Join(path, " ")) + ` ([a-z][a-z0-9-]*) --help'`)
+	for _, m := range ref.FindAllStringSubmatch(h.Text, -1) {
+		sub(m[1], "")
 	}
 	return c
 }

@@ -23,7 +23,7 @@ func Man(w io.Writer, p Page, cmds []*Command) error {
 	fmt.Fprintf(&b, ".SH NAME\n%s \\- %s\n", p.Prog, roff(p.Summary))
 	b.WriteString(".SH SYNOPSIS\n")
 	walk(cmds, func(c *Command) {
-		if len(c.Subs) > 0 {
+		if c.dispatcher() {
 			return
 		}
 		fmt.Fprintf(&b, ".B %s %s\n", p.Prog, c.Name())
@@ -40,7 +40,7 @@ func Man(w io.Writer, p Page, cmds []*Command) error {
 		if c.Summary != "" {
 			fmt.Fprintf(&b, "%s.\n.PP\n", roff(strings.TrimSuffix(c.Summary, ".")))
 		}
-		if len(c.Subs) == 0 {
+		if !c.dispatcher() {
 			literal(&b, c.About)
 		}
 		for _, f := range c.Flags {
