@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,9 @@ type portFlags struct {
 	trace   bool
 	verbose bool
 	wait    time.Duration
+	// level is the engine's log level; ready quiets it while a booting
+	// modem's timeouts are expected.
+	level slog.LevelVar
 }
 
 func (p *portFlags) register(fs *pflag.FlagSet) {
@@ -57,6 +61,12 @@ func (p *portFlags) ready(ctx context.Context, e *env, a *at.AT) error {
 	}
 	defer wg.Wait()
 	defer close(done)
+	// A booting modem ignores the polls: their timeouts are no news,
+	// except with --verbose.
+	if l := p.level.Level(); l < slog.LevelError && !p.verbose && !p.trace {
+		p.level.Set(slog.LevelError)
+		defer p.level.Set(l)
+	}
 	if err := bg96.WaitReady(wctx, a, a); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("modem not answering on %s within --wait %s: %w", p.path, p.wait, err)
@@ -86,7 +96,11 @@ func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
 	if p.path == "" {
 		return nil, usageError{errors.New("--port is required")}
 	}
-	log := logger(e.stderr, p.verbose || p.trace)
+	p.level.Set(slog.LevelWarn)
+	if p.verbose || p.trace {
+		p.level.Set(slog.LevelDebug)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: &p.level}))
 	if p.path == "auto" {
 		found, err := port.Find(port.SysfsRoot)
 		if err != nil {
