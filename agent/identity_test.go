@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,11 +45,14 @@ func runAgent(t *testing.T, cfg config.Config, runtimeDir string) (stop func()) 
 		done <- Run(ctx, Options{Config: cfg, Version: "test", RuntimeDir: runtimeDir,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	}()
+	var once sync.Once
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
 	}
 }
 
@@ -109,13 +113,20 @@ func TestBirthCarriesIdentity(t *testing.T) {
 	// A swapped modem: another IMEI on the same port.
 	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{IMEI: "866425039999999"})
 	stop = runAgent(t, cfg, "")
-	defer stop()
 	w.wait(t, "gw-test/status", `"state":"online"`, `"imei":"866425039999999"`)
 	w.wait(t, "gw-test/event", `"type":"modem"`, `"msg":"modem changed"`, `"from":"866425031234567"`, `"to":"866425039999999"`)
+	stop()
+
+	// A swapped SIM: another ICCID in the same modem.
+	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{IMEI: "866425039999999", ICCID: "89882280666099999999"})
+	stop = runAgent(t, cfg, "")
+	w.wait(t, "gw-test/status", `"state":"online"`, `"iccid":"89882280666099999999"`)
+	w.wait(t, "gw-test/event", `"type":"sim"`, `"msg":"SIM changed"`, `"to":"89882280666099999999"`)
+	defer stop()
 	// What a consumer that subscribes now sees: the retained birth with
 	// the new identity.
 	w3 := watch(t, b.URL(), "w3")
-	r := w3.wait(t, "gw-test/status", `"imei":"866425039999999"`)
+	r := w3.wait(t, "gw-test/status", `"imei":"866425039999999"`, `"iccid":"89882280666099999999"`)
 	if !r.retained {
 		t.Errorf("birth not retained: %+v", r)
 	}
@@ -136,11 +147,13 @@ func TestStatusFileFresh(t *testing.T) {
 	defer stop()
 	var st Status
 	var raw []byte
+	var linkUp time.Duration
 	deadline := start.Add(8 * time.Second) // the boot takes 1 s; the tick is 15 s
 	for {
 		var err error
 		raw, err = os.ReadFile(filepath.Join(dir, StatusFile))
 		if err == nil && json.Unmarshal(raw, &st) == nil && st.Link.Up && st.MQTT.Connected {
+			linkUp = time.Since(start)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -153,6 +166,20 @@ func TestStatusFileFresh(t *testing.T) {
 		raw, _ = os.ReadFile(filepath.Join(dir, StatusFile))
 		return json.Unmarshal(raw, &st) == nil && st.SMS == SMSStatus{SMSC: "+491710760000", SMSCFrom: "sim"}
 	})
+	// The broker goes away: the file says so at once, not at the tick.
+	b.Stop()
+	stopped := time.Now()
+	for {
+		raw, _ = os.ReadFile(filepath.Join(dir, StatusFile))
+		if json.Unmarshal(raw, &st) == nil && !st.MQTT.Connected {
+			break
+		}
+		if time.Since(stopped) > 8*time.Second {
+			t.Fatalf("status file still says MQTT connected %s after the broker stopped", time.Since(stopped))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("status file: link up %s after start, MQTT down %s after the broker stopped", linkUp.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
 	var doc any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
