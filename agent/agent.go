@@ -93,6 +93,8 @@ type daemon struct {
 	client *mqtt.Client
 	broker *embedded.Broker
 	sup    *supervisor.Supervisor
+	// smsCmds is nil unless [sms_commands] is enabled.
+	smsCmds *smsCommands
 
 	started  time.Time
 	tele     atomic.Pointer[teleSettings]
@@ -196,6 +198,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 
 	if d.sup, err = d.newSupervisor(); err != nil {
+		return err
+	}
+	if d.smsCmds, err = d.newSMSCommands(); err != nil {
 		return err
 	}
 
@@ -338,7 +343,7 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Modem != d.cfg.Modem {
 		restart = append(restart, "modem")
 	}
-	if c.SMS != d.cfg.SMS {
+	if c.SMS != d.cfg.SMS || fmt.Sprint(c.SMSCommands) != fmt.Sprint(d.cfg.SMSCommands) {
 		restart = append(restart, "sms")
 	}
 	if c.BSC != d.cfg.BSC {
@@ -734,7 +739,10 @@ func (d *daemon) runInbox(ctx context.Context) {
 	}
 }
 
-func (d *daemon) publishSMS(_ context.Context, m messaging.Inbound) error {
+func (d *daemon) publishSMS(ctx context.Context, m messaging.Inbound) error {
+	if taken, err := d.smsCommand(ctx, m); taken || err != nil {
+		return err
+	}
 	return d.client.QueueSMSIn(mqtt.SMSIn(m))
 }
 

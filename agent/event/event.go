@@ -17,6 +17,9 @@ const (
 	Quota    = "quota"
 	Error    = "error"
 	Agent    = "agent"
+	// SMSCommand: a signed SMS command ran, or (rate-limited, never with
+	// its text) one was refused.
+	SMSCommand = "sms_command"
 )
 
 // Levels.

@@ -32,7 +32,7 @@ var commands = map[string]command{
 	"at":      {"send AT commands to a modem, one-shot or interactively", runAT},
 	"status":  {"show modem identity, registration, operator and signal", runStatus},
 	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
-	"bsc":     {"operator platform (BSC): quota and reset", runBSC},
+	"bsc":     {"operator platform (BSC): quota, reset, SMS and commands by SMS, the forwarder endpoint", runBSC},
 	"fleet":   {"watch or list the gateways reporting to an MQTT broker", runFleet},
 	"run":     {"run the agent (the systemd service)", runRun},
 	"config":  {"check a configuration file, or print an example", runConfig},

@@ -265,7 +265,8 @@ type Telemetry struct {
 }
 
 // Event is the body of <prefix>/<id>/event. Type is one of the agent's
-// event types (recovery, sim, modem, quota, error, agent, state, alert;
+// event types (recovery, sim, modem, quota, error, agent, state, alert,
+// sms_command;
 // consumers must accept others). Attrs values are strings, numbers or
 // booleans, each in its own JSON type (EventVersion).
 type Event struct {
