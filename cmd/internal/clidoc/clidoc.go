@@ -54,8 +54,8 @@ type Help struct {
 type Asker func(args []string) Help
 
 // subLine is a line of a dispatcher's help listing a subcommand: two
-// spaces, the name, two or more spaces, its summary.
-var subLine = regexp.MustCompile(`^  ([a-z][a-z0-9-]*)\s{2,}(\S.*)$`)
+// spaces, the name, spaces, its summary.
+var subLine = regexp.MustCompile(`^  ([a-z][a-z0-9-]*) +(\S.*)$`)
 
 // Discover builds the command tree of program prog from its top-level
 // table (name → summary): each command is asked for --help; one without a
@@ -88,12 +88,17 @@ func discover(prog string, path []string, summary string, ask Asker) *Command {
 	}
 	if h.FlagSet != nil {
 		c.Flags = flags(h.FlagSet)
+		// A command with one subcommand may take it as given ("bsc sms"
+		// is "bsc sms send"): the flag set's name is the full one.
+		if full := strings.Fields(h.FlagSet.Name()); len(full) > len(path) && strings.Join(full[:len(path)], " ") == strings.Join(path, " ") {
+			c.Path = full
+		}
 	} else {
 		// A dispatcher: its help is the description, its table the
 		// children.
 		c.About = strings.TrimSpace(h.Text)
 		for _, line := range strings.Split(h.Text, "\n") {
-			if m := subLine.FindStringSubmatch(line); m != nil {
+			if m := subLine.FindStringSubmatch(line); m != nil && m[1] != prog {
 				sub(m[1], m[2])
 			}
 		}

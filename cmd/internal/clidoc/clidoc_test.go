@@ -19,15 +19,23 @@ func TestDiscover(t *testing.T) {
 		fs.Bool("json", false, "print JSON")
 		return fs
 	}
+	named := func(name string, flag string) *pflag.FlagSet {
+		fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+		fs.String(flag, "", "the "+flag)
+		return fs
+	}
 	helps := map[string]Help{
-		"sms --help":       {Text: "Usage: p sms <send|list>\n\n  send     send one\n  list     list them\n"},
-		"sms send --help":  {FlagSet: leaf("to", "text"), Args: "--to N", About: "Send."},
-		"sms list --help":  {FlagSet: leaf("port"), Args: "--port P", About: "List."},
-		"sim --help":       {FlagSet: leaf("link"), About: "Simulate.", Text: "Simulate. (see 'p sim fleet --help')"},
-		"sim fleet --help": {FlagSet: leaf("count"), About: "Many."},
+		"sms --help":         {Text: "Usage: p sms <send|list>\n\n  send     send one\n  list     list them\n"},
+		"sms send --help":    {FlagSet: leaf("to", "text"), Args: "--to N", About: "Send."},
+		"sms list --help":    {FlagSet: leaf("port"), Args: "--port P", About: "List."},
+		"sim --help":         {FlagSet: leaf("link"), About: "Simulate.", Text: "Simulate. (see 'p sim fleet --help')"},
+		"sim fleet --help":   {FlagSet: leaf("count"), About: "Many."},
+		"bsc --help":         {Text: "Usage: p bsc <sms|receive>\n\n  sms     send an SMS (sms send)\n  receive the endpoint\n  p bsc sms send\n"},
+		"bsc sms --help":     {FlagSet: named("bsc sms send", "iccid"), About: "Send."},
+		"bsc receive --help": {FlagSet: leaf("listen"), About: "Receive."},
 	}
 	var asked []string
-	tree := Discover("p", map[string]string{"sms": "send SMS", "sim": "simulate"}, func(args []string) Help {
+	tree := Discover("p", map[string]string{"sms": "send SMS", "sim": "simulate", "bsc": "platform"}, func(args []string) Help {
 		k := strings.Join(args, " ")
 		asked = append(asked, k)
 		return helps[k]
@@ -40,7 +48,7 @@ func TestDiscover(t *testing.T) {
 		}
 		got = append(got, c.Name()+" ["+strings.Join(fl, " ")+"]")
 	})
-	want := []string{"sim [json= link=string]", "sim fleet [count=string json=]", "sms []", "sms send [json= text=string to=string]", "sms list [json= port=string]"}
+	want := []string{"bsc []", "bsc sms send [iccid=string]", "bsc receive [json= listen=string]", "sim [json= link=string]", "sim fleet [count=string json=]", "sms []", "sms send [json= text=string to=string]", "sms list [json= port=string]"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("tree\n got %q\nwant %q", got, want)
 	}
