@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -33,7 +34,7 @@ var commands = map[string]command{
 	"status":  {"show modem identity, registration, operator and signal", runStatus},
 	"sms":     {"send, list and delete SMS (PDU mode)", runSMS},
 	"bsc":     {"operator platform (BSC): quota, reset, SMS and commands by SMS, the forwarder endpoint", runBSC},
-	"fleet":   {"watch or list the gateways reporting to an MQTT broker", runFleet},
+	"fleet":   {"follow the gateways on an MQTT broker: watch, list, Prometheus exporter, web view", runFleet},
 	"run":     {"run the agent (the systemd service)", runRun},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
@@ -56,14 +57,32 @@ func main() {
 	// The daemon takes SIGHUP as "reload"; the one-shot commands end on a
 	// closed terminal as on Ctrl-C, so their deferred clean-up still runs.
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
-	if len(os.Args) > 1 && os.Args[1] == "run" {
+	daemon := len(os.Args) > 1 && os.Args[1] == "run"
+	if daemon {
 		sigs = sigs[:2]
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	go func() {
+		<-ctx.Done()
+		// The signal was taken over to end the command cleanly; a second
+		// one gets the default action and ends the process at once.
+		stop()
+		if daemon {
+			return // systemd's TimeoutStopSec bounds the drain
+		}
+		// A command blocked in something that takes no context still
+		// ends, after a grace for its clean-up.
+		time.Sleep(signalGrace)
+		fmt.Fprintf(os.Stderr, "cellagent: interrupted; not stopped within %s, exiting\n", signalGrace)
+		os.Exit(1)
+	}()
 	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
+
+// signalGrace is how long a bench command may clean up after a signal.
+const signalGrace = 5 * time.Second
 
 func run(ctx context.Context, e *env, args []string) int {
 	p := cmdline.Program{

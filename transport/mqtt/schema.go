@@ -264,6 +264,18 @@ type Telemetry struct {
 	Health   *Health      `json:"health,omitempty"`
 }
 
+// Event types on the wire, for consumers (the agent raises its own,
+// agent/event, under the same names); consumers must accept others.
+const (
+	EventRecovery   = "recovery"
+	EventSIM        = "sim"
+	EventModem      = "modem"
+	EventQuota      = "quota"
+	EventError      = "error"
+	EventAgent      = "agent"
+	EventSMSCommand = "sms_command"
+)
+
 // Event is the body of <prefix>/<id>/event. Type is one of the agent's
 // event types (recovery, sim, modem, quota, error, agent, state, alert,
 // sms_command;
