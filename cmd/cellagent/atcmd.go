@@ -112,7 +112,7 @@ func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append([]at.Option{at.WithLogger(log)}, opts...)
+	opts = append(append(bg96.EngineOptions(), at.WithLogger(log)), opts...)
 	if p.trace {
 		opts = append(opts, at.WithTrace(log))
 	}
