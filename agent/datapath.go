@@ -12,10 +12,10 @@ import (
 
 	"cellagent/agent/bearer"
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/agent/nettime"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 )
 
@@ -91,9 +91,9 @@ func (p *dataPath) readTime(ctx context.Context, m *bg96.Modem) {
 		if !p.clock.Plausible() {
 			msg += "; TLS certificates are checked against the network's time until NTP sets the clock"
 		}
-		p.d.event(mqtt.Event{Type: EventClock, Level: "warn", Msg: msg, Attrs: map[string]string{
-			"skew_s": strconv.FormatInt(int64(skew/time.Second), 10), "network_time": nt.Time.Format(time.RFC3339), "source": nt.Source,
-			"system_plausible": strconv.FormatBool(p.clock.Plausible()),
+		p.d.event(event.Event{Type: EventClock, Level: event.Warn, Msg: msg, Attrs: event.Attrs{
+			"skew_s": int64(skew / time.Second), "network_time": nt.Time.UTC().Format(time.RFC3339), "source": nt.Source,
+			"system_plausible": p.clock.Plausible(),
 		}})
 	}
 }
@@ -149,7 +149,7 @@ func (p *dataPath) setup(ctx context.Context, c bg96.Commander) error {
 	prof, err := profileOf(n)
 	if err != nil {
 		p.record(bg96.Applied{}, err)
-		p.d.event(mqtt.Event{Type: EventNetwork, Level: "error", Msg: "network profile not applied: " + err.Error()})
+		p.d.event(event.Event{Type: EventNetwork, Level: event.Err, Msg: "network profile not applied: " + err.Error()})
 		return nil
 	}
 	res, err := bg96.ApplyProfile(ctx, c, prof)
@@ -162,16 +162,16 @@ func (p *dataPath) setup(ctx context.Context, c bg96.Commander) error {
 		for _, ch := range res.Changes {
 			names = append(names, ch.Setting)
 		}
-		attrs := map[string]string{"changed": strings.Join(names, ","), "restarted": strconv.FormatBool(res.Restarted)}
+		attrs := event.Attrs{"changed": strings.Join(names, ","), "restarted": res.Restarted}
 		for _, ch := range res.Changes {
 			if ch.To != "" {
 				attrs[ch.Setting] = ch.From + " -> " + ch.To
 			}
 		}
-		p.d.event(mqtt.Event{Type: EventNetwork, Level: "info", Msg: "network profile written to the modem: " + strings.Join(names, ", "), Attrs: attrs})
+		p.d.event(event.Event{Type: EventNetwork, Level: event.Info, Msg: "network profile written to the modem: " + strings.Join(names, ", "), Attrs: attrs})
 	}
 	if err != nil {
-		p.d.event(mqtt.Event{Type: EventNetwork, Level: "warn", Msg: "network profile partly applied: " + err.Error()})
+		p.d.event(event.Event{Type: EventNetwork, Level: event.Warn, Msg: "network profile partly applied: " + err.Error()})
 	}
 	return nil
 }
@@ -210,12 +210,12 @@ func (p *dataPath) unlock(ctx context.Context, c bg96.Commander) error {
 			p.mu.Lock()
 			p.pinFault = err.Error()
 			p.mu.Unlock()
-			p.d.event(mqtt.Event{Type: EventNetwork, Level: "error", Msg: "SIM PIN: " + err.Error() + "; not retried until the configuration is reloaded"})
+			p.d.event(event.Event{Type: EventNetwork, Level: event.Err, Msg: "SIM PIN: " + err.Error() + "; not retried until the configuration is reloaded"})
 			return err
 		}
 	}
 	if err == nil {
-		p.d.event(mqtt.Event{Type: EventNetwork, Level: "info", Msg: "SIM PIN entered"})
+		p.d.event(event.Event{Type: EventNetwork, Level: event.Info, Msg: "SIM PIN entered"})
 	}
 	return err
 }
@@ -283,8 +283,8 @@ func (p *dataPath) newBearer() (*bearer.Bearer, error) {
 			}
 			return s.Modem.LastFailure(ctx)
 		},
-		OnEvent: func(level, msg string, attrs map[string]string) {
-			p.d.event(mqtt.Event{Type: EventBearer, Level: level, Msg: msg, Attrs: attrs})
+		OnEvent: func(level, msg string, attrs map[string]any) {
+			p.d.event(event.Event{Type: EventBearer, Level: level, Msg: msg, Attrs: event.Attrs(attrs)})
 			kick(p.d.kickTele)
 		},
 		Logger: p.d.log, Now: p.d.now,

@@ -21,7 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,7 +48,7 @@ type Config struct {
 	ConfigFault func(cause string) bool
 	// OnEvent receives the bearer's events for telemetry; it must not
 	// block.
-	OnEvent func(level, msg string, attrs map[string]string)
+	OnEvent func(level, msg string, attrs map[string]any)
 	// Poll is how often the interface is read when netlink is silent
 	// (default 10 s); ResolvConf the resolver file of an external bearer
 	// (default /etc/resolv.conf).
@@ -123,7 +123,7 @@ func New(cfg Config) *Bearer {
 		cfg.Now = time.Now
 	}
 	if cfg.OnEvent == nil {
-		cfg.OnEvent = func(string, string, map[string]string) {}
+		cfg.OnEvent = func(string, string, map[string]any) {}
 	}
 	if cfg.ConfigFault == nil {
 		cfg.ConfigFault = func(string) bool { return false }
@@ -335,7 +335,7 @@ func (b *Bearer) handle(ctx context.Context, e tagged) {
 		if next.state == StateUp {
 			s := b.Snapshot()
 			b.cfg.OnEvent("info", fmt.Sprintf("data bearer up on %s", s.Interface),
-				map[string]string{"interface": s.Interface, "addresses": fmt.Sprint(s.Addresses), "dials": strconv.Itoa(s.Dials)})
+				map[string]any{"interface": s.Interface, "addresses": strings.Join(s.Addresses, " "), "dials": s.Dials})
 		}
 	}
 	for _, a := range acts {
@@ -350,7 +350,7 @@ func (b *Bearer) handle(ctx context.Context, e tagged) {
 			b.record(a.why, a.cause)
 		case actAlert:
 			b.cfg.OnEvent("error", "data bearer blocked: "+a.why+"; no redial until the configuration is fixed and reloaded",
-				map[string]string{"interface": b.cfg.Interface, "blocked": a.why})
+				map[string]any{"interface": b.cfg.Interface, "blocked": a.why})
 		}
 	}
 }
@@ -360,7 +360,7 @@ func (b *Bearer) record(why, cause string) {
 	b.snap.LastFailure, b.snap.Cause, b.snap.LastFailureAt = why, cause, b.cfg.Now()
 	b.mu.Unlock()
 	b.log.Warn("bearer: attempt failed", "why", why, "cause", cause)
-	attrs := map[string]string{"interface": b.cfg.Interface, "why": why}
+	attrs := map[string]any{"interface": b.cfg.Interface, "why": why}
 	if cause != "" {
 		attrs["cause"] = cause
 	}

@@ -21,7 +21,7 @@ type events struct {
 	all []string
 }
 
-func (e *events) add(level, msg string, _ map[string]string) {
+func (e *events) add(level, msg string, _ map[string]any) {
 	e.mu.Lock()
 	e.all = append(e.all, level+": "+msg)
 	e.mu.Unlock()
