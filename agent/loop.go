@@ -204,10 +204,17 @@ func (d *daemon) statusJSON() ([]byte, error) {
 		snap := utcSnapshot(d.sup.Snapshot())
 		st.Supervisor = &snap
 	}
-	st.Network = d.data.snapshot()
-	st.NetworkTime = d.data.clock.Snapshot()
+	if n := d.data.snapshot(); n != nil {
+		n.CheckedAt = jsonout.UTC(n.CheckedAt)
+		st.Network = n
+	}
+	if t := d.data.clock.Snapshot(); t != nil {
+		t.NetworkTime, t.ReadAt = jsonout.UTC(t.NetworkTime), jsonout.UTC(t.ReadAt)
+		st.NetworkTime = t
+	}
 	if d.data.bearer != nil {
 		b := d.data.bearer.Snapshot()
+		b.UpSince, b.LastFailureAt, b.NextDialAt = jsonout.UTC(b.UpSince), jsonout.UTC(b.LastFailureAt), jsonout.UTC(b.NextDialAt)
 		st.Bearer = &b
 	}
 	if c := d.smsCmds; c != nil {
