@@ -13,7 +13,7 @@ RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
 FUZZ_JOBS ?= 1
 
-.PHONY: all build deps test lint run cross deb fuzz bench clean chaos
+.PHONY: all build deps test lint run cross deb fuzz bench clean chaos soak-day bench-wire
 
 all: build
 
@@ -88,6 +88,12 @@ chaos:
 
 bench:
 	./scripts/bench
+
+# A day's SMS traffic against one agent whose store already holds seven
+# days of records, accelerated into MINUTES (default 40); writes
+# benchmarks/soak-day.{csv,svg} (scripts/soak-day).
+soak-day:
+	./scripts/soak-day $(or $(MINUTES),40)
 
 clean:
 	rm -rf bin dist

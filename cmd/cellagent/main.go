@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"cellagent/agent/memtrim"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -56,6 +58,7 @@ func main() {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 	if len(os.Args) > 1 && os.Args[1] == "run" {
 		sigs = sigs[:2]
+		memtrim.Setup()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
