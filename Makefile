@@ -95,5 +95,10 @@ bench:
 soak-day:
 	./scripts/soak-day $(or $(MINUTES),40)
 
+# Bytes per day on the cellular link at the IP level, the agent's broker
+# connection in a network namespace (root; scripts/bench-wire).
+bench-wire:
+	./scripts/bench-wire
+
 clean:
 	rm -rf bin dist

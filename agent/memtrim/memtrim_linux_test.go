@@ -43,10 +43,15 @@ func TestTrimUnmapsTheExecutable(t *testing.T) {
 
 func TestSetup(t *testing.T) {
 	t.Setenv("GOGC", "")
+	t.Setenv("GOMAXPROCS", "")
 	old := runtime.MemProfileRate
 	defer func() { runtime.MemProfileRate = old }()
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	Setup()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Errorf("GOMAXPROCS = %d after Setup, want 1", n)
+	}
 	if runtime.MemProfileRate != 0 {
 		t.Errorf("MemProfileRate = %d after Setup, want 0", runtime.MemProfileRate)
 	}
