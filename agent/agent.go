@@ -67,7 +67,10 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// DrainTimeout bounds the graceful part of a shutdown (default 10 s).
 	DrainTimeout time.Duration
-	Now          func() time.Time
+	// StoreCheck is how often the store's path is compared with the file
+	// the store has open (default 15 s); see store.ErrGone.
+	StoreCheck time.Duration
+	Now        func() time.Time
 	// Trim, when set, is called every minute to give memory the process
 	// no longer uses back to the system (memtrim.Trim in the daemon). A
 	// process that runs many agents leaves it nil.
@@ -95,6 +98,8 @@ type daemon struct {
 	client *mqtt.Client
 	broker *embedded.Broker
 	sup    *supervisor.Supervisor
+	// smsCmds is nil unless [sms_commands] is enabled.
+	smsCmds *smsCommands
 
 	started  time.Time
 	tele     atomic.Pointer[teleSettings]
@@ -131,6 +136,9 @@ func newDaemon(o Options) *daemon {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
 	}
+	if o.StoreCheck <= 0 {
+		o.StoreCheck = 15 * time.Second
+	}
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
@@ -147,7 +155,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.started = d.now()
 	d.o.Notify("STATUS=opening the store")
 	path := filepath.Join(d.cfg.State.Dir, StoreFile)
-	d.st, err = store.Open(path, store.Options{Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }})
+	d.st, err = store.Open(path, store.Options{
+		Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }, OutboxGroup: messaging.Destination,
+	})
 	if err != nil {
 		return err
 	}
@@ -192,6 +202,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.sup, err = d.newSupervisor(); err != nil {
 		return err
 	}
+	if d.smsCmds, err = d.newSMSCommands(); err != nil {
+		return err
+	}
 
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMQTT()
@@ -218,7 +231,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); f(work) }()
 	}
 
-	d.mainLoop(ctx)
+	loopErr := d.mainLoop(ctx)
 
 	// Drain, within DrainTimeout: no new intake, the SMS in flight is
 	// finished, the journal is handed to MQTT, then the link closes and
@@ -247,12 +260,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		d.log.Warn("agent: broker did not confirm offline within the drain time; the last will covers it")
 	}
 	d.log.Info("agent: stopped")
-	return nil
+	return loopErr
 }
 
 // mainLoop pings the watchdog while the agent makes progress, writes the
-// status file and applies reloads, until ctx ends.
-func (d *daemon) mainLoop(ctx context.Context) {
+// status file and applies reloads, until ctx ends; or until the store's
+// file is deleted, which it returns as an error so that the service exits
+// non-zero after its drain and systemd restarts it with a fresh store.
+func (d *daemon) mainLoop(ctx context.Context) error {
 	// The deadline counts from the start: resolving the device id may
 	// have used it up already.
 	ready := time.NewTimer(max(0, d.o.ReadyTimeout-d.now().Sub(d.started)))
@@ -280,12 +295,19 @@ func (d *daemon) mainLoop(ctx context.Context) {
 		defer tick.Stop()
 		tickC = tick.C
 	}
+	storeCheck := time.NewTicker(d.o.StoreCheck)
+	defer storeCheck.Stop()
 	changed := d.link.Changed()
 	d.writeStatus()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
+		case <-storeCheck.C:
+			if err := d.st.CheckFile(); errors.Is(err, store.ErrGone) {
+				d.log.Error("agent: the state directory was deleted or replaced; stopping so the service restarts with a fresh store", "err", err)
+				return err
+			}
 		case <-changed:
 			changed = d.link.Changed()
 			if _, err := d.link.Current(); err == nil {
@@ -329,7 +351,7 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Modem != d.cfg.Modem {
 		restart = append(restart, "modem")
 	}
-	if c.SMS != d.cfg.SMS {
+	if c.SMS != d.cfg.SMS || fmt.Sprint(c.SMSCommands) != fmt.Sprint(d.cfg.SMSCommands) {
 		restart = append(restart, "sms")
 	}
 	if c.BSC != d.cfg.BSC {
@@ -479,7 +501,11 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 	}
 	if m.Broker == "" {
 		// Not ctx: the broker must outlive the client's offline message.
-		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log)
+		var opts []embedded.Option
+		if conn.Password != "" {
+			opts = append(opts, embedded.WithUser(conn.Username, conn.Password))
+		}
+		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("agent: no mqtt.broker configured, and the embedded one failed: %w", err)
 		}
@@ -670,7 +696,10 @@ func (d *daemon) runInbox(ctx context.Context) {
 	}
 }
 
-func (d *daemon) publishSMS(_ context.Context, m messaging.Inbound) error {
+func (d *daemon) publishSMS(ctx context.Context, m messaging.Inbound) error {
+	if taken, err := d.smsCommand(ctx, m); taken || err != nil {
+		return err
+	}
 	return d.client.QueueSMSIn(mqtt.SMSIn(m))
 }
 

@@ -19,7 +19,7 @@ func CheckFiles(c Config, path string) error {
 	bad := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	for key, name := range map[string]string{"bsc.password_file": c.BSC.PasswordFile, "mqtt.password_file": c.MQTT.PasswordFile} {
+	for key, name := range map[string]string{"bsc.password_file": c.BSC.PasswordFile, "mqtt.password_file": c.MQTT.PasswordFile, "sms_commands.key_file": c.SMSCommands.KeyFile} {
 		// A bare credential name exists only inside the service, where
 		// systemd sets CREDENTIALS_DIRECTORY; elsewhere it is checked at
 		// start.
@@ -45,7 +45,7 @@ func CheckFiles(c Config, path string) error {
 		return nil
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := ReadFile(path); err == nil {
 		lines := keyLines(data)
 		for i := range ps {
 			ps[i].Line = lines[ps[i].Key]
