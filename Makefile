@@ -36,8 +36,9 @@ build:
 # Tests use real parts: a mosquitto broker from Debian's packages,
 # systemd-analyze for the unit, qemu-user for the ARM binaries, dpkg-deb
 # for the packages and lintian to check them, prometheus and chromium for
-# the fleet exporter's and web view's tests. Each is installed only when
-# its program is missing.
+# the fleet exporter's and web view's tests, Debian's pppd and ip (TUN in a
+# network namespace) for the data bearer. Each is installed only when its
+# program is missing.
 deps:
 	@if ! command -v $(GO) >/dev/null; then echo "Go not found: install Go 1.25 or newer into /usr/local/go"; exit 1; fi
 	@need=""; \
@@ -48,6 +49,8 @@ deps:
 	  command -v lintian >/dev/null || need="$$need lintian"; \
 	  command -v prometheus >/dev/null || need="$$need prometheus"; \
 	  command -v chromium >/dev/null || need="$$need chromium"; \
+	  [ -x /usr/sbin/pppd ] || need="$$need ppp"; \
+	  { [ -x /usr/sbin/ip ] || [ -x /sbin/ip ]; } || need="$$need iproute2"; \
 	  if [ -n "$$need" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then echo "installing$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
 	    else echo "missing:$$need; run: sudo apt-get install$$need"; exit 1; fi; \

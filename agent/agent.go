@@ -100,6 +100,7 @@ type daemon struct {
 	client *mqtt.Client
 	broker *embedded.Broker
 	sup    *supervisor.Supervisor
+	data   *dataPath
 	// smsCmds is nil unless [sms_commands] is enabled.
 	smsCmds *smsCommands
 
@@ -150,6 +151,7 @@ func newDaemon(o Options) *daemon {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
+	d.data = newDataPath(d)
 	return d
 }
 
@@ -209,6 +211,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if _, err = d.data.newBearer(); err != nil {
+		return err
+	}
 	if d.sup, err = d.newSupervisor(); err != nil {
 		return err
 	}
@@ -236,7 +241,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor, d.runHousekeeping} {
+	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor, d.runHousekeeping, d.data.runBearer} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(work) }()
 	}
@@ -376,6 +381,12 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Power != d.cfg.Power {
 		restart = append(restart, "power")
 	}
+	if c.Data != d.cfg.Data {
+		restart = append(restart, "data")
+	}
+	if d.data.reload(c.Network) {
+		d.log.Info("agent: network profile reloaded; the modem session restarts to apply it")
+	}
 	if c.Supervisor != d.cfg.Supervisor {
 		restart = append(restart, "supervisor")
 	}
@@ -411,6 +422,8 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 		Baud:     d.cfg.Modem.Baud,
 		Open:     open,
 		Init:     bg96.InitConfig{SMSC: d.cfg.SMS.SMSC, Log: d.log},
+		Unlock:   d.data.unlock,
+		Setup:    d.data.setup,
 		OnChange: d.linkChanged,
 		Logger:   d.log,
 		Now:      d.now,
@@ -431,6 +444,9 @@ func (d *daemon) linkChanged(s *link.Session, err error) {
 	if s != nil {
 		attrs := event.Attrs{"seq": s.Seq, "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
 		d.event(event.Event{Type: event.Modem, Level: event.Info, Msg: "modem session up", Attrs: attrs})
+		s.AT.AddIndication("+CTZE", d.data.timeZoneReport)
+		s.AT.AddIndication("+CTZV", d.data.timeZoneReport)
+		d.data.timeZoneReport(nil)
 		d.checkSwap("iccid", event.SIM, "SIM changed", s.Identity.ICCID)
 		d.checkSwap("imei", event.Modem, "modem changed", s.Identity.IMEI)
 		d.setIdentity(s.Identity)
@@ -554,6 +570,7 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 		Broker: m.Broker, AllowPlaintext: m.AllowPlaintext,
 		CAFile: m.CAFile, CertFile: m.ClientCert, KeyFile: m.ClientKey,
 		Username: m.Username, KeepAlive: m.KeepAlive.Duration, Dial: d.o.Dial,
+		Time: d.data.clock.Now,
 	}
 	if m.PasswordFile != "" {
 		pw, err := secret.Read(m.PasswordFile)

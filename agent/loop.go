@@ -8,8 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"cellagent/agent/bearer"
 	"cellagent/agent/jsonout"
 	"cellagent/agent/link"
+	"cellagent/agent/nettime"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -35,6 +37,7 @@ func (d *daemon) runTelemetry(ctx context.Context) {
 		if ok {
 			t.TS = now.Unix()
 			t.Health = d.health(now)
+			t.Bearer = d.bearerTelemetry()
 			if err := d.client.QueueTelemetry(t); err != nil {
 				d.log.Error("agent: telemetry not queued", "err", err)
 			} else {
@@ -66,10 +69,23 @@ func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	st := s.Modem.StatusWith(qctx, s.Identity)
+	d.data.readTime(qctx, s.Modem)
 	d.mu.Lock()
 	d.modem, d.modemAt = &st, d.now()
 	d.mu.Unlock()
 	return sample(st)
+}
+
+func (d *daemon) bearerTelemetry() *mqtt.Bearer {
+	if d.data.bearer == nil {
+		return nil
+	}
+	s := d.data.bearer.Snapshot()
+	b := &mqtt.Bearer{State: string(s.State), If: s.Interface, Addr: s.Addresses, RX: s.RxBytes, TX: s.TxBytes, Fail: s.LastFailure}
+	if s.Cause != "" {
+		b.Fail += " (" + s.Cause + ")"
+	}
+	return b
 }
 
 func (d *daemon) health(now time.Time) *mqtt.Health {
@@ -119,6 +135,13 @@ type Status struct {
 	Health   *mqtt.Health `json:"health"`
 	// Supervisor is the recovery ladder's view: state, step, budgets.
 	Supervisor *supervisor.Snapshot `json:"supervisor,omitempty"`
+	// Network is the network profile, configured against actual;
+	// Bearer the data bearer ([data] mode not off).
+	Network *NetworkStatus   `json:"network,omitempty"`
+	Bearer  *bearer.Snapshot `json:"bearer,omitempty"`
+	// NetworkTime is the network's time as the modem reported it, and
+	// whether TLS uses it for want of a plausible system clock.
+	NetworkTime *nettime.Status `json:"network_time,omitempty"`
 	// SMSCommands counts signed SMS commands, when they are enabled.
 	SMSCommands *SMSCommandsStatus `json:"sms_commands,omitempty"`
 	// Goroutines, HeapBytes and RuntimeBytes are for soak tests and leak
@@ -180,6 +203,19 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	if d.sup != nil {
 		snap := utcSnapshot(d.sup.Snapshot())
 		st.Supervisor = &snap
+	}
+	if n := d.data.snapshot(); n != nil {
+		n.CheckedAt = jsonout.UTC(n.CheckedAt)
+		st.Network = n
+	}
+	if t := d.data.clock.Snapshot(); t != nil {
+		t.NetworkTime, t.ReadAt = jsonout.UTC(t.NetworkTime), jsonout.UTC(t.ReadAt)
+		st.NetworkTime = t
+	}
+	if d.data.bearer != nil {
+		b := d.data.bearer.Snapshot()
+		b.UpSince, b.LastFailureAt, b.NextDialAt = jsonout.UTC(b.UpSince), jsonout.UTC(b.LastFailureAt), jsonout.UTC(b.NextDialAt)
+		st.Bearer = &b
 	}
 	if c := d.smsCmds; c != nil {
 		st.SMSCommands = &SMSCommandsStatus{Run: c.run.Load(), Refused: c.refused.Load()}

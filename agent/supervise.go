@@ -16,7 +16,10 @@ import (
 func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 	deps := supervisor.Deps{
 		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.queueEvent, Logger: d.log,
-		Clock: supervisor.SystemClock(d.now),
+		Clock: supervisor.SystemClock(d.now), ConfigFault: d.data.fault,
+	}
+	if d.data.bearer != nil {
+		deps.Bearer = d.data.bearer
 	}
 	if b := d.cfg.BSC; b.BaseURL != "" {
 		pw, err := secret.Read(b.PasswordFile)
@@ -27,6 +30,7 @@ func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 			BaseURL: b.BaseURL, Username: b.Username, Password: pw,
 			CAFile: b.CAFile, ClientCert: b.ClientCert, ClientKey: b.ClientKey,
 			AllowInsecureHTTP: b.AllowInsecureHTTP, Timeout: b.Timeout.Duration, Logger: d.log,
+			Time: d.data.clock.Now,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("agent: bsc: %w", err)

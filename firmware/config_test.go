@@ -53,8 +53,8 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	for _, v := range u["Service.LoadCredential"] {
 		id, path, _ := strings.Cut(v, ":")
-		if !strings.Contains(string(text), `password_file = "`+id+`"`) && !strings.Contains(string(text), `key_file = "`+id+`"`) {
-			t.Errorf("cellagent.toml never tells the operator to write password_file (or key_file) = %q", id)
+		if !strings.Contains(string(text), `password_file = "`+id+`"`) && !strings.Contains(string(text), `key_file = "`+id+`"`) && !strings.Contains(string(text), `pin_file = "`+id+`"`) {
+			t.Errorf("cellagent.toml never tells the operator to write password_file (or key_file, pin_file) = %q", id)
 		}
 		if !strings.Contains(string(text), path) {
 			t.Errorf("cellagent.toml never names %s, where the unit loads %s from", path, id)

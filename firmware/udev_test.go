@@ -42,7 +42,7 @@ func TestUdevRulesLevels(t *testing.T) {
 			links[m[1]+" "+m[2]] = true
 		}
 	}
-	for _, want := range []string{"01 ttyBG96-nmea", "02 ttyBG96"} {
+	for _, want := range []string{"01 ttyBG96-nmea", "02 ttyBG96", "03 ttyBG96-data"} {
 		if !links[want] {
 			t.Errorf("no rule links interface %s", want)
 		}

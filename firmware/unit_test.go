@@ -124,7 +124,42 @@ func TestUnitShape(t *testing.T) {
 			t.Errorf("LoadCredential=%s has no SetCredential=%s: default; a missing file would stop the start", v, id)
 		}
 	}
-	if len(u["Service.LoadCredential"]) != 3 {
-		t.Errorf("LoadCredential = %q, want bsc-password, mqtt-password and sms-command-key", u["Service.LoadCredential"])
+	if len(u["Service.LoadCredential"]) != 5 {
+		t.Errorf("LoadCredential = %q, want bsc-password, mqtt-password, sms-command-key, sim-pin and apn-password", u["Service.LoadCredential"])
+	}
+}
+
+// The ppp drop-in the package ships as an example: installed as the
+// README says, the unit still verifies, and what it opens is only
+// CAP_NET_ADMIN and /dev/ppp.
+func TestUnitVerifyWithPPPDropIn(t *testing.T) {
+	analyze := need(t, "systemd-analyze", "systemd")
+	root := verifyRoot(t)
+	dropIn, err := os.ReadFile(filepath.Join(root, "usr/share/doc/cellagent/examples/cellagent-ppp.conf"))
+	if err != nil {
+		t.Fatalf("the package does not ship the ppp drop-in: %v", err)
+	}
+	dir := filepath.Join(root, "etc/systemd/system/cellagent.service.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ppp.conf"), dropIn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runErr("", nil, analyze, "verify", "--root="+root, "cellagent.service")
+	if err != nil || out != "" {
+		t.Errorf("systemd-analyze verify with the ppp drop-in: %v\n%s", err, out)
+	}
+	out, err = runErr("", nil, analyze, "security", "--offline=yes", "--threshold=30", "--root="+root, "cellagent.service")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil {
+		t.Errorf("systemd-analyze security with the ppp drop-in: %v\n%s", err, out)
+	} else {
+		t.Log("with the ppp drop-in: " + lines[len(lines)-1])
+	}
+	for _, want := range []string{"CapabilityBoundingSet=CAP_NET_ADMIN\n", "AmbientCapabilities=CAP_NET_ADMIN\n", "DeviceAllow=/dev/ppp rw\n"} {
+		if !strings.Contains(string(dropIn), want) {
+			t.Errorf("drop-in lacks %q", want)
+		}
 	}
 }

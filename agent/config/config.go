@@ -28,9 +28,11 @@ import (
 
 // Config is the whole file. Zero sections take the defaults of Default.
 type Config struct {
-	Device DeviceConfig `toml:"device"`
-	Modem  ModemConfig  `toml:"modem"`
-	SMS    SMSConfig    `toml:"sms"`
+	Device  DeviceConfig  `toml:"device"`
+	Modem   ModemConfig   `toml:"modem"`
+	Network NetworkConfig `toml:"network"`
+	Data    DataConfig    `toml:"data"`
+	SMS     SMSConfig     `toml:"sms"`
 	// SMSCommands is signed commands by SMS, off by default.
 	SMSCommands SMSCommandsConfig `toml:"sms_commands"`
 	BSC         BSCConfig         `toml:"bsc"`
@@ -169,6 +171,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func Default() Config {
 	return Config{
 		Modem:       ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
+		Network:     defaultNetwork(),
+		Data:        defaultData(),
 		SMS:         SMSConfig{PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
 		SMSCommands: defaultSMSCommands(),
 		BSC:         BSCConfig{Timeout: Duration{15 * time.Second}},
@@ -359,6 +363,8 @@ func (c Config) Validate() []Problem {
 	if c.BSC.Timeout.Duration <= 0 {
 		bad("bsc.timeout", "must be positive")
 	}
+	c.Network.validate(bad)
+	c.Data.validate(bad)
 	c.SMSCommands.validate(bad)
 	c.MQTT.validate(bad)
 	c.Telemetry.validate(bad)

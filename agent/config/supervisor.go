@@ -65,6 +65,7 @@ type SupervisorConfig struct {
 // SupervisorSteps holds the ladder's steps; the table names are the step
 // names cmd/recover takes.
 type SupervisorSteps struct {
+	Redial     StepConfig `toml:"redial"`
 	Reattach   StepConfig `toml:"reattach"`
 	CFUNReset  StepConfig `toml:"cfun-reset"`
 	Quota      StepConfig `toml:"quota"`
@@ -86,7 +87,7 @@ type StepConfig struct {
 // Named returns the steps with their names, in ladder order.
 func (s SupervisorSteps) Named() []NamedStep {
 	return []NamedStep{
-		{"reattach", s.Reattach}, {"cfun-reset", s.CFUNReset}, {"quota", s.Quota},
+		{"redial", s.Redial}, {"reattach", s.Reattach}, {"cfun-reset", s.CFUNReset}, {"quota", s.Quota},
 		{"bsc-reset", s.BSCReset}, {"reboot", s.Reboot}, {"power-cycle", s.PowerCycle},
 	}
 }
@@ -116,6 +117,9 @@ func defaultSupervisor() SupervisorConfig {
 		QuotaRecheck:      m(60),
 		ProbeTimeout:      Duration{10 * time.Second},
 		Steps: SupervisorSteps{
+			// Hanging up and dialling again costs one PDP activation: the
+			// cheapest step, so it comes first and may run most often.
+			Redial:    StepConfig{Wait: m(1), PerHour: 4, PerDay: 24},
 			Reattach:  StepConfig{Wait: m(2), PerHour: 3, PerDay: 12},
 			CFUNReset: StepConfig{Wait: m(2), PerHour: 2, PerDay: 8},
 			Quota:     StepConfig{PerHour: 4, PerDay: 30},

@@ -78,7 +78,7 @@ func TestSupervisorValidate(t *testing.T) {
 	for _, st := range s.Steps.Named() {
 		names += st.Name + " "
 	}
-	if names != "reattach cfun-reset quota bsc-reset reboot power-cycle " {
+	if names != "redial reattach cfun-reset quota bsc-reset reboot power-cycle " {
 		t.Errorf("step order %q", names)
 	}
 }

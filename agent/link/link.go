@@ -32,6 +32,14 @@ type Config struct {
 	// after re-enumeration.
 	Open func(path string, baud int) (io.ReadWriteCloser, error)
 	Init bg96.InitConfig
+	// Unlock, when set, is called on every new session once the modem
+	// answers, to enter the SIM PIN if the SIM asks for it; after a
+	// locked SIM held up the start, the wait for the modem starts again.
+	Unlock func(ctx context.Context, c bg96.Commander) error
+	// Setup, when set, runs after the init script on every new session,
+	// as the network profile must be checked at every initialisation.
+	// An error fails the session.
+	Setup func(ctx context.Context, c bg96.Commander) error
 	// ATOptions are added to every engine, e.g. a trace logger.
 	ATOptions []at.Option
 	// ReadyTimeout bounds the wait for start-up URCs and the init script
@@ -242,11 +250,27 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 		a.Close()
 		return nil, fmt.Errorf("%s on %s: %w", step, l.cfg.Path, err)
 	}
-	if err := bg96.WaitReady(rctx, a, a); err != nil {
+	err = bg96.WaitReady(rctx, a, a)
+	// An agent started after the modem booted sees no +CPIN URC, only an
+	// answer to AT: the SIM is asked either way.
+	if l.cfg.Unlock != nil && (err == nil || errors.Is(err, bg96.ErrSIMLocked)) {
+		if uerr := l.cfg.Unlock(rctx, a); uerr != nil {
+			return fail("SIM PIN", uerr)
+		}
+		if err != nil {
+			err = bg96.WaitReady(rctx, a, a)
+		}
+	}
+	if err != nil {
 		return fail("waiting for the modem", err)
 	}
 	if err := bg96.Init(rctx, a, l.cfg.Init); err != nil {
 		return fail("init", err)
+	}
+	if l.cfg.Setup != nil {
+		if err := l.cfg.Setup(rctx, a); err != nil {
+			return fail("setup", err)
+		}
 	}
 	m := bg96.New(a)
 	id, err := m.Identity(rctx)

@@ -54,6 +54,23 @@ func (s *Supervisor) needBSCReachable() string {
 	return ""
 }
 
+func (s *Supervisor) needBearer() string {
+	if s.deps.Bearer == nil || !s.deps.Bearer.Dials() {
+		return "the agent does not own the data bearer ([data] mode = \"ppp\")"
+	}
+	return ""
+}
+
+// redial hangs the data bearer up and dials again: one PDP activation,
+// the cheapest thing to try on a data path that failed while the modem
+// stays registered.
+func (s *Supervisor) redial(context.Context) outcome {
+	if err := s.deps.Bearer.Redial("recovery ladder"); err != nil {
+		return failed("%v", err)
+	}
+	return outcome{result: resultDone, detail: "the bearer hangs up and dials again"}
+}
+
 func (s *Supervisor) needPower() string {
 	if s.deps.Power == nil {
 		return "no power lines are configured ([power])"
@@ -188,6 +205,9 @@ func (s *Supervisor) checkQuota(ctx context.Context) outcome {
 		level, msg = "warn", "SMS quota exhausted (the data quota is available)"
 	}
 	s.emit(event.Quota, level, msg, attrs)
+	if s.deps.Bearer != nil && exhausted != was {
+		s.deps.Bearer.SetQuota(exhausted)
+	}
 	s.setVerdict(v)
 	if exhausted {
 		return outcome{result: resultExhausted, detail: msg, attrs: attrs}

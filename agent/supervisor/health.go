@@ -21,6 +21,9 @@ const (
 	StateDown         State = "down"
 	StateQuota        State = "quota-exhausted"
 	StateUnresponsive State = "modem-unresponsive"
+	// StateConfigFault: the network refuses the configuration (a wrong
+	// APN or PIN); no reset can fix it, so the ladder stays still.
+	StateConfigFault State = "config-fault"
 )
 
 // problem is what the evidence says is broken, which decides the steps
@@ -51,6 +54,8 @@ type observation struct {
 	signal   bg96.Signal
 	dataPath *bool
 	dataErr  string
+	// fault is a configuration fault the agent recognised ("" none).
+	fault string
 }
 
 // streak is a run of bad observations of one kind.
@@ -96,10 +101,13 @@ type tracker struct {
 	// quotaExhausted is set by the quota step and cleared by a good
 	// observation or a quota that is available again.
 	quotaExhausted bool
+	// fault is the last observation's configuration fault.
+	fault string
 }
 
 func (t *tracker) update(o observation) {
 	t.last, t.seen = o, true
+	t.fault = o.fault
 	if o.session == 0 {
 		t.gone = o.linkGone
 		why := "no modem session (the port is gone or being reopened)"
@@ -200,13 +208,17 @@ func signalRSSI(s bg96.Signal) *int {
 // ok says whether nothing is wrong with the link, which is what ends a
 // climb as a success; weak signal alone is no reason to keep climbing.
 func (t *tracker) ok() bool {
-	return t.seen && t.reg.n == 0 && t.data.n == 0 && t.at.n == 0 && t.link.n == 0
+	return t.seen && t.fault == "" && t.reg.n == 0 && t.data.n == 0 && t.at.n == 0 && t.link.n == 0
 }
 
 func (t *tracker) verdict(now time.Time) verdict {
 	switch {
 	case !t.seen:
 		return verdict{state: StateUnknown, reason: "no observation yet"}
+	case t.fault != "":
+		// Before the modem's own state: a SIM refusing its PIN leaves no
+		// session, which must not read as a dead modem to reboot.
+		return verdict{state: StateConfigFault, reason: t.fault + "; fix the configuration and reload (no reset can help)", since: now}
 	case t.gone:
 		return verdict{StateUnresponsive, probModem, t.link.why, t.link.since}
 	case t.at.n >= minATFailures && now.Sub(t.at.since) >= t.cfg.UnresponsiveAfter.Duration:

@@ -16,6 +16,7 @@ type stepID int
 
 const (
 	stepObserve stepID = iota
+	stepRedial
 	stepReattach
 	stepCFUNReset
 	stepQuota
@@ -28,6 +29,7 @@ const (
 // Step names, as cmd/recover and the [supervisor.steps] tables spell them.
 const (
 	StepObserve    = "observe"
+	StepRedial     = "redial"
 	StepReattach   = "reattach"
 	StepCFUNReset  = "cfun-reset"
 	StepQuota      = "quota"
@@ -36,7 +38,7 @@ const (
 	StepPowerCycle = "power-cycle"
 )
 
-var stepNames = [numSteps]string{StepObserve, StepReattach, StepCFUNReset, StepQuota, StepBSCReset, StepReboot, StepPowerCycle}
+var stepNames = [numSteps]string{StepObserve, StepRedial, StepReattach, StepCFUNReset, StepQuota, StepBSCReset, StepReboot, StepPowerCycle}
 
 func stepByName(name string) (stepID, bool) {
 	for i, n := range stepNames {
@@ -47,7 +49,7 @@ func stepByName(name string) (stepID, bool) {
 	return 0, false
 }
 
-func actionNames() string { return strings.Join(stepNames[stepReattach:], ", ") }
+func actionNames() string { return strings.Join(stepNames[stepRedial:], ", ") }
 
 func stepConfig(c Config, id stepID) config.StepConfig {
 	for _, st := range c.Steps.Named() {
@@ -69,6 +71,7 @@ type stepSpec struct {
 var network, anyProblem = map[problem]bool{probNetwork: true}, map[problem]bool{probNetwork: true, probModem: true}
 
 var ladderSteps = [numSteps]stepSpec{
+	stepRedial:     {network, (*Supervisor).needBearer, (*Supervisor).redial},
 	stepReattach:   {network, (*Supervisor).needAT, (*Supervisor).reattach},
 	stepCFUNReset:  {network, (*Supervisor).needAT, (*Supervisor).cfunReset},
 	stepQuota:      {network, (*Supervisor).needBSC, (*Supervisor).checkQuota},
@@ -134,10 +137,14 @@ func (s *Supervisor) tick(ctx context.Context) {
 	v := s.v
 	switch {
 	case s.health.ok():
+		s.faultAlerted = ""
 		s.recovered(now)
 		return
 	case v.state == StateQuota:
 		s.watchQuota(ctx, now)
+		return
+	case v.state == StateConfigFault:
+		s.configFault(now)
 		return
 	case v.problem == probNone:
 		// Degraded, or not yet confirmed: nothing the evidence calls for.
@@ -275,6 +282,23 @@ func (s *Supervisor) recovered(now time.Time) {
 	s.emit(event.Recovery, "info", msg, attrs)
 }
 
+// configFault holds the ladder still while the configuration is at
+// fault: the climb under way ends, and one alert says what to fix. The
+// alert is raised again only after the fault has cleared and come back.
+func (s *Supervisor) configFault(now time.Time) {
+	l := &s.lad
+	if l.active {
+		s.endClimb(now)
+	}
+	s.plan(time.Time{}, "")
+	if s.faultAlerted == s.v.reason {
+		return
+	}
+	s.faultAlerted = s.v.reason
+	s.emit(EventAlert, "error", "configuration fault: "+s.v.reason+"; the recovery ladder stops",
+		event.Attrs{"reason": s.v.reason, "outcome": "stopped"})
+}
+
 // watchQuota rechecks an exhausted quota on its slow timer.
 func (s *Supervisor) watchQuota(ctx context.Context, now time.Time) {
 	l := &s.lad
@@ -337,6 +361,8 @@ func (s *Supervisor) unavailable(id stepID) string {
 		return s.needBSC()
 	case stepPowerCycle:
 		return s.needPower()
+	case stepRedial:
+		return s.needBearer()
 	}
 	return ""
 }

@@ -45,6 +45,9 @@ func (s *Supervisor) poll(ctx context.Context) {
 
 func (s *Supervisor) observed(o observation) {
 	s.lastPoll, s.nextPoll = o.at, o.at.Add(s.cfg.Poll.Duration)
+	if s.deps.ConfigFault != nil {
+		o.fault = s.deps.ConfigFault()
+	}
 	s.health.update(o)
 	cleared := s.health.quotaExhausted && s.health.ok()
 	if cleared {
@@ -54,6 +57,9 @@ func (s *Supervisor) observed(o observation) {
 	s.publish()
 	if cleared {
 		s.emit(event.Quota, "info", "connectivity is back; the quota is no longer taken as exhausted", nil)
+		if s.deps.Bearer != nil {
+			s.deps.Bearer.SetQuota(false)
+		}
 	}
 	s.setVerdict(v)
 }
@@ -121,10 +127,20 @@ func (s *Supervisor) dropURCs() {
 	s.removeURC, s.urcSeq = nil, 0
 }
 
-// probeData checks the data path: a TCP connect to probe_host, or else
-// the MQTT state the daemon reports; nil when neither is known.
+// probeData checks the data path: the bearer's interface as the kernel
+// reports it, then a TCP connect to probe_host, or else the MQTT state
+// the daemon reports; nil when nothing is known. A bearer that is down
+// settles it without a probe that could only time out.
 func (s *Supervisor) probeData(ctx context.Context) (*bool, string) {
 	ok := func(v bool) *bool { return &v }
+	var bearerUp *bool
+	if s.deps.Bearer != nil {
+		up, why := s.deps.Bearer.Evidence()
+		if up != nil && !*up {
+			return up, "bearer: " + why
+		}
+		bearerUp = up
+	}
 	if host := s.cfg.ProbeHost; host != "" {
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout.Duration)
 		defer cancel()
@@ -142,7 +158,7 @@ func (s *Supervisor) probeData(ctx context.Context) (*bool, string) {
 	case 2:
 		return ok(false), "MQTT connection down"
 	}
-	return nil, ""
+	return bearerUp, ""
 }
 
 // awaitSession waits, in real time up to modem_timeout, for a session

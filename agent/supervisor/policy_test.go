@@ -22,16 +22,17 @@ func TestNextRung(t *testing.T) {
 		skips   string
 		take    stepID
 	}{
-		{"network: the bottom rung first", stepObserve, probNetwork, none, "[]", stepReattach},
+		{"network: the bottom rung first", stepObserve, probNetwork, none, "[]", stepRedial},
+		{"network: reattach after redial", stepRedial, probNetwork, none, "[]", stepReattach},
 		{"network: after reattach", stepReattach, probNetwork, none, "[]", stepCFUNReset},
 		{"network: quota after cfun-reset", stepCFUNReset, probNetwork, none, "[]", stepQuota},
 		{"network: the top", stepReboot, probNetwork, none, "[]", stepPowerCycle},
 		{"network: nothing above the top", stepPowerCycle, probNetwork, none, "[]", numSteps},
 		{"modem: only reboot and power-cycle treat it", stepObserve, probModem, none, "[]", stepReboot},
 		{"modem: after reboot", stepReboot, probModem, none, "[]", stepPowerCycle},
-		{"no AT: skip what needs it", stepObserve, probNetwork,
-			blocking(map[stepID]string{stepReattach: "no AT", stepCFUNReset: "no AT"}),
-			"[reattach: no AT cfun-reset: no AT]", stepQuota},
+		{"no AT, no bearer: skip what needs them", stepObserve, probNetwork,
+			blocking(map[stepID]string{stepRedial: "no bearer", stepReattach: "no AT", stepCFUNReset: "no AT"}),
+			"[redial: no bearer reattach: no AT cfun-reset: no AT]", stepQuota},
 		{"no BSC, no power: everything above cfun-reset blocked", stepCFUNReset, probNetwork,
 			blocking(map[stepID]string{stepQuota: "no bsc", stepBSCReset: "no bsc", stepReboot: "budget", stepPowerCycle: "no power"}),
 			"[quota: no bsc bsc-reset: no bsc reboot: budget power-cycle: no power]", numSteps},

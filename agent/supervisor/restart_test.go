@@ -108,11 +108,12 @@ func TestRequests(t *testing.T) {
 	r := newRig(t, rigOpts{})
 	s := r.newSupervisor(r.cfg)
 	for _, c := range []struct{ step, want string }{
-		{"observe", `unknown step "observe" (want one of reattach, cfun-reset, quota, bsc-reset, reboot, power-cycle)`},
+		{"observe", `unknown step "observe" (want one of redial, reattach, cfun-reset, quota, bsc-reset, reboot, power-cycle)`},
 		{"reset-everything", "unknown step"},
 		{"bsc-reset", "bsc-reset: the operator API is not configured"},
 		{"quota", "quota: the operator API is not configured"},
 		{"power-cycle", "power-cycle: no power lines are configured"},
+		{"redial", "redial: the agent does not own the data bearer"},
 	} {
 		if err := s.Request(c.step); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Request(%q): %v, want %q", c.step, err, c.want)

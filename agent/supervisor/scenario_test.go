@@ -345,6 +345,7 @@ func TestOutageScenarioClimbs(t *testing.T) {
 	}
 	want := []step{
 		{time.Minute, StepObserve, "watching"},
+		{4 * time.Minute, StepRedial, resultSkipped}, // no bearer of the agent's
 		{4 * time.Minute, StepReattach, resultDone},
 		{6 * time.Minute, StepCFUNReset, resultDone},
 		{8 * time.Minute, StepQuota, resultSkipped},

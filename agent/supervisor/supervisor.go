@@ -61,6 +61,20 @@ type BSC interface {
 	Reset(ctx context.Context, iccid string) (*bsc.ResetQueued, error)
 }
 
+// Bearer is the data bearer; *bearer.Bearer implements it.
+type Bearer interface {
+	// Evidence is the kernel's word on the bearer's interface (nil:
+	// none).
+	Evidence() (up *bool, why string)
+	// Dials says whether the agent dials the bearer itself (mode ppp);
+	// only then can it redial.
+	Dials() bool
+	// Redial hangs up and dials again.
+	Redial(reason string) error
+	// SetQuota stops dialling while the data quota is exhausted.
+	SetQuota(exhausted bool)
+}
+
 // Power moves the modem's power lines; *power.Controller implements it.
 type Power interface {
 	PowerOn(ctx context.Context) error
@@ -100,6 +114,12 @@ type Deps struct {
 	BSC BSC
 	// ICCID is the SIM the operator API knows; empty: the modem's.
 	ICCID string
+	// Bearer nil skips the redial step; its evidence joins the data path.
+	Bearer Bearer
+	// ConfigFault reports a configuration fault the agent recognised (a
+	// wrong APN in +CEER, a SIM refusing its PIN): the ladder stops, with
+	// one alert, until it clears. nil: none.
+	ConfigFault func() string
 	// Power nil skips the power-cycle step.
 	Power      Power
 	PowerLines PowerLines
@@ -189,6 +209,8 @@ type Supervisor struct {
 	iccid     string
 	urcSeq    int
 	removeURC []func()
+	// faultAlerted is the configuration fault already alerted about.
+	faultAlerted string
 }
 
 // New checks cfg and loads the saved history. A history that cannot be
@@ -477,7 +499,7 @@ func (s *Supervisor) setVerdict(v verdict) {
 
 var stateLevel = map[State]string{
 	StateUnknown: "info", StateHealthy: "info", StateDegraded: "warn", StateDown: "warn",
-	StateQuota: "error", StateUnresponsive: "error",
+	StateQuota: "error", StateUnresponsive: "error", StateConfigFault: "error",
 }
 
 // emit logs an event and hands it to Deps.Emit.

@@ -92,6 +92,11 @@ func TestPermanentOutageKeepsBudgetsForAWeek(t *testing.T) {
 	// Each step ran, and the daily budgets bound: with a climb every
 	// 1-2 hours, more would have run otherwise.
 	for _, st := range cfg.Steps.Named() {
+		if st.Name == StepRedial {
+			// The week's gateway has no bearer of the agent's: redial is
+			// skipped (bearer_test.go covers it).
+			continue
+		}
 		if n := counts[st.Name]; n == 0 || n > 7*st.PerDay {
 			t.Errorf("%s ran %d times in the week (max %d a day)", st.Name, n, st.PerDay)
 		}

@@ -33,7 +33,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		`Run the agent: keep the modem initialised, take incoming SMS off the SIM
 into the durable store and publish them, send SMS requested over MQTT,
 report registration and signal by exception, and drain gracefully on
-SIGTERM. SIGHUP reloads the log level and telemetry settings.
+SIGTERM. SIGHUP reloads the log level, the telemetry settings and the network
+profile ([network]: the modem session restarts to apply it, and a wrong PIN
+or APN it fixes is tried again).
 
 Settings come from the file (see 'cellagent config example'); flags override
 it. Paths may also come from the environment: CELLAGENT_CONFIG, and systemd's

@@ -361,6 +361,7 @@ func daemonStatus(e *env, dir string, asJSON bool, note string) error {
 			fmt.Fprintf(tw, "  %s\t%s\n", b.Step, left)
 		}
 	}
+	renderDataPath(tw, st)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -369,6 +370,60 @@ func daemonStatus(e *env, dir string, asJSON bool, note string) error {
 		return render(e.stdout, *st.Modem, false)
 	}
 	return nil
+}
+
+// renderDataPath prints the bearer and the network profile, configured
+// against actual.
+func renderDataPath(tw io.Writer, st agent.Status) {
+	if b := st.Bearer; b != nil {
+		line := fmt.Sprintf("%s, %s %s", b.Mode, b.Interface, b.State)
+		if !b.UpSince.IsZero() {
+			line += " since " + b.UpSince.Format(time.TimeOnly)
+		}
+		if len(b.Addresses) > 0 {
+			line += ", " + strings.Join(b.Addresses, " ")
+		}
+		fmt.Fprintf(tw, "Data bearer\t%s\n", line)
+		fmt.Fprintf(tw, "  traffic\t%d bytes in, %d out; %d dials\n", b.RxBytes, b.TxBytes, b.Dials)
+		if len(b.DNS) > 0 {
+			fmt.Fprintf(tw, "  dns\t%s\n", strings.Join(b.DNS, " "))
+		}
+		if b.LastFailure != "" {
+			f := b.LastFailure
+			if b.Cause != "" {
+				f += " (+CEER: " + b.Cause + ")"
+			}
+			fmt.Fprintf(tw, "  last failure\t%s at %s\n", f, b.LastFailureAt.Format(time.TimeOnly))
+		}
+		if b.Blocked != "" {
+			fmt.Fprintf(tw, "  blocked\t%s\n", b.Blocked)
+		}
+		if !b.NextDialAt.IsZero() {
+			fmt.Fprintf(tw, "  next dial\t%s\n", b.NextDialAt.Format(time.TimeOnly))
+		}
+	}
+	if nt := st.NetworkTime; nt != nil {
+		line := fmt.Sprintf("%s (%s, zone %+dmin), system clock %+ds off", nt.NetworkTime.UTC().Format(time.DateTime), nt.Source, nt.ZoneMinutes, nt.SkewSeconds)
+		if nt.UsingNetwork {
+			line += "; the system clock is implausible: TLS uses the network's time"
+		}
+		fmt.Fprintf(tw, "Network time\t%s\n", line)
+	}
+	if n := st.Network; n != nil {
+		fmt.Fprintf(tw, "Network profile\tchecked %s\n", n.CheckedAt.Format(time.TimeOnly))
+		for _, s := range n.Settings {
+			state := "as configured"
+			if s.Error != "" {
+				state = "error: " + s.Error
+			} else if s.Want != "" && !strings.EqualFold(s.Want, s.Actual) {
+				state = "differs"
+			}
+			fmt.Fprintf(tw, "  %s\twant %q, modem %q (%s)\n", s.Setting, s.Want, s.Actual, state)
+		}
+		if n.Fault != "" {
+			fmt.Fprintf(tw, "  fault\t%s\n", n.Fault)
+		}
+	}
 }
 
 // modemJSON is `status --port --json`: the modem's status under the

@@ -51,6 +51,7 @@ const (
 func runBSCSim(ctx context.Context, e *env, args []string) error {
 	var (
 		listen, appURL, link, caOut, scenario string
+		dataLink                              string
 		users, sims                           []string
 		useTLS, control, verbose              bool
 		resetDelay                            time.Duration
@@ -82,6 +83,7 @@ Examples:
 	fs.StringVar(&appURL, "app-url", "", "application URL receiving MO SMS (POST) and delivery reports (PATCH)")
 	fs.BoolVar(&control, "control", false, "enable the unauthenticated /_sim/ fault-injection endpoints")
 	fs.StringVar(&link, "modem-link", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
+	fs.StringVar(&dataLink, "modem-data-link", "", "with --modem-link, also serve the modem's data port (ATD*99***1# answers CONNECT) with a symlink here")
 	fs.StringVar(&scenario, "scenario", "", "with --modem-link, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
@@ -151,6 +153,15 @@ Examples:
 		defer m.Close()
 		if err := m.Link(link); err != nil {
 			return err
+		}
+		if dataLink != "" {
+			if err := m.StartDataPort(); err != nil {
+				return err
+			}
+			if err := m.LinkDataPort(dataLink); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "its data port on %s\n", dataLink)
 		}
 		modem = m
 		fmt.Fprintf(e.stdout, "BG96 simulator for SIM %s on %s (link %s)\n", m.ICCID(), m.PTY(), link)

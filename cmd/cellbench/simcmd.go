@@ -15,7 +15,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 		return runSimFleet(ctx, e, args[1:])
 	}
 	var (
-		link, scenario string
+		link, dataLink string
+		scenario       string
 		cfg            sim.Config
 		verbose        bool
 	)
@@ -31,6 +32,7 @@ against a broker and measures them (see 'cellbench sim fleet --help').
 Example:
   cellbench sim --link /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
 	fs.StringVar(&link, "link", "", "also make a symlink to the pty here, kept pointing at it across simulated USB hang-ups")
+	fs.StringVar(&dataLink, "data-link", "", "also serve the data port (ATD*99***1# answers CONNECT) and link it here, like /dev/ttyBG96-data")
 	fs.StringVar(&scenario, "scenario", "", "scenario file to play")
 	fs.IntVar(&cfg.Baud, "baud", sim.DefaultBaud, "line rate the output is paced to (8N1, 10 bits a byte); -1 for no pacing")
 	fs.StringVar(&cfg.IMEI, "imei", "", "IMEI (default 866425031234567)")
@@ -64,9 +66,20 @@ Example:
 			return err
 		}
 	}
+	if dataLink != "" {
+		if err := m.StartDataPort(); err != nil {
+			return err
+		}
+		if err := m.LinkDataPort(dataLink); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(e.stdout, "BG96 simulator on %s", m.PTY())
 	if link != "" {
 		fmt.Fprintf(e.stdout, " (link %s)", link)
+	}
+	if dataLink != "" {
+		fmt.Fprintf(e.stdout, ", data port %s", dataLink)
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
 

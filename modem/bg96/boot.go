@@ -130,7 +130,7 @@ func (b *boot) take(line string) error {
 		if st == PINReady {
 			b.cpin = true
 		} else if strings.Contains(string(st), "PIN") || strings.Contains(string(st), "PUK") {
-			return fmt.Errorf("bg96: SIM is locked (%s); enter or disable the PIN", st)
+			return fmt.Errorf("%w (%s); enter or disable the PIN", ErrSIMLocked, st)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Seeds live in testdata/fuzz/<FuzzName>/, taken from the reference
@@ -226,6 +227,63 @@ func FuzzParseATI(f *testing.F) {
 		}
 		if p.Manufacturer == "" || p.Model == "" {
 			t.Fatalf("product %+v", p)
+		}
+	})
+}
+
+func FuzzParseQPINC(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		pin, puk, err := ParseQPINC(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if pin < 0 || pin > 10 || puk < 0 || puk > 10 {
+			t.Fatalf("counters %d %d", pin, puk)
+		}
+	})
+}
+
+func FuzzParseCEER(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		cause, err := ParseCEER(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if cause == "" {
+			t.Fatal("empty cause without an error")
+		}
+	})
+}
+
+// FuzzProfileAnswers feeds one answer line to every profile reader: each
+// returns a value or an error, never panics, and a band value is three
+// hex masks.
+func FuzzProfileAnswers(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		lines := []string{line}
+		if v, err := bandValue(lines); err == nil && strings.Count(v, ",") != 2 {
+			t.Fatalf("band value %q", v)
+		}
+		_, _ = cgdcont(lines, 1)
+		_, _ = qicsgp(lines)
+		_, _ = copsValue(lines)
+		_, _ = qcfgFields(lines, "nwscanseq")
+	})
+}
+
+func FuzzParseNetworkTime(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, parse := range []func(string) (NetworkTime, error){ParseQLTS, ParseCCLK} {
+			nt, err := parse(line)
+			if err != nil {
+				parseErrOnly(t, err)
+				continue
+			}
+			if nt.Zone < -14*time.Hour || nt.Zone > 14*time.Hour || nt.Time.Location() != time.UTC {
+				t.Fatalf("%q: %+v", line, nt)
+			}
 		}
 	})
 }

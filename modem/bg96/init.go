@@ -51,6 +51,8 @@ func Script(cfg InitConfig) ([]Step, error) {
 			Why: "GPRS registration URCs with LAC and cell id; optional as above"},
 		{Cmd: "AT+CEREG=2", Timeout: 2 * time.Second,
 			Why: "EPS registration URCs with TAC and cell id, the reliable state on LTE-M; optional as above"},
+		{Cmd: "AT+CTZR=2", Timeout: 2 * time.Second,
+			Why: "+CTZE time zone reports with the network's time, so it is read again when it changes; optional because AT+QLTS still answers"},
 	}
 	if cfg.SMSC != "" {
 		num, toa, err := NormalizeSMSC(cfg.SMSC)

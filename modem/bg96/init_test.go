@@ -21,7 +21,7 @@ func okScript(cmds ...string) map[string][]string {
 
 var initCmds = []string{
 	"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0",
-	"AT+CREG=2", "AT+CGREG=2", "AT+CEREG=2",
+	"AT+CREG=2", "AT+CGREG=2", "AT+CEREG=2", "AT+CTZR=2",
 	`AT+CSCA="+882285000016860",145`, `AT+CPMS="SM","SM","SM"`,
 }
 

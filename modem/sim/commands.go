@@ -260,7 +260,7 @@ func intArg(args []string, i, lo, hi, def int) (int, bool) {
 
 var cmeText = map[int]string{
 	3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
-	11: "SIM PIN required", 13: "SIM failure", 14: "SIM busy", 21: "invalid index",
+	11: "SIM PIN required", 12: "SIM PUK required", 13: "SIM failure", 16: "incorrect password", 14: "SIM busy", 21: "invalid index",
 	30: "no network service", 50: "incorrect parameters", 100: "unknown",
 }
 
@@ -337,16 +337,6 @@ func init() {
 	register(ident(func(m *Modem) string { return m.cfg.IMEI }), "+CGSN", "+GSN")
 	register(ident(func(m *Modem) string { return "+QCCID: " + m.cfg.ICCID }), "+QCCID")
 	register(ident(func(m *Modem) string { return m.cfg.IMSI }), "+CIMI")
-	register(func(m *Modem, c command) resp {
-		switch c.typ {
-		case cmdRead:
-			return resp{info: []string{"+CPIN: READY"}}
-		case cmdSet:
-			// The SIM is never locked, so a PIN is not wanted.
-			return errResp(m.cmeLocked(3))
-		}
-		return errResp("ERROR")
-	}, "+CPIN")
 	register(func(m *Modem, c command) resp {
 		switch c.typ {
 		case cmdRead:

@@ -35,6 +35,9 @@ import (
 //	fault garbage hex=<hex>|text=<text>  |  fault truncate  |  fault stopafter n=<n>
 //	fault clear
 //	reboot                         |  poweroff
+//	network apn=<apn>|any          the only APN the network activates (a
+//	                               wrong one: ATD gets NO CARRIER, +CEER says why)
+//	pin code=<pin> attempts=<n>    the SIM asks for its PIN from the next power-up
 //
 // Signal values are integers (dBm, SINR in dB) or ranges lo..hi: a range
 // takes a random value the first time and then walks randomly within it,
@@ -246,6 +249,30 @@ func parseAction(name string, args []string) (action, error) {
 		return parseSMS(args)
 	case "fault":
 		return parseFault(args)
+	case "network":
+		// network apn=<apn>: the only APN the network activates; apn=any
+		// accepts every APN again.
+		a, err := kv(args, "apn")
+		if err != nil || a["apn"] == "" {
+			return nil, fmt.Errorf("network: want apn=<apn> or apn=any")
+		}
+		apn := a["apn"]
+		if apn == "any" {
+			apn = ""
+		}
+		return func(m *Modem, _ *walker) error { m.SetAcceptedAPN(apn); return nil }, nil
+	case "pin":
+		// pin code=<pin> attempts=<n>: the SIM asks for its PIN from the
+		// next power-up.
+		a, err := kv(args, "code", "attempts")
+		if err != nil {
+			return nil, fmt.Errorf("pin: %w", err)
+		}
+		n, err := strconv.Atoi(a["attempts"])
+		if err != nil || n < 0 || n > 10 || a["code"] == "" {
+			return nil, fmt.Errorf("pin: want code=<digits> attempts=0..10")
+		}
+		return func(m *Modem, _ *walker) error { m.SetPIN(a["code"], n); return nil }, nil
 	case "reboot", "poweroff":
 		if len(args) != 0 {
 			return nil, fmt.Errorf("%s takes no arguments", name)

@@ -17,6 +17,8 @@ import (
 	"github.com/creack/pty"
 	"github.com/warthog618/sms"
 	"golang.org/x/sys/unix"
+
+	"cellagent/modem/port"
 )
 
 // DefaultBaud is the line speed used when Config.Baud is zero.
@@ -139,6 +141,14 @@ type Modem struct {
 
 	bytesIn, bytesOut, commands, processed atomic.Int64
 
+	// nvWrites counts NVRAM writes per setting; acceptAPN is the only
+	// APN the network activates ("" any). Both under mu.
+	nvWrites  map[string]int
+	acceptAPN string
+	data      *dataPort
+	// netTimeOffset is how far the network's clock runs ahead of ours.
+	netTimeOffset time.Duration
+
 	// concatRef numbers DeliverText's multi-part messages, as an SMSC
 	// would, so two long messages from one originator stay apart.
 	concatRef sms.Counter
@@ -258,11 +268,12 @@ func (m *Modem) Stats() Stats {
 	return Stats{BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), Commands: m.commands.Load(), Processed: m.processed.Load()}
 }
 
-// openPTY creates a new pty pair and starts its reader.
-func (m *Modem) openPTY() error {
-	master, slave, err := pty.Open()
+// newPTY opens a pty pair: the master non-blocking and close-on-exec,
+// the slave raw.
+func newPTY() (master, slave *os.File, err error) {
+	master, slave, err = pty.Open()
 	if err != nil {
-		return fmt.Errorf("sim: open pty: %w", err)
+		return nil, nil, fmt.Errorf("sim: open pty: %w", err)
 	}
 	// pty.Open leaves the master in blocking mode (it calls Fd()), so a
 	// Read would survive Close. A non-blocking duplicate goes through the
@@ -273,17 +284,26 @@ func (m *Modem) openPTY() error {
 	_ = master.Close()
 	if err != nil {
 		_ = slave.Close()
-		return fmt.Errorf("sim: dup pty master: %w", err)
+		return nil, nil, fmt.Errorf("sim: dup pty master: %w", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		_ = unix.Close(fd)
 		_ = slave.Close()
-		return fmt.Errorf("sim: pty master non-blocking: %w", err)
+		return nil, nil, fmt.Errorf("sim: pty master non-blocking: %w", err)
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	if err := makeRaw(slave); err != nil {
 		_ = master.Close()
 		_ = slave.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// openPTY creates a new pty pair and starts its reader.
+func (m *Modem) openPTY() error {
+	master, slave, err := newPTY()
+	if err != nil {
 		return err
 	}
 	m.wmu.Lock()
@@ -312,27 +332,8 @@ func (m *Modem) openPTY() error {
 // the pty's lifetime because Linux resets a pty's termios when the last
 // slave fd closes, and so that the master does not read EIO between hosts.
 func makeRaw(slave *os.File) error {
-	rc, err := slave.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("sim: pty raw mode: %w", err)
-	}
-	var ierr error
-	cerr := rc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			ierr = err
-			return
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB
-		t.Cflag |= unix.CS8
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		ierr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
-	})
-	if err := errors.Join(cerr, ierr); err != nil {
-		return fmt.Errorf("sim: pty raw mode: %w", err)
+	if err := port.MakeRaw(slave, 0); err != nil {
+		return fmt.Errorf("sim: pty: %w", err)
 	}
 	return nil
 }

@@ -115,6 +115,20 @@ type state struct {
 	eff        [3]Registration // what the modem last reported
 	sig        Signal
 
+	// nv survives reboots and power cycles, as the BG96's NVRAM does.
+	nv nvram
+	// The SIM's PIN lock: pin is the right one, pinLeft the attempts
+	// before PUK; pinLocked while it waits for AT+CPIN.
+	pin       string
+	pinLeft   int
+	pinLocked bool
+	// ceer is the last failure cause AT+CEER reports.
+	ceer string
+	// ctzr is AT+CTZR (time zone reports); nitz says the network has set
+	// the modem's clock since power-up.
+	ctzr int
+	nitz bool
+
 	csca    string
 	cscaTOA int
 	store   []*slot
@@ -134,11 +148,13 @@ func newState(cfg *Config) state {
 		csca: cfg.SMSC, cscaTOA: toaFor(cfg.SMSC),
 		store: make([]*slot, cfg.StorageSize),
 		sig:   NoService,
+		nv:    defaultNVRAM(), pinLeft: 3,
 	}
 	if !cfg.StartUnregistered {
 		reg := Registration{Stat: Home, Area: "1A2B", Cell: "01A2B3C", AcT: ActEMTC}
 		st.net = [3]Registration{reg, reg, reg}
 		st.sig = Signal{Act: "CAT-M1", RSSI: -65, RSRP: -95, SINR: 12, RSRQ: -11}
+		st.nitz = true
 	}
 	for d := range st.net {
 		st.eff[d] = st.effective(Domain(d))
@@ -158,8 +174,11 @@ func toaFor(num string) int {
 func (st *state) effective(d Domain) Registration {
 	off := Registration{Stat: NotSearching}
 	switch {
-	case st.power != powerOn || st.cfun != 1 || st.copsMode == 2:
+	case st.power != powerOn || st.cfun != 1 || st.copsMode == 2 || st.pinLocked:
 		return off
+	case st.net[d].registered() && !st.nv.ratAllowed(st.net[d].AcT):
+		// The radio configuration excludes the network's technology.
+		return Registration{Stat: Searching}
 	case d != CS && !st.attached:
 		return off
 	case !st.radioReady && st.net[d].registered():
@@ -228,7 +247,12 @@ func (m *Modem) applyLocked() []string {
 		}
 	}
 	if st.registered() {
+		if !st.nitz {
+			urcs = append(urcs, m.nitzLocked()...)
+		}
 		urcs = append(urcs, m.flushPendingLocked()...)
+	} else {
+		m.dropCarrierLocked("Lost connection")
 	}
 	return urcs
 }
@@ -324,8 +348,10 @@ func (m *Modem) powerOffLocked(p power) {
 	st := &m.st
 	st.power = p
 	st.prompt = nil
+	m.dropCarrierLocked("Lost connection")
 	st.settings = defaultSettings()
 	st.cfun, st.copsMode, st.attached, st.radioReady = 1, 0, true, false
+	st.nitz, st.ctzr = false, 0
 	for d := range st.eff {
 		st.eff[d] = st.effective(Domain(d))
 	}
@@ -336,6 +362,12 @@ func (m *Modem) boot() {
 	m.st.power = powerOn
 	m.st.simBusyUntil = time.Now().Add(m.cfg.SIMBusy)
 	urcs := []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "APP RDY"}
+	if m.st.pin != "" {
+		// A SIM with its PIN on asks again at every power-up, and the
+		// modem reads the SMS store only once it is unlocked.
+		m.st.pinLocked = true
+		urcs = []string{"RDY", "+CFUN: 1", "+CPIN: SIM PIN", "+QUSIM: 1", "APP RDY"}
+	}
 	urcs = append(urcs, m.applyLocked()...)
 	m.afterLocked(m.cfg.RegisterDelay, m.radioUp)
 	m.mu.Unlock()

@@ -31,7 +31,10 @@ type Config struct {
 	AllowInsecureHTTP bool
 
 	Timeout time.Duration // per HTTP attempt; default 15 s
-	Retry   RetryPolicy
+	// Time is the clock the API's certificate is checked against; default
+	// the system's (see mqtt.Conn.Time).
+	Time  func() time.Time
+	Retry RetryPolicy
 
 	// RateLimit is the client-side request budget in requests per second
 	// (default 5, a conservative budget of our own: the guide names none);
@@ -123,7 +126,7 @@ func IsLoopback(host string) bool {
 }
 
 func buildHTTPClient(cfg Config) (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, Time: cfg.Time}
 	if err := secret.LoadTLS(tlsCfg, cfg.CAFile, cfg.ClientCert, cfg.ClientKey); err != nil {
 		return nil, fmt.Errorf("bsc: config: %w", err)
 	}

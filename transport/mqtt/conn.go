@@ -69,6 +69,12 @@ type Conn struct {
 	// Dial opens the TCP connection; default the package's Dial. Tests use it to
 	// cut a connection abruptly, a relay can count bytes through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Time is the clock the broker's certificate is checked against;
+	// default the system's. A gateway without an RTC starts in 1970
+	// until NTP, which may need this very link, has run: the agent then
+	// passes the network's time.
+	Time func() time.Time
 }
 
 // Dial opens the TCP connection to the broker when Conn.Dial is nil. It
@@ -185,6 +191,7 @@ func (c Conn) tlsConfig(host string) (*tls.Config, error) {
 		// most of the ~6.5 kB a full TLS+MQTT set-up costs on a link
 		// where reconnects are the most expensive thing we do.
 		ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		Time:               c.Time,
 	}
 	if !c.PostQuantumTLS {
 		// Go's default key share adds X25519MLKEM768, 1.2 kB more in

@@ -262,6 +262,17 @@ type Telemetry struct {
 	Attached *bool        `json:"ps_att,omitempty"`
 	Quota    *Quota       `json:"quota,omitempty"`
 	Health   *Health      `json:"health,omitempty"`
+	Bearer   *Bearer      `json:"bearer,omitempty"`
+}
+
+// Bearer is the data bearer in telemetry ([data] mode ppp or external).
+type Bearer struct {
+	State string   `json:"state"`          // off, dialing, connected, up, backoff, blocked, down
+	If    string   `json:"if,omitempty"`   // interface, e.g. ppp0
+	Addr  []string `json:"addr,omitempty"` // its addresses, CIDR
+	RX    uint64   `json:"rx,omitempty"`   // bytes received, from the kernel's counters
+	TX    uint64   `json:"tx,omitempty"`   // bytes sent
+	Fail  string   `json:"fail,omitempty"` // last failure, with the modem's +CEER cause
 }
 
 // Event types on the wire, for consumers (the agent raises its own,
