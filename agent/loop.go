@@ -131,6 +131,10 @@ type LinkStatus struct {
 }
 
 func (d *daemon) statusJSON() ([]byte, error) {
+	return json.MarshalIndent(d.status(), "", "  ")
+}
+
+func (d *daemon) status() Status {
 	now := d.now()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -151,5 +155,5 @@ func (d *daemon) statusJSON() ([]byte, error) {
 		snap := d.sup.Snapshot()
 		st.Supervisor = &snap
 	}
-	return json.MarshalIndent(st, "", "  ")
+	return st
 }
