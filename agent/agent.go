@@ -744,7 +744,7 @@ func resultOf(rec []byte) mqtt.SMSResult {
 
 func resultEvent(rec []byte) localapi.Event {
 	r := resultOf(rec)
-	st := localapi.SMSStatus{ID: r.ID, State: r.State, Reason: r.Reason}
+	st := localapi.SMSStatus{V: localapi.V, ID: r.ID, State: r.State, Reason: r.Reason}
 	if it, err := decodeItem(rec); err == nil {
 		st = smsStatusOf(it)
 	}

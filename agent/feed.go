@@ -86,7 +86,7 @@ func inboundEvent(m messaging.Inbound) localapi.Event {
 }
 
 func smsStatusOf(it store.OutboxItem) localapi.SMSStatus {
-	return localapi.SMSStatus{ID: it.ID, State: string(it.State), Refs: it.Refs, Delivered: it.Delivered,
+	return localapi.SMSStatus{V: localapi.V, ID: it.ID, State: string(it.State), Refs: it.Refs, Delivered: it.Delivered,
 		Attempts: it.Attempts, Code: it.Code, Reason: it.Reason, LastError: it.LastErr,
 		Created: it.Created, Updated: it.Updated, SentAt: it.SentAt}
 }

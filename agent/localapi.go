@@ -29,7 +29,7 @@ type apiBackend struct {
 }
 
 func (b apiBackend) Status(context.Context) ([]byte, error) {
-	return json.Marshal(b.ops.Status())
+	return json.MarshalIndent(b.ops.Status(), "", "  ")
 }
 
 func (b apiBackend) SendSMS(ctx context.Context, r localapi.SMSRequest) (localapi.SMSQueued, error) {

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"bsc":     {"operator platform (BSC): quota, reset, and a platform simulator", runBSC},
 	"fleet":   {"watch or list the gateways reporting to an MQTT broker", runFleet},
 	"run":     {"run the agent (the systemd service)", runRun},
+	"recover": {"ask the running agent for a recovery step", runRecover},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
 }
