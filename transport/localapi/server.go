@@ -127,15 +127,27 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ln: newLimitListener(ln, cfg.MaxConns),
 		inFlight: make(chan struct{}, cfg.MaxInFlight), streams: make(chan struct{}, cfg.MaxStreams)}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.limited(s.status))
-	mux.HandleFunc("POST /v1/sms", s.limited(s.sendSMS))
-	mux.HandleFunc("GET /v1/sms/{id}", s.limited(s.getSMS))
-	mux.HandleFunc("GET /v1/inbox", s.limited(s.inbox))
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("POST /v1/at", s.limited(s.at))
-	mux.HandleFunc("POST /v1/recover", s.limited(s.recover))
+	mux, paths := http.NewServeMux(), http.NewServeMux()
+	for _, rt := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/v1/status", s.limited(s.status)},
+		{"POST", "/v1/sms", s.limited(s.sendSMS)},
+		{"GET", "/v1/sms/{id}", s.limited(s.getSMS)},
+		{"GET", "/v1/inbox", s.limited(s.inbox)},
+		{"GET", "/v1/events", s.events},
+		{"POST", "/v1/at", s.limited(s.at)},
+		{"POST", "/v1/recover", s.limited(s.recover)},
+	} {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		paths.HandleFunc(rt.path, http.NotFound)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, p := paths.Handler(r); p != "" {
+			s.fail(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+			return
+		}
 		s.fail(w, http.StatusNotFound, fmt.Sprintf("no %s %s in API version %d (see API.md)", r.Method, r.URL.Path, V))
 	})
 	s.srv = &http.Server{
@@ -143,9 +155,10 @@ func Listen(cfg Config) (*Server, error) {
 		// A client that dribbles its headers or body is cut off rather
 		// than holding a connection; the body deadline is per request.
 		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// Idle connections count against MaxConns: they go soon.
+		IdleTimeout:    10 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return s, nil
 }
@@ -433,6 +446,10 @@ func (s *Server) backendError(w http.ResponseWriter, err error) {
 
 func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
 	b, _ := json.Marshal(Error{V: V, Error: msg})
+	if code == http.StatusServiceUnavailable {
+		// A refused client should not keep a connection slot.
+		w.Header().Set("Connection", "close")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
