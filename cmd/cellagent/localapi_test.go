@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/agent"
 	"cellagent/modem/sim"
@@ -55,6 +61,7 @@ type apiRig struct {
 	bin, dir, cfg string
 	m             *sim.Modem
 	env           []string
+	broker        *mqtttest.Broker
 	proc          *agentProc
 	c             *localapi.Client
 }
@@ -84,7 +91,7 @@ func newAPIRig(t *testing.T, bin, dir string, extra ...string) *apiRig {
 		fmt.Fprintf(f, "[%s]\n%s\n", sec, strings.Join(lines, "\n"))
 	}
 	f.Close()
-	return &apiRig{bin: bin, dir: dir, cfg: cfg, m: m, c: localapi.NewClient(filepath.Join(dir, localapi.SocketName))}
+	return &apiRig{bin: bin, dir: dir, cfg: cfg, m: m, broker: b, c: localapi.NewClient(filepath.Join(dir, localapi.SocketName))}
 }
 
 // start runs the agent and waits until its API reports the modem up.
@@ -424,37 +431,26 @@ func TestAPISocketGroup(t *testing.T) {
 func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
-	r := newAPIRig(t, bin, dir, "telemetry.poll = \"1s\"")
+	r := newAPIRig(t, bin, dir, "telemetry.poll = \"1s\"", "telemetry.heartbeat = \"1s\"")
 	r.start(t)
 
-	// The telemetry loop's rounds, seen as changes of modem_at.
+	// The telemetry loop's rounds, as the fleet sees them: with a
+	// heartbeat of one poll every round publishes. Not through the API,
+	// which the abuse keeps busy.
 	var mu sync.Mutex
 	var polls []time.Time
-	stopSampler := make(chan struct{})
-	samplerDone := make(chan struct{})
-	go func() {
-		defer close(samplerDone)
-		c := localapi.NewClient(filepath.Join(dir, localapi.SocketName))
-		for {
-			select {
-			case <-stopSampler:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			b, err := c.Status(ctx)
-			cancel()
-			var st agent.Status
-			if err != nil || json.Unmarshal(b, &st) != nil {
-				continue
-			}
-			mu.Lock()
-			if n := len(polls); n == 0 || !polls[n-1].Equal(st.ModemAt) {
-				polls = append(polls, st.ModemAt)
-			}
-			mu.Unlock()
-		}
-	}()
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(r.broker.URL()).SetClientID("test-pace"))
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("cellagent/v1/+/telemetry", 0, func(paho.Client, paho.Message) {
+		mu.Lock()
+		polls = append(polls, time.Now())
+		mu.Unlock()
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
 	intervals := func(from, to time.Time) []time.Duration {
 		mu.Lock()
 		defer mu.Unlock()
@@ -470,6 +466,7 @@ func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 	// SMS traffic during both phases: one MT and one MO a second.
 	var mtSent, moIDs []string
 	var moMu sync.Mutex
+	var moSenders sync.WaitGroup
 	traffic := func(phase string, d time.Duration) {
 		end := time.Now().Add(d)
 		for i := 0; time.Now().Before(end); i++ {
@@ -478,7 +475,9 @@ func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 				t.Error(err)
 			}
 			mtSent = append(mtSent, mt)
+			moSenders.Add(1)
 			go func() {
+				defer moSenders.Done()
 				for try := 0; try < 50; try++ {
 					q, err := r.c.SendSMS(context.Background(), localapi.SMSRequest{To: "5432145",
 						Text: fmt.Sprintf("%s mo %d", phase, i), IdempotencyKey: fmt.Sprintf("%s-%d", phase, i)})
@@ -500,74 +499,29 @@ func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 	traffic("quiet", 8*time.Second)
 	quietTo := time.Now()
 
-	// The abuse.
-	sock := filepath.Join(dir, localapi.SocketName)
-	abuseCtx, stopAbuse := context.WithCancel(context.Background())
-	var abusers sync.WaitGroup
-	var refused, answered, failed sync.Map
-	count := func(m *sync.Map, k string) {
-		v, _ := m.LoadOrStore(k, new(int64))
-		p := v.(*int64)
-		mu.Lock()
-		*p++
-		mu.Unlock()
+	// The abuse, from another process: in this one it would starve the
+	// simulator, and measure the test rather than the agent.
+	abuser := exec.Command(os.Args[0], "-test.run=^TestAPIAbuser$", "-test.v")
+	abuser.Env = append(os.Environ(), abuserEnv+"="+filepath.Join(dir, localapi.SocketName))
+	var abuseOut lockedBuffer
+	abuser.Stdout, abuser.Stderr = &abuseOut, &abuseOut
+	if err := abuser.Start(); err != nil {
+		t.Fatal(err)
 	}
-	big := strings.Repeat("x", 10<<20)
-	for i := range 100 {
-		abusers.Add(1)
-		go func() {
-			defer abusers.Done()
-			c := localapi.NewClient(sock)
-			for abuseCtx.Err() == nil {
-				var err error
-				kind := []string{"malformed", "10MB", "status", "at-off"}[i%4]
-				switch kind {
-				case "malformed":
-					_, err = c.SendSMS(abuseCtx, localapi.SMSRequest{})
-				case "10MB":
-					_, err = c.SendSMS(abuseCtx, localapi.SMSRequest{To: "5432145", Text: big})
-				case "status":
-					_, err = c.Status(abuseCtx)
-				case "at-off":
-					_, err = c.AT(abuseCtx, localapi.ATRequest{Command: "AT+CSQ"})
-				}
-				var ae *localapi.APIError
-				switch {
-				case err == nil:
-					count(&answered, kind)
-				case errors.As(err, &ae):
-					count(&refused, fmt.Sprint(kind, " ", ae.Code))
-				case abuseCtx.Err() == nil:
-					count(&failed, kind)
-				}
-			}
-		}()
-	}
-	// Slow clients: connections that send half a request and hold it.
-	for range 30 {
-		abusers.Add(1)
-		go func() {
-			defer abusers.Done()
-			for abuseCtx.Err() == nil {
-				conn, err := (&netDialer{}).dial(sock)
-				if err != nil {
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				_, _ = conn.Write([]byte("POST /v1/sms HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{"))
-				buf := make([]byte, 512)
-				_, _ = conn.Read(buf)
-				conn.Close()
-			}
-		}()
-	}
+	defer func() {
+		if abuser.ProcessState == nil {
+			_ = abuser.Process.Kill()
+			_ = abuser.Wait()
+		}
+	}()
+	waitFor(t, &abuseOut, "abusing")
 	abuseFrom := time.Now()
 	traffic("abuse", 15*time.Second)
 	abuseTo := time.Now()
-	stopAbuse()
-	abusers.Wait()
-	close(stopSampler)
-	<-samplerDone
+	_ = abuser.Process.Signal(os.Interrupt)
+	if err := abuser.Wait(); err != nil {
+		t.Fatalf("abuser: %v\n%s", err, abuseOut.String())
+	}
 
 	// Every MT arrived in the feed, every MO was sent.
 	deadline := time.Now().Add(60 * time.Second)
@@ -594,6 +548,7 @@ func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	var moLatency []time.Duration
+	moSenders.Wait()
 	moMu.Lock()
 	ids := append([]string(nil), moIDs...)
 	moMu.Unlock()
@@ -606,22 +561,15 @@ func TestAPIAbuseKeepsLoopsPace(t *testing.T) {
 	}
 	q, a := intervals(quietFrom, quietTo), intervals(abuseFrom, abuseTo)
 	if len(a) == 0 {
-		t.Fatalf("the telemetry loop did not poll during the abuse (polls %v)", polls)
+		t.Fatalf("the telemetry loop did not publish during the abuse (at %v)", polls)
 	}
 	t.Logf("telemetry poll interval (configured 1s): quiet %s, under abuse %s", spread(q), spread(a))
 	t.Logf("MO queued→sent: %s over %d messages", spread(moLatency), len(moLatency))
-	dump := func(name string, m *sync.Map) {
-		var parts []string
-		m.Range(func(k, v any) bool {
-			parts = append(parts, fmt.Sprintf("%s: %d", k, *(v.(*int64))))
-			return true
-		})
-		sort.Strings(parts)
-		t.Logf("abuse %s: %s", name, strings.Join(parts, ", "))
+	for _, l := range strings.Split(abuseOut.String(), "\n") {
+		if strings.Contains(l, "abuse ") {
+			t.Log(strings.TrimSpace(l))
+		}
 	}
-	dump("answered", &answered)
-	dump("refused", &refused)
-	dump("transport errors", &failed)
 	st, err := r.status()
 	if err != nil {
 		t.Fatal(err)
@@ -641,4 +589,119 @@ func spread(ds []time.Duration) string {
 
 type netDialer struct{}
 
-func (netDialer) dial(path string) (net.Conn, error) { return net.DialTimeout("unix", path, time.Second) }
+func (netDialer) dial(path string) (net.Conn, error) {
+	return net.DialTimeout("unix", path, time.Second)
+}
+
+const abuserEnv = "CELLAGENT_TEST_ABUSE_SOCKET"
+
+// TestAPIAbuser is the abusive neighbour of TestAPIAbuseKeepsLoopsPace,
+// run as a process of its own: 100 clients sending malformed JSON, 10 MB
+// bodies, status requests and AT commands the agent has off, and 30 slow
+// clients that send half a request and hold the connection, until
+// interrupted. It prints what it got.
+func TestAPIAbuser(t *testing.T) {
+	sock := os.Getenv(abuserEnv)
+	if sock == "" {
+		t.Skip("run by TestAPIAbuseKeepsLoopsPace")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	count := func(k string) {
+		mu.Lock()
+		counts[k]++
+		mu.Unlock()
+	}
+	big := []byte(`{"to":"5432145","text":"` + strings.Repeat("x", 10<<20) + `"}`)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := localapi.NewClient(sock)
+			hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}}}
+			kind := []string{"malformed", "10MB", "status", "at-off"}[i%4]
+			for ctx.Err() == nil {
+				var err error
+				code := 0
+				switch kind {
+				case "malformed", "10MB":
+					body := []byte(`{"to":"5432145","text":`)
+					if kind == "10MB" {
+						body = big
+					}
+					var resp *http.Response
+					req, _ := http.NewRequestWithContext(ctx, "POST", "http://agent/v1/sms", bytes.NewReader(body))
+					if resp, err = hc.Do(req); err == nil {
+						code = resp.StatusCode
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				case "status":
+					_, err = c.Status(ctx)
+				case "at-off":
+					_, err = c.AT(ctx, localapi.ATRequest{Command: "AT+CSQ"})
+				}
+				var ae *localapi.APIError
+				switch {
+				case errors.As(err, &ae):
+					code = ae.Code
+				case err != nil && ctx.Err() == nil:
+					count(kind + " transport error")
+					continue
+				case err != nil:
+					continue
+				}
+				if code == 0 {
+					code = 200
+				}
+				count(fmt.Sprint(kind, " ", code))
+			}
+		}()
+	}
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				conn, err := net.DialTimeout("unix", sock, time.Second)
+				if err != nil {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				_, _ = conn.Write([]byte("POST /v1/sms HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{"))
+				stopRead := context.AfterFunc(ctx, func() { conn.Close() })
+				_, _ = conn.Read(make([]byte, 512))
+				stopRead()
+				conn.Close()
+				count("slow client cut off")
+			}
+		}()
+	}
+	fmt.Println("abusing")
+	wg.Wait()
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("abuse %s: %d\n", k, counts[k])
+	}
+}
+
+// waitFor waits until b holds want.
+func waitFor(t *testing.T, b *lockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %q in %q", want, b.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
