@@ -7,18 +7,25 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/cellagent
+BENCH_BIN := bin/cellbench
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The race detector needs cgo; without a C compiler the tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && echo -race)
 FUZZTIME ?= 30s
 FUZZ_JOBS ?= 1
 
+# Packages the gateway binary must not link (see lint).
+GATEWAY_FORBIDDEN := ^cellagent/.*(sim|test|bench)(/|$$)|^github.com/creack/pty
+
 .PHONY: all build deps test lint run cross deb fuzz bench clean chaos
 
 all: build
 
+# bin/cellagent is the gateway's binary; bin/cellbench the simulators
+# around it for the bench, never installed on a gateway.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cellagent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/cellbench
 
 # Tests use real parts: a mosquitto broker from Debian's packages,
 # systemd-analyze for the unit, qemu-user for the ARM binaries, dpkg-deb
@@ -46,6 +53,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags chaosclock ./cmd/cellagent
 	$(GO) mod verify
+	@# The gateway binary links no simulator, test helper, bench wiring or
+	@# pty package: those belong to cmd/cellbench and the tests.
+	@bad=$$($(GO) list -deps ./cmd/cellagent | grep -E '$(GATEWAY_FORBIDDEN)'); \
+	  if [ -n "$$bad" ]; then echo "cmd/cellagent depends on bench-only packages:"; echo "$$bad"; exit 1; fi
 
 run: build
 	./scripts/demo

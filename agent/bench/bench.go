@@ -7,7 +7,7 @@
 //
 // It lives under agent because the layering allows only cmd and agent to
 // import both modem/* and transport/*; the simulators stay unaware of each
-// other, and `cellagent bsc sim` and the tests share this one wiring.
+// other, and `cellbench bsc sim` and the tests share this one wiring.
 package bench
 
 import (

@@ -6,7 +6,7 @@
 // keep the fleet busy; Run measures what that costs (CPU, memory, broker
 // traffic) and how fast telemetry reaches the reader.
 //
-// It is the engine of `cellagent sim fleet` and scripts/bench-fleet.
+// It is the engine of `cellbench sim fleet` and scripts/bench-fleet.
 package fleetsim
 
 import (

@@ -301,7 +301,7 @@ func TestStartsBeforeTheSession(t *testing.T) {
 // against the supervisor in simulated time: its registration and signal
 // changes are applied at the times the file gives them, and the ladder
 // climbs as its comment says (here without [bsc] and [power], as with a
-// plain `cellagent sim`).
+// plain `cellbench sim`).
 func TestOutageScenarioClimbs(t *testing.T) {
 	f, err := os.Open("../../testdata/scenarios/outage.scn")
 	if err != nil {

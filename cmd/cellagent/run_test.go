@@ -18,13 +18,13 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
+	buildOnce         sync.Once
+	binPath, benchBin string
+	buildErr          error
+	binDir            string
 )
 
-// testBinary builds the command once per test run.
+// testBinary builds the command (and cmd/cellbench) once per test run.
 func testBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -35,8 +35,8 @@ func testBinary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(binDir, "cellagent")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		binPath, benchBin = filepath.Join(binDir, "cellagent"), filepath.Join(binDir, "cellbench")
+		out, err := exec.Command("go", "build", "-o", binDir, ".", "../cellbench").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -45,6 +45,14 @@ func testBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// benchBinary is cmd/cellbench, built with the command, for the tests that
+// run the simulators as a user of the README does.
+func benchBinary(t *testing.T) string {
+	t.Helper()
+	testBinary(t)
+	return benchBin
 }
 
 func TestMain(m *testing.M) {

@@ -155,7 +155,7 @@ func (c Config) ServerTLS() (*tls.Config, []byte, error) {
 }
 
 // ListenAndServe runs the simulator on Config.Listen until ctx ends, then
-// closes it: the body of `cellagent bsc sim`. tlsCfg comes from
+// closes it: the body of `cellbench bsc sim`. tlsCfg comes from
 // Config.ServerTLS, called by the CLI first so it can save the certificate
 // PEM for clients.
 func (s *Server) ListenAndServe(ctx context.Context, tlsCfg *tls.Config) error {

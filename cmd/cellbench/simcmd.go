@@ -25,11 +25,11 @@ device path is printed on start; open it like /dev/ttyUSB2, e.g. with
 'cellagent at --port PATH'. A scenario file (see testdata/scenarios/) drives
 registration, signal, incoming SMS and faults over time.
 
-'cellagent sim fleet' runs many simulated gateways, each with its agent,
-against a broker and measures them (see 'cellagent sim fleet --help').
+'cellbench sim fleet' runs many simulated gateways, each with its agent,
+against a broker and measures them (see 'cellbench sim fleet --help').
 
 Example:
-  cellagent sim --link /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
+  cellbench sim --link /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
 	fs.StringVar(&link, "link", "", "also make a symlink to the pty here, kept pointing at it across simulated USB hang-ups")
 	fs.StringVar(&scenario, "scenario", "", "scenario file to play")
 	fs.IntVar(&cfg.Baud, "baud", sim.DefaultBaud, "line rate the output is paced to (8N1, 10 bits a byte); -1 for no pacing")
@@ -44,7 +44,7 @@ Example:
 		return err
 	}
 	if cfg.Baud == 0 || cfg.Baud < sim.NoPacing {
-		return usageError{fmt.Errorf("--baud %d: want a positive rate or -1", cfg.Baud)}
+		return usageError(fmt.Errorf("--baud %d: want a positive rate or -1", cfg.Baud))
 	}
 	sc, err := loadScenario(scenario)
 	if err != nil {

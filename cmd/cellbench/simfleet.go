@@ -36,7 +36,7 @@ agents' PUBLISH packets on the wire. scripts/bench-fleet starts mosquitto
 and prints a table for several N.
 
 Example:
-  cellagent sim fleet --count 100 --broker tcp://127.0.0.1:1883 --allow-plaintext`)
+  cellbench sim fleet --count 100 --broker tcp://127.0.0.1:1883 --allow-plaintext`)
 	fs.IntVarP(&o.Count, "count", "n", 0, "number of gateways")
 	fs.StringVar(&o.Broker, "broker", "", "broker URL, tcp://host:port")
 	fs.BoolVar(&o.AllowPlaintext, "allow-plaintext", false, "allow the tcp:// broker (required)")
@@ -60,13 +60,13 @@ Example:
 	}
 	switch {
 	case o.Count <= 0:
-		return usageError{errors.New("--count is required and must be positive")}
+		return usageError(errors.New("--count is required and must be positive"))
 	case o.Broker == "":
-		return usageError{errors.New("--broker is required, e.g. --broker tcp://127.0.0.1:1883 --allow-plaintext")}
+		return usageError(errors.New("--broker is required, e.g. --broker tcp://127.0.0.1:1883 --allow-plaintext"))
 	case strings.HasPrefix(o.Broker, "tcp://") && !o.AllowPlaintext:
-		return usageError{fmt.Errorf("--broker %s is plain tcp://: add --allow-plaintext (the simulation runs on loopback)", o.Broker)}
+		return usageError(fmt.Errorf("--broker %s is plain tcp://: add --allow-plaintext (the simulation runs on loopback)", o.Broker))
 	case o.Duration <= 0:
-		return usageError{fmt.Errorf("--duration %s: want a positive window", o.Duration)}
+		return usageError(fmt.Errorf("--duration %s: want a positive window", o.Duration))
 	case o.Warmup == 0:
 		o.Warmup = -1 // zero means none here, not the default
 	}

@@ -1,0 +1,60 @@
+// Command cellbench is the bench around cellagent: the BG96 simulator on a
+// pseudo-terminal, the simulator of the operator's BSC platform (with a
+// simulated modem wired to it) and the fleet simulation. It is never
+// installed on a gateway; cmd/cellagent is the binary that is.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"cellagent/cmd/internal/cmdline"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// env is what a subcommand may touch, so tests can run it in-process.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// usageError marks errors caused by the command line; they exit with 2.
+func usageError(err error) error { return cmdline.Usage(err) }
+
+func main() {
+	// A closed terminal (SIGHUP) ends the simulators as Ctrl-C does, so
+	// their deferred clean-up (links, temporary files) still runs.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	bind := func(f func(context.Context, *env, []string) error) func(context.Context, []string) error {
+		return func(ctx context.Context, args []string) error { return f(ctx, e, args) }
+	}
+	return cmdline.Program{
+		Name:  "cellbench",
+		Title: fmt.Sprintf("cellbench %s — simulators for the cellagent bench", version),
+		Commands: map[string]cmdline.Command{
+			"sim": {Summary: "run the BG96 simulator on a pseudo-terminal, or a fleet of them ('sim fleet')", Run: bind(runSim)},
+			"bsc": {Summary: "run the operator platform (BSC) simulator ('bsc sim')", Run: bind(runBSC)},
+		},
+	}.Main(ctx, e.stdout, e.stderr, args)
+}
+
+func newFlags(e *env, name, args, about string) *pflag.FlagSet {
+	return cmdline.NewFlags(e.stdout, e.stderr, "cellbench", name, args, about)
+}
+
+func parseNoArgs(fs *pflag.FlagSet, args []string) error { return cmdline.ParseNoArgs(fs, args) }
+func logger(w io.Writer, verbose bool) *slog.Logger      { return cmdline.Logger(w, verbose) }
