@@ -587,12 +587,6 @@ func spread(ds []time.Duration) string {
 	return fmt.Sprintf("n=%d median %s max %s", len(s), s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 }
 
-type netDialer struct{}
-
-func (netDialer) dial(path string) (net.Conn, error) {
-	return net.DialTimeout("unix", path, time.Second)
-}
-
 const abuserEnv = "CELLAGENT_TEST_ABUSE_SOCKET"
 
 // TestAPIAbuser is the abusive neighbour of TestAPIAbuseKeepsLoopsPace,
