@@ -125,7 +125,7 @@ type Options struct {
 	MaxOutbox    int              // queued+sending MO items, and again finished ones; default 1000
 	MaxTelemetry int              // telemetry queue, drops oldest; default 10000
 	MaxEvents    int              // event queue, refuses when full; default 1000
-	MaxFeed      int              // feed for local readers, drops oldest; default 10000
+	MaxFeed      int              // feed for local readers, drops oldest; default 5000
 	MaxPayload   int              // bytes per payload; default 64 KiB
 	DedupeWindow time.Duration    // how long published MT ids are remembered; default 7 days
 	Retention    time.Duration    // how long finished MO items are kept; default 7 days
@@ -149,7 +149,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxOutbox", &o.MaxOutbox, 1000},
 		{"MaxTelemetry", &o.MaxTelemetry, 10000},
 		{"MaxEvents", &o.MaxEvents, 1000},
-		{"MaxFeed", &o.MaxFeed, 10000},
+		{"MaxFeed", &o.MaxFeed, 5000},
 		{"MaxPayload", &o.MaxPayload, 64 << 10},
 	}
 	for _, f := range ints {

@@ -189,7 +189,7 @@ incomplete with the parts it lacks; a PDU that does not decode is shown raw
 with the reason. Unread messages become read; nothing is deleted.
 
 While the agent runs, it takes messages off the SIM as they arrive: the
-list is then its inbox (the messages it received, newest 10000 records of
+list is then its inbox (the messages it received, newest 5000 records of
 its feed), each with the feed's seq; --after SEQ lists only later ones.
 
 Examples:

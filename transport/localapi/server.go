@@ -163,9 +163,15 @@ func Listen(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve answers requests until ctx ends, then lets the requests in
-// progress finish for up to two seconds and removes the socket.
+// Serve answers requests until ctx ends, then ends the event streams,
+// lets the other requests in progress finish for up to two seconds and
+// removes the socket.
 func (s *Server) Serve(ctx context.Context) error {
+	// Streams never go idle: they end with the requests' base context,
+	// not by Shutdown's wait.
+	base, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
+	s.srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
@@ -173,6 +179,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("localapi: %w", err)
 	case <-ctx.Done():
 	}
+	endRequests()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {

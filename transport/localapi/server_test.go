@@ -501,3 +501,39 @@ func TestAPIExamples(t *testing.T) {
 		}
 	}
 }
+
+// Stopping the server ends open event streams at once rather than
+// waiting out the shutdown's grace period.
+func TestShutdownEndsStreams(t *testing.T) {
+	f := newFake()
+	dir := t.TempDir()
+	s, err := Listen(Config{Backend: f, Path: filepath.Join(dir, SocketName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c := NewClient(filepath.Join(dir, SocketName))
+	streamErr := make(chan error, 1)
+	opened := make(chan struct{})
+	f.add(Event{Type: EventNotice, Notice: &Notice{Kind: "modem"}})
+	go func() {
+		streamErr <- c.Events(context.Background(), 0, func(Event) error {
+			close(opened)
+			return nil
+		})
+	}()
+	<-opened
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= 2*time.Second {
+		t.Errorf("shutdown with a stream open took %s: it waited out the grace period for the stream", d)
+	}
+	if err := <-streamErr; err == nil {
+		t.Error("stream did not end")
+	}
+}

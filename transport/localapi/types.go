@@ -75,7 +75,7 @@ const (
 	EventSMSResult = "sms_result" // an MO SMS was sent, delivered or failed
 	EventNotice    = "notice"     // modem, SIM, recovery and link events
 	// EventGap is written only to a stream, never stored: records before
-	// Seq were dropped (the feed keeps the newest 10000) before this
+	// Seq were dropped (the feed keeps the newest 5000) before this
 	// reader read them.
 	EventGap = "gap"
 )
