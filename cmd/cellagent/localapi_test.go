@@ -97,28 +97,7 @@ func newAPIRig(t *testing.T, bin, dir string, extra ...string) *apiRig {
 // start runs the agent and waits until its API reports the modem up.
 func (r *apiRig) start(t *testing.T) {
 	t.Helper()
-	p := &agentProc{done: make(chan struct{})}
-	p.cmd = exec.Command(r.bin, "run", "--config", r.cfg, "--runtime-dir", r.dir)
-	p.cmd.Env = append(os.Environ(), r.env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("agent stderr:\n%s", p.stderr.String())
-		}
-	})
+	p := startAgentProcEnv(t, r.bin, r.env, "run", "--config", r.cfg, "--runtime-dir", r.dir)
 	r.proc = p
 	deadline := time.Now().Add(20 * time.Second)
 	for {
