@@ -96,6 +96,8 @@ type daemon struct {
 	client *mqtt.Client
 	broker *embedded.Broker
 	sup    *supervisor.Supervisor
+	// smsCmds is nil unless [sms_commands] is enabled.
+	smsCmds *smsCommands
 
 	started  time.Time
 	tele     atomic.Pointer[teleSettings]
@@ -192,6 +194,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 
 	if d.sup, err = d.newSupervisor(); err != nil {
+		return err
+	}
+	if d.smsCmds, err = d.newSMSCommands(); err != nil {
 		return err
 	}
 
@@ -340,7 +345,7 @@ func (d *daemon) applyReload(c config.Config) {
 	if c.Modem != d.cfg.Modem {
 		restart = append(restart, "modem")
 	}
-	if c.SMS != d.cfg.SMS {
+	if c.SMS != d.cfg.SMS || fmt.Sprint(c.SMSCommands) != fmt.Sprint(d.cfg.SMSCommands) {
 		restart = append(restart, "sms")
 	}
 	if c.BSC != d.cfg.BSC {
@@ -673,9 +678,12 @@ func (d *daemon) runInbox(ctx context.Context) {
 	}
 }
 
-// publishSMS hands an MT message to local readers and to MQTT; it stays
-// pending in the inbox until both took it.
-func (d *daemon) publishSMS(_ context.Context, m messaging.Inbound) error {
+// publishSMS hands an MT message to local readers and to MQTT, unless it
+// is a command by SMS; it stays pending in the inbox until both took it.
+func (d *daemon) publishSMS(ctx context.Context, m messaging.Inbound) error {
+	if taken, err := d.smsCommand(ctx, m); taken || err != nil {
+		return err
+	}
 	if err := d.feed.push(inboundEvent(m)); err != nil {
 		return fmt.Errorf("local feed: %w", err)
 	}

@@ -112,6 +112,8 @@ type Status struct {
 	Health   *mqtt.Health `json:"health"`
 	// Supervisor is the recovery ladder's view: state, step, budgets.
 	Supervisor *supervisor.Snapshot `json:"supervisor,omitempty"`
+	// SMSCommands counts signed SMS commands, when they are enabled.
+	SMSCommands *SMSCommandsStatus `json:"sms_commands,omitempty"`
 	// Goroutines, HeapBytes and RuntimeBytes are for soak tests and leak
 	// hunts. RuntimeBytes is the memory the Go runtime holds from the
 	// system (heap spans not yet returned, stacks, its own structures):
@@ -120,6 +122,13 @@ type Status struct {
 	Goroutines   int    `json:"goroutines"`
 	HeapBytes    uint64 `json:"heap_bytes"`
 	RuntimeBytes uint64 `json:"runtime_bytes"`
+}
+
+// SMSCommandsStatus counts the commands that came by SMS since the
+// start: run, and refused (forged, replayed, from elsewhere, malformed).
+type SMSCommandsStatus struct {
+	Run     uint64 `json:"run"`
+	Refused uint64 `json:"refused"`
 }
 
 // LinkStatus is the modem session's state.
@@ -154,6 +163,9 @@ func (d *daemon) status() Status {
 	if d.sup != nil {
 		snap := d.sup.Snapshot()
 		st.Supervisor = &snap
+	}
+	if c := d.smsCmds; c != nil {
+		st.SMSCommands = &SMSCommandsStatus{Run: c.run.Load(), Refused: c.refused.Load()}
 	}
 	return st
 }

@@ -29,6 +29,9 @@ type Operations interface {
 	PublishTelemetry()
 	// Recover queues a ladder step; its budget and prerequisites apply.
 	Recover(step string) error
+	// ReconnectMQTT drops the broker connection and dials again at once;
+	// it says whether the connection was up.
+	ReconnectMQTT() bool
 	// AT sends one command through the modem session's engine, in turn
 	// with the agent's own. Commands that change what the agent relies on
 	// are refused with ErrRefused unless force.
@@ -84,6 +87,8 @@ func (d *daemon) Status() Status { return d.status() }
 func (d *daemon) PublishTelemetry() { kick(d.kickTele) }
 
 func (d *daemon) Recover(step string) error { return d.sup.Request(step) }
+
+func (d *daemon) ReconnectMQTT() bool { return d.client.Reconnect() }
 
 func (d *daemon) AT(ctx context.Context, cmd string, timeout time.Duration, force bool) ([]string, error) {
 	if why := atRefusal(cmd); why != "" && !force {

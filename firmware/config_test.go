@@ -42,6 +42,9 @@ func TestDefaultConfig(t *testing.T) {
 	if cfg.MQTT.Commands {
 		t.Error("mqtt.commands is on by default: remote SMS sending must be opted into")
 	}
+	if cfg.SMSCommands.Enabled {
+		t.Error("sms_commands is on by default: commands by SMS must be opted into")
+	}
 	// The comments tell the operator which credential names to write; they
 	// must be the ones the unit loads.
 	text, err := os.ReadFile("cellagent.toml")
@@ -50,8 +53,8 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	for _, v := range u["Service.LoadCredential"] {
 		id, path, _ := strings.Cut(v, ":")
-		if !strings.Contains(string(text), `password_file = "`+id+`"`) {
-			t.Errorf("cellagent.toml never tells the operator to write password_file = %q", id)
+		if !strings.Contains(string(text), `password_file = "`+id+`"`) && !strings.Contains(string(text), `key_file = "`+id+`"`) {
+			t.Errorf("cellagent.toml never tells the operator to write password_file (or key_file) = %q", id)
 		}
 		if !strings.Contains(string(text), path) {
 			t.Errorf("cellagent.toml never names %s, where the unit loads %s from", path, id)

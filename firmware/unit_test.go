@@ -117,7 +117,7 @@ func TestUnitShape(t *testing.T) {
 			t.Errorf("LoadCredential=%s has no SetCredential=%s: default; a missing file would stop the start", v, id)
 		}
 	}
-	if len(u["Service.LoadCredential"]) != 2 {
-		t.Errorf("LoadCredential = %q, want bsc-password and mqtt-password", u["Service.LoadCredential"])
+	if len(u["Service.LoadCredential"]) != 3 {
+		t.Errorf("LoadCredential = %q, want bsc-password, mqtt-password and sms-command-key", u["Service.LoadCredential"])
 	}
 }

@@ -25,17 +25,19 @@ import (
 
 // Config is the whole file. Zero sections take the defaults of Default.
 type Config struct {
-	Device     DeviceConfig     `toml:"device"`
-	Modem      ModemConfig      `toml:"modem"`
-	SMS        SMSConfig        `toml:"sms"`
-	BSC        BSCConfig        `toml:"bsc"`
-	MQTT       MQTTConfig       `toml:"mqtt"`
-	Telemetry  TelemetryConfig  `toml:"telemetry"`
-	Power      PowerConfig      `toml:"power"`
-	Supervisor SupervisorConfig `toml:"supervisor"`
-	State      StateConfig      `toml:"state"`
-	API        APIConfig        `toml:"api"`
-	Log        LogConfig        `toml:"log"`
+	Device DeviceConfig `toml:"device"`
+	Modem  ModemConfig  `toml:"modem"`
+	SMS    SMSConfig    `toml:"sms"`
+	// SMSCommands is signed commands by SMS, off by default.
+	SMSCommands SMSCommandsConfig `toml:"sms_commands"`
+	BSC         BSCConfig         `toml:"bsc"`
+	MQTT        MQTTConfig        `toml:"mqtt"`
+	Telemetry   TelemetryConfig   `toml:"telemetry"`
+	Power       PowerConfig       `toml:"power"`
+	Supervisor  SupervisorConfig  `toml:"supervisor"`
+	State       StateConfig       `toml:"state"`
+	API         APIConfig         `toml:"api"`
+	Log         LogConfig         `toml:"log"`
 }
 
 // DeviceConfig names the gateway.
@@ -176,9 +178,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // port and the operator's SMSC.
 func Default() Config {
 	return Config{
-		Modem: ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
-		SMS:   SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
-		BSC:   BSCConfig{Timeout: Duration{15 * time.Second}},
+		Modem:       ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
+		SMS:         SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
+		SMSCommands: defaultSMSCommands(),
+		BSC:         BSCConfig{Timeout: Duration{15 * time.Second}},
 		MQTT: MQTTConfig{
 			EmbeddedListen:    "127.0.0.1:1883",
 			Prefix:            "cellagent/v1",
@@ -326,6 +329,7 @@ func (c Config) Validate() []Problem {
 	if c.BSC.Timeout.Duration <= 0 {
 		bad("bsc.timeout", "must be positive")
 	}
+	c.SMSCommands.validate(bad)
 	c.MQTT.validate(bad)
 	c.Telemetry.validate(bad)
 	c.Power.validate(bad)

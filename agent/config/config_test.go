@@ -133,6 +133,11 @@ func TestSectionProblems(t *testing.T) {
 		{"[power]\nsupply = \"pin 4\"\n", "line 2: power.supply: \"pin 4\" is not a GPIO name"},
 		{"[mqtt]\nbrokr = \"tls://x\"\n", "line 2: mqtt.brokr: unknown key"},
 		{"[telemetry]\nrsrp_db = \"3\"\n", "telemetry.rsrp_db"},
+		{"[sms_commands]\nenabled = true\n", "sms_commands.key_file: must be set when enabled"},
+		{"[sms_commands]\nenabled = true\nkey_file = \"k\"\n", "sms_commands.allow_from: must list"},
+		{"[sms_commands]\nallow_from = [\"fleet\"]\n", "line 2: sms_commands.allow_from: \"fleet\""},
+		{"[sms_commands]\nevent_every = \"1ms\"\n", "line 2: sms_commands.event_every"},
+		{"[sms_commands]\nkey = \"00\"\n", "line 2: sms_commands.key: unknown key"},
 	} {
 		_, err := Parse([]byte(c.in), "gw.toml")
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -19,7 +19,7 @@ func CheckFiles(c Config, path string) error {
 	bad := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	for key, name := range map[string]string{"bsc.password_file": c.BSC.PasswordFile, "mqtt.password_file": c.MQTT.PasswordFile} {
+	for key, name := range map[string]string{"bsc.password_file": c.BSC.PasswordFile, "mqtt.password_file": c.MQTT.PasswordFile, "sms_commands.key_file": c.SMSCommands.KeyFile} {
 		// A bare credential name exists only inside the service, where
 		// systemd sets CREDENTIALS_DIRECTORY; elsewhere it is checked at
 		// start.

@@ -490,3 +490,13 @@ func queueKey(it *OutboxItem) []byte { return timeKey(it.NotBefore, u64(it.Seq))
 func refKey(ref int, sentAt time.Time, id string) []byte {
 	return append([]byte{byte(ref)}, timeKey(sentAt, []byte(id))...)
 }
+
+// OutboxLen is the number of MO messages queued or being sent.
+func (s *Store) OutboxLen() (int, error) {
+	var n uint64
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		n, err = count(tx, cOutbox)
+		return err
+	})
+	return int(n), err
+}

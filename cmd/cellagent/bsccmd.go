@@ -19,13 +19,15 @@ import (
 	"cellagent/transport/secret"
 )
 
-const bscUsage = `Usage: cellagent bsc <quota|reset> [flags]
+const bscUsage = `Usage: cellagent bsc <quota|reset|sms|receive> [flags]
 
 Talk to the operator's Business Smart Connect (BSC) platform. A simulator of
 it for the bench is 'cellbench bsc sim'.
 
   quota   show the SIM's data and SMS allowance
   reset   ask for a network-side connectivity reset (the platform only queues it)
+  sms     send an MT SMS, or a signed command, to the SIM (sms send)
+  receive the application endpoint for the platform's MO SMS and delivery reports
 
 quota and reset take the base URL, the username and the password file from
 the [bsc] section of the configuration file; a password is never a flag.
@@ -38,7 +40,7 @@ const defaultConfig = "/etc/cellagent/cellagent.toml"
 func runBSC(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, bscUsage)
-		return usageError{errors.New("missing subcommand: quota or reset")}
+		return usageError{errors.New("missing subcommand: quota, reset, sms or receive")}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -48,8 +50,12 @@ func runBSC(ctx context.Context, e *env, args []string) error {
 		return runBSCQuota(ctx, e, args[1:])
 	case "reset":
 		return runBSCReset(ctx, e, args[1:])
+	case "sms":
+		return runBSCSMS(ctx, e, args[1:])
+	case "receive":
+		return runBSCReceive(ctx, e, args[1:])
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want quota or reset", args[0])}
+	return usageError{fmt.Errorf("unknown subcommand %q: want quota, reset, sms or receive", args[0])}
 }
 
 // apiFlags are shared by the subcommands that call the platform's API.

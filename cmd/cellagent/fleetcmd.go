@@ -19,11 +19,12 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/spf13/pflag"
 
+	"cellagent/transport/fleetinflux"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 )
 
-const fleetUsage = `Usage: cellagent fleet <watch|list> [flags]
+const fleetUsage = `Usage: cellagent fleet <watch|list|exporter|serve> [flags]
 
 Follow the gateways that report to an MQTT broker (topic schema:
 transport/mqtt/SCHEMA.md).
@@ -31,6 +32,8 @@ transport/mqtt/SCHEMA.md).
   watch   a live table of the gateways, redrawn in place on a terminal;
           one JSON line per update with --json
   list    the current snapshot from the retained messages, printed once
+  exporter  Prometheus metrics of every gateway on /metrics
+  serve     a live web view: fleet table, signal sparklines, timeline
 
 The broker is tls://host[:8883]; plain tcp:// needs --allow-plaintext. A
 password is read from a file (--password-file), never from a flag.
@@ -41,7 +44,7 @@ Run 'cellagent fleet <subcommand> --help' for its flags.
 func runFleet(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, fleetUsage)
-		return usageError{errors.New("missing subcommand: watch or list")}
+		return usageError{errors.New("missing subcommand: watch, list, exporter or serve")}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -51,8 +54,12 @@ func runFleet(ctx context.Context, e *env, args []string) error {
 		return runFleetWatch(ctx, e, args[1:])
 	case "list":
 		return runFleetList(ctx, e, args[1:])
+	case "exporter":
+		return runFleetExporter(ctx, e, args[1:])
+	case "serve":
+		return runFleetServe(ctx, e, args[1:])
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want watch or list", args[0])}
+	return usageError{fmt.Errorf("unknown subcommand %q: want watch, list, exporter or serve", args[0])}
 }
 
 // brokerFlags are how both subcommands reach the broker.
@@ -211,8 +218,8 @@ Examples:
 
 func runFleetWatch(ctx context.Context, e *env, args []string) error {
 	var bf brokerFlags
-	var share string
-	fs := newFlags(e, "fleet watch", "--broker URL [--prefix P] [--json] [--share GROUP] [flags]",
+	var share, format string
+	fs := newFlags(e, "fleet watch", "--broker URL [--prefix P] [--json|--format F] [--share GROUP] [flags]",
 		`Show the gateways under the prefix and follow their status, telemetry and
 events until interrupted. On a terminal the table is redrawn in place;
 piped, it is printed once and followed by one line per update. With --json
@@ -224,14 +231,31 @@ With --share the reader joins a shared subscription ($share/GROUP/...): the
 broker hands each message to one member of the group, so this reader sees
 only part of the traffic and starts without the retained snapshot.
 
+With --format influx every message becomes one line of InfluxDB line
+protocol (measurements cellagent_telemetry, cellagent_event,
+cellagent_status, cellagent_sms; docs/fleet-tools.md), the same mapping
+as the Telegraf recipe there, e.g. for 'influx write' or a file.
+
 Examples:
   cellagent fleet watch --broker tls://broker.example.com --ca-file ca.pem \
       --username fleet --password-file /etc/cellagent/fleet.pass
   cellagent fleet watch --broker tcp://127.0.0.1:1883 --allow-plaintext --json`)
 	bf.register(fs)
 	fs.StringVar(&share, "share", "", "join the shared subscription GROUP")
+	fs.StringVar(&format, "format", "table", "output: table, json (as --json) or influx (line protocol)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	switch format {
+	case "table":
+	case "json":
+		bf.asJSON = true
+	case "influx":
+		if bf.asJSON {
+			return usageError{errors.New("--json and --format influx: choose one")}
+		}
+	default:
+		return usageError{fmt.Errorf("--format %q: want table, json or influx", format)}
 	}
 	o, err := bf.options()
 	if err != nil {
@@ -240,6 +264,9 @@ Examples:
 	o.ShareGroup = share
 	if _, err := mqtt.NewFleet(o); err != nil {
 		return usageError{fmt.Errorf("--share: %w", strip(err))}
+	}
+	if format == "influx" {
+		return watchInflux(ctx, e, o)
 	}
 	w := &fleetWatch{
 		e: e, bf: &bf, shared: share != "",
@@ -656,4 +683,36 @@ func (l *lastLine) String() string {
 		return ""
 	}
 	return l.at.Format("15:04:05") + " " + l.line
+}
+
+// watchInflux prints every message the reader applies as line protocol,
+// starting with the retained ones.
+func watchInflux(ctx context.Context, e *env, o mqtt.FleetOptions) error {
+	o.Logger = logger(e.stderr, false)
+	var mu sync.Mutex
+	var werr error
+	o.OnMessage = func(_ mqtt.Gateway, m mqtt.FleetMessage) {
+		line, ok, err := fleetinflux.Line(o.Prefix, m.Topic, m.Payload)
+		if err != nil {
+			o.Logger.Warn("fleet watch: no line for a message", "err", err)
+		}
+		if !ok {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if werr == nil {
+			_, werr = io.WriteString(e.stdout, line+"\n")
+		}
+	}
+	f, err := mqtt.NewFleet(o)
+	if err != nil {
+		return err
+	}
+	if err := f.Run(ctx); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return werr
 }

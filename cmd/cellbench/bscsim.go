@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"cellagent/agent/bench"
 	"cellagent/modem/sim"
 	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/secret"
 )
 
 const bscUsage = `Usage: cellbench bsc sim [flags]
@@ -81,7 +85,12 @@ Examples:
 	fs.StringVar(&scenario, "scenario", "", "with --modem-link, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
+	auth := appAuth(fs)
 	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	appHeader, err := auth()
+	if err != nil {
 		return err
 	}
 	if scenario != "" && link == "" {
@@ -94,7 +103,7 @@ Examples:
 	log := logger(e.stderr, verbose)
 	cfg := bscsim.Config{
 		Users: map[string]string{}, Listen: listen, TLSSelfSigned: useTLS,
-		AppURL: appURL, Control: control, ResetDelay: resetDelay, Logger: log,
+		AppURL: appURL, AppHeader: appHeader, Control: control, ResetDelay: resetDelay, Logger: log,
 	}
 	if err := checkSimFlags(&cfg, users, sims, caOut); err != nil {
 		return err
@@ -218,4 +227,29 @@ func writeCA(path string, pem []byte) (string, error) {
 		return "", fmt.Errorf("certificate file: %w", err)
 	}
 	return path, nil
+}
+
+// appAuth is how `bsc sim` authenticates its forwards to the
+// application: a header with a secret from a file, or basic auth.
+func appAuth(fs *pflag.FlagSet) func() (http.Header, error) {
+	file := fs.String("app-secret-file", "", "secret for the application (mode 0600), sent with every forward")
+	header := fs.String("app-auth-header", "X-Cellagent-Token", "header carrying --app-secret-file")
+	user := fs.String("app-basic-user", "", "send --app-secret-file as basic auth for this user instead")
+	return func() (http.Header, error) {
+		if *file == "" {
+			return nil, nil
+		}
+		sec, err := secret.Read(*file)
+		if err != nil {
+			return nil, fmt.Errorf("--app-secret-file: %w", err)
+		}
+		h := http.Header{}
+		if *user != "" {
+			r := &http.Request{Header: h}
+			r.SetBasicAuth(*user, sec)
+			return h, nil
+		}
+		h.Set(*header, sec)
+		return h, nil
+	}
 }

@@ -83,6 +83,7 @@ type Client struct {
 	// session counter is not persisted.
 	run     uint64
 	kick    chan struct{}
+	redial  chan struct{} // Reconnect: skip the back-off wait
 	cmds    *commander
 	running atomic.Bool
 	synced  atomic.Bool // the broker's session holds this run's command subscriptions
@@ -179,6 +180,7 @@ func New(o Options) (*Client, error) {
 		clock:  o.Clock,
 		run:    rand.Uint64(),
 		kick:   make(chan struct{}, 1),
+		redial: make(chan struct{}, 1),
 	}
 	if c.cmds, err = newCommander(o.Commands, c); err != nil {
 		return nil, err
@@ -281,9 +283,27 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-c.clock.After(wait):
+			delay = min(2*delay, c.o.MaxBackoff)
+		case <-c.redial:
+			delay = c.o.MinBackoff
 		}
-		delay = min(2*delay, c.o.MaxBackoff)
 	}
+}
+
+// Reconnect drops the connection, if one is up, and cuts short the wait
+// before the next attempt: for an operator who knows the way to the
+// broker is back before the back-off does. It reports whether a session
+// was up.
+func (c *Client) Reconnect() bool {
+	select {
+	case c.redial <- struct{}{}:
+	default:
+	}
+	s := c.current()
+	if s != nil {
+		s.abort(errors.New("reconnect requested"))
+	}
+	return s != nil
 }
 
 func (c *Client) nextSession() (uint64, error) {

@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +33,12 @@ type FleetOptions struct {
 	// OnUpdate, when set, is called with the gateway after every message
 	// that changed it, on the delivering goroutine: keep it short.
 	OnUpdate func(Gateway)
-	Logger   *slog.Logger
-	Clock    Clock
+	// OnMessage, when set, is called like OnUpdate but also with the
+	// message that made the change, for consumers that keep more than
+	// the current state (a history, a line-protocol stream).
+	OnMessage func(Gateway, FleetMessage)
+	Logger    *slog.Logger
+	Clock     Clock
 }
 
 // Gateway is the fleet's view of one device.
@@ -40,24 +47,89 @@ type Gateway struct {
 	Online  bool   `json:"online"`
 	Session uint64 `json:"session,omitempty"`
 	Identity
-	Reg         string    `json:"reg,omitempty"` // overall registration
-	Act         string    `json:"act,omitempty"`
-	Operator    string    `json:"op,omitempty"`
-	RSSI        *int      `json:"rssi,omitempty"`
-	RSRP        *int      `json:"rsrp,omitempty"`
-	SINR        *float64  `json:"sinr,omitempty"`
-	LastSeen    time.Time `json:"last_seen,omitzero"`
-	LastEvent   string    `json:"last_event,omitempty"` // "<type>: <msg>"
-	LastEventAt time.Time `json:"last_event_at,omitzero"`
+	Reg      string   `json:"reg,omitempty"` // overall registration
+	Act      string   `json:"act,omitempty"`
+	Operator string   `json:"op,omitempty"`
+	RSSI     *int     `json:"rssi,omitempty"`
+	RSRP     *int     `json:"rsrp,omitempty"`
+	SINR     *float64 `json:"sinr,omitempty"`
+	// RegDomains is the registration of each domain, from which Reg is
+	// judged.
+	RegDomains  Registration `json:"reg_domains,omitzero"`
+	RSRQ        *int         `json:"rsrq,omitempty"`
+	Quota       *Quota       `json:"quota,omitempty"`
+	Health      *Health      `json:"health,omitempty"`
+	LastSeen    time.Time    `json:"last_seen,omitzero"`
+	LastEvent   string       `json:"last_event,omitempty"` // "<type>: <msg>"
+	LastEventAt time.Time    `json:"last_event_at,omitzero"`
 	// Gaps counts telemetry messages missing by their seq (QoS 0 losses);
 	// a shared-subscription reader sees only part of the stream and does
 	// not count them.
 	Gaps uint64 `json:"gaps,omitempty"`
+	// Counts of what this reader saw since it started, a QoS 1
+	// redelivery counted once: SMS received, SMS results by state, and
+	// recovery events by step and outcome ("<step>/<outcome>").
+	SMSIn      uint64            `json:"sms_in,omitempty"`
+	SMSOut     map[string]uint64 `json:"sms_out,omitempty"`
+	Recoveries map[string]uint64 `json:"recoveries,omitempty"`
 	// Removed is set on the update that drops a gateway whose retained
 	// status was cleared; it is never in a snapshot.
 	Removed bool `json:"removed,omitempty"`
 
 	lastSeq uint64
+	seenQ   [16]string // recent "<kind>:<q>" of counted messages
+	seenAt  int
+}
+
+// FleetMessage is one decoded message as the reader applied it: Kind
+// says which of the pointers is set. Payload is the message as received.
+type FleetMessage struct {
+	Topic     string
+	Kind      Kind
+	Retained  bool
+	Status    *Status
+	Telemetry *TelemetryMsg
+	Event     *EventMsg
+	SMSIn     *SMSInMsg
+	SMSResult *SMSResultMsg
+	Payload   []byte
+}
+
+// clone gives a copy that shares no map with g.
+func (g *Gateway) clone() Gateway {
+	c := *g
+	c.SMSOut, c.Recoveries = maps.Clone(g.SMSOut), maps.Clone(g.Recoveries)
+	return c
+}
+
+// fresh reports whether a counted message was not counted before:
+// QoS 1 may deliver it again, and (device, kind, q) names it across
+// redeliveries (SCHEMA.md). Only recent ones are remembered; a
+// redelivery comes soon after the first copy.
+func (g *Gateway) fresh(k Kind, q uint64) bool {
+	key := string(k) + ":" + strconv.FormatUint(q, 10)
+	if slices.Contains(g.seenQ[:], key) {
+		return false
+	}
+	g.seenQ[g.seenAt] = key
+	g.seenAt = (g.seenAt + 1) % len(g.seenQ)
+	return true
+}
+
+// attrText is an event attribute as text, "" when absent, whatever
+// JSON type it came as.
+func attrText(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func count(m *map[string]uint64, key string) {
+	if *m == nil {
+		*m = map[string]uint64{}
+	}
+	(*m)[key]++
 }
 
 // Fleet keeps a snapshot of the gateways under a prefix.
@@ -221,7 +293,7 @@ func (f *Fleet) Snapshot() []Gateway {
 	defer f.mu.Unlock()
 	out := make([]Gateway, 0, len(f.gateways))
 	for _, g := range f.gateways {
-		out = append(out, *g)
+		out = append(out, g.clone())
 	}
 	slices.SortFunc(out, func(a, b Gateway) int { return cmp.Compare(a.ID, b.ID) })
 	return out
@@ -242,19 +314,24 @@ func (f *Fleet) Apply(topic string, payload []byte, retained bool) (Gateway, boo
 	}
 	now := f.clock.Now()
 	f.mu.Lock()
-	g, changed := f.apply(p, payload, retained, now)
+	msg := FleetMessage{Topic: topic, Kind: p.Kind, Retained: retained, Payload: payload}
+	g, changed := f.apply(p, &msg, now)
 	var out Gateway
 	if g != nil {
-		out = *g
+		out = g.clone()
 	}
 	f.mu.Unlock()
 	if changed && f.o.OnUpdate != nil {
 		f.o.OnUpdate(out)
 	}
+	if changed && f.o.OnMessage != nil {
+		f.o.OnMessage(out, msg)
+	}
 	return out, changed
 }
 
-func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Time) (*Gateway, bool) {
+func (f *Fleet) apply(p ParsedTopic, msg *FleetMessage, now time.Time) (*Gateway, bool) {
+	payload, retained := msg.Payload, msg.Retained
 	if len(payload) == 0 {
 		// An empty retained status is an operator clearing a gateway
 		// that is gone for good.
@@ -295,6 +372,7 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 		if st.State == Offline && st.Session < g.Session {
 			return nil, false
 		}
+		msg.Status = &st
 		g.Online, g.Session = st.State == Online, st.Session
 		if st.State == Online {
 			g.Identity = st.Identity
@@ -307,8 +385,17 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 			f.log.Warn("mqtt: fleet: bad telemetry", "device", p.Device, "err", err)
 			return nil, false
 		}
-		g.Reg, g.Act, g.Operator = m.Reg.Overall(), m.Act, m.Operator
-		g.RSSI, g.RSRP, g.SINR = m.RSSI, m.RSRP, m.SINR
+		msg.Telemetry = &m
+		g.Reg, g.RegDomains, g.Act, g.Operator = m.Reg.Overall(), m.Reg, m.Act, m.Operator
+		g.RSSI, g.RSRP, g.RSRQ, g.SINR = m.RSSI, m.RSRP, m.RSRQ, m.SINR
+		// Quota and health are read less often than the signal: a
+		// sample without them keeps the last known.
+		if m.Quota != nil {
+			g.Quota = m.Quota
+		}
+		if m.Health != nil {
+			g.Health = m.Health
+		}
 		if !retained && !f.shared {
 			if g.lastSeq > 0 && m.Seq > g.lastSeq+1 {
 				g.Gaps += m.Seq - g.lastSeq - 1
@@ -320,9 +407,17 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 		seen(m.TS)
 	case KindEvent:
 		var m EventMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
+		// An attribute of another JSON type than Attrs holds (typed
+		// attributes from a newer agent) costs that attribute only:
+		// Unmarshal decodes the rest and reports the first such value.
+		var te *json.UnmarshalTypeError
+		if err := json.Unmarshal(payload, &m); err != nil && !(errors.As(err, &te) && (te.Field == "attrs" || strings.HasSuffix(te.Field, ".attrs"))) {
 			f.log.Warn("mqtt: fleet: bad event", "device", p.Device, "err", err)
 			return nil, false
+		}
+		msg.Event = &m
+		if m.Type == EventRecovery && g.fresh(KindEvent, m.Q) {
+			count(&g.Recoveries, attrText(m.Attrs["step"])+"/"+attrText(m.Attrs["outcome"]))
 		}
 		g.LastEvent = m.Type
 		if m.Msg != "" {
@@ -339,6 +434,10 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 			f.log.Warn("mqtt: fleet: bad sms/in", "device", p.Device, "err", err)
 			return nil, false
 		}
+		msg.SMSIn = &m
+		if g.fresh(KindSMSIn, m.Q) {
+			g.SMSIn++
+		}
 		g.LastEvent = fmt.Sprintf("sms in: from %s, %d part(s)", m.From, m.Parts)
 		g.LastEventAt = m.Received
 		seen(m.Received.Unix())
@@ -347,6 +446,10 @@ func (f *Fleet) apply(p ParsedTopic, payload []byte, retained bool, now time.Tim
 		if err := json.Unmarshal(payload, &m); err != nil {
 			f.log.Warn("mqtt: fleet: bad sms/out/result", "device", p.Device, "err", err)
 			return nil, false
+		}
+		msg.SMSResult = &m
+		if g.fresh(KindSMSResult, m.Q) {
+			count(&g.SMSOut, m.State)
 		}
 		g.LastEvent = "sms out: " + m.ID + " " + m.State
 		if m.Reason != "" {

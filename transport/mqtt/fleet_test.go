@@ -231,3 +231,41 @@ func TestListFailsWhenSubscribeIsNotGranted(t *testing.T) {
 		t.Fatalf("err = %v (context: %v), want a subscribe error before the deadline", err, ctx.Err())
 	}
 }
+
+// The counts a fleet consumer exports: SMS and recovery events, each
+// counted once however often QoS 1 delivers it; typed event attributes
+// (numbers beside strings) do not cost the event; OnMessage sees the
+// decoded message.
+func TestFleetCounts(t *testing.T) {
+	var kinds []Kind
+	f, err := NewFleet(FleetOptions{Conn: Conn{Broker: "tls://b"}, OnMessage: func(_ Gateway, m FleetMessage) {
+		kinds = append(kinds, m.Kind)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := `{"v":1,"seq":1,"q":7,"ts":1735688400,"type":"recovery","level":"info","msg":"cfun-reset: done","attrs":{"step":"cfun-reset","outcome":"done","steps":2}}`
+	for range 2 {
+		f.Apply("cellagent/v1/gw/event", []byte(ev), false)
+		f.Apply("cellagent/v1/gw/sms/in", []byte(`{"v":1,"seq":1,"q":8,"id":"a","received":"2025-01-01T00:00:03Z","parts":1,"pdus":[]}`), false)
+	}
+	f.Apply("cellagent/v1/gw/sms/out/result", []byte(`{"v":1,"seq":1,"q":9,"ts":1,"id":"x","state":"sent"}`), false)
+	f.Apply("cellagent/v1/gw/sms/out/result", []byte(`{"v":1,"seq":2,"q":10,"ts":2,"id":"x","state":"delivered"}`), false)
+	f.Apply("cellagent/v1/gw/telemetry", []byte(`{"v":1,"seq":1,"q":11,"ts":3,"reg":{"cs":"denied","eps":"home"},"rsrq":-9,"quota":{"sms_left":5},"health":{"up":9,"evq":1}}`), false)
+	f.Apply("cellagent/v1/gw/telemetry", []byte(`{"v":1,"seq":2,"q":12,"ts":4,"reg":{"cs":"denied","eps":"home"},"rsrq":-10}`), false)
+	g, _ := gateway(f, "gw")
+	if g.Recoveries["cfun-reset/done"] != 1 || g.SMSIn != 1 || g.SMSOut["sent"] != 1 || g.SMSOut["delivered"] != 1 {
+		t.Errorf("counts: recoveries %v, sms in %d, out %v", g.Recoveries, g.SMSIn, g.SMSOut)
+	}
+	if g.RegDomains.CS != "denied" || *g.RSRQ != -10 || g.Quota == nil || *g.Quota.SMSLeft != 5 || g.Health == nil || g.Health.EventsQueued != 1 {
+		t.Errorf("state: %+v", g)
+	}
+	if len(kinds) != 8 || kinds[0] != KindEvent {
+		t.Errorf("OnMessage saw %v", kinds)
+	}
+	// Snapshots share no maps with the reader.
+	g.Recoveries["cfun-reset/done"] = 99
+	if g2, _ := gateway(f, "gw"); g2.Recoveries["cfun-reset/done"] != 1 {
+		t.Error("a snapshot's map is the reader's")
+	}
+}

@@ -259,6 +259,9 @@ const (
 	EventQuota    = "quota"
 	EventError    = "error"
 	EventAgent    = "agent"
+	// EventSMSCommand: a signed SMS command ran, or (rate-limited, never
+	// with its text) one was refused.
+	EventSMSCommand = "sms_command"
 )
 
 // Event is the body of <prefix>/<id>/event.

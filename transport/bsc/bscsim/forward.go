@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"cellagent/transport/bsc/receiver"
 )
 
 // Data coding schemes as the forwarder reports them.
@@ -46,50 +48,10 @@ type mtJob struct {
 	id    int64
 }
 
-// moJSON and the delivery report below follow the platform's forwarder
-// examples field for field, including its GMT "2006-01-02 15:04:05" dates.
-type moJSON struct {
-	ID            int64         `json:"id"`
-	Payload       string        `json:"payload"`
-	SubmitDate    string        `json:"submit_date"`
-	DestAddress   string        `json:"dest_address"`
-	SourceAddress string        `json:"source_address"`
-	DCS           int           `json:"dcs"`
-	PID           int           `json:"pid"`
-	Endpoint      endpointJSON  `json:"endpoint"`
-	Organisation  orgJSON       `json:"organisation"`
-	MultiPartInfo multiPartJSON `json:"multi_part_info"`
-}
-
-type endpointJSON struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-}
-
-type orgJSON struct {
-	ID int64 `json:"id"`
-}
-
-type multiPartJSON struct {
-	PartNo     int   `json:"partno"`
-	Total      int   `json:"total"`
-	Identifier int64 `json:"identifier"`
-}
-
-type dlrJSON struct {
-	ID           int64        `json:"id"`
-	FinalDate    string       `json:"final_date"`
-	SubmitDate   string       `json:"submit_date"`
-	Organisation orgJSON      `json:"organisation"`
-	Endpoint     endpointJSON `json:"endpoint"`
-	Status       dlrStatus    `json:"status"`
-}
-
-type dlrStatus struct {
-	ID     int    `json:"id"`
-	Status string `json:"status"`
-}
-
+// The forwards are written with the receiver's types (transport/bsc/
+// receiver), so the simulator and the application side cannot drift
+// apart on a field; both follow the platform's forwarder examples field
+// for field, including its GMT "2006-01-02 15:04:05" dates.
 const forwarderTime = "2006-01-02 15:04:05"
 
 // ForwardMO queues an MO SMS from the SIM for the application URL; it is
@@ -118,11 +80,11 @@ func (s *Server) ForwardMO(iccid string, mo MO) error {
 	now := s.now()
 	s.mu.Unlock()
 
-	m := moJSON{
+	m := receiver.MO{
 		ID: id, DestAddress: mo.Dest, SourceAddress: mo.Source, DCS: mo.DCS, PID: mo.PID,
-		Endpoint:      endpointJSON{ID: endpoint, Name: iccid},
-		Organisation:  orgJSON{ID: s.cfg.OrgID},
-		MultiPartInfo: multiPartJSON{PartNo: 1, Total: 1, Identifier: id},
+		Endpoint:      receiver.Endpoint{ID: endpoint, Name: iccid},
+		Organisation:  &receiver.Organisation{ID: s.cfg.OrgID},
+		MultiPartInfo: &receiver.MultiPart{PartNo: 1, Total: 1, Identifier: id},
 		Payload:       mo.Text,
 	}
 	if m.SourceAddress == "" {
@@ -201,6 +163,9 @@ func (s *Server) postApp(o outbound) error {
 	if err != nil {
 		return fmt.Errorf("building request: %w", err)
 	}
+	for k, vs := range s.cfg.AppHeader {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.cfg.AppClient.Do(req)
 	if err != nil {
@@ -271,11 +236,11 @@ func (s *Server) deliverMT(j mtJob) {
 	m.status, m.final = smsDelivered, now
 	st.smsMT++
 	st.smsRemaining = max(0, st.smsRemaining-1)
-	dlr := dlrJSON{
+	dlr := receiver.DLR{
 		ID: m.id, FinalDate: now.UTC().Format(forwarderTime), SubmitDate: m.submitted.UTC().Format(forwarderTime),
-		Organisation: orgJSON{ID: s.cfg.OrgID},
-		Endpoint:     endpointJSON{ID: st.cfg.EndpointID, Name: j.iccid},
-		Status:       dlrStatus{ID: 4, Status: smsDelivered},
+		Organisation: &receiver.Organisation{ID: s.cfg.OrgID},
+		Endpoint:     receiver.Endpoint{ID: st.cfg.EndpointID, Name: j.iccid},
+		Status:       receiver.DLRStatus{ID: 4, Status: smsDelivered},
 	}
 	s.mu.Unlock()
 	if s.cfg.AppURL == "" {

@@ -40,6 +40,10 @@ type Config struct {
 	// platform's SMS forwarder; empty disables forwarding.
 	AppURL    string
 	AppClient *http.Client // default: 10 s timeout, system roots
+	// AppHeader is sent with every forward: the application's credentials
+	// (a shared-secret header or Authorization), which the guide leaves
+	// to the customer.
+	AppHeader http.Header
 
 	OrgID         int64         // default 1234
 	TokenLifetime time.Duration // default 3599 s (the guide's expires_in)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cellagent/transport/bsc/receiver"
 )
 
 const (
@@ -275,11 +277,11 @@ func TestMOForwardedAsGuideUntil2xx(t *testing.T) {
 	if err := s.ForwardMO(iccid, MO{Dest: "1", Data: []byte{0xca, 0xfe}, DCS: DCS8Bit, PartNo: 2, Total: 3, Identifier: 77}); err != nil {
 		t.Fatal(err)
 	}
-	var bin moJSON
+	var bin receiver.MO
 	if err := json.Unmarshal(wait(t, app.got).body, &bin); err != nil {
 		t.Fatal(err)
 	}
-	if bin.DCS != 4 || bin.Payload != "cafe" || bin.MultiPartInfo != (multiPartJSON{2, 3, 77}) {
+	if bin.DCS != 4 || bin.Payload != "cafe" || bin.MultiPartInfo == nil || *bin.MultiPartInfo != (receiver.MultiPart{PartNo: 2, Total: 3, Identifier: 77}) {
 		t.Fatalf("8-bit MO %+v", bin)
 	}
 	if err := s.ForwardMO(iccid, MO{DCS: 8}); err == nil {

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cellagent/agent/config"
+	"cellagent/agent/messaging"
+	"cellagent/agent/ratelimit"
+	"cellagent/agent/store"
+	"cellagent/transport/smscmd"
+)
+
+const cmdICCID = "89882280666012345678"
+
+// cmdDaemon is the part of a daemon the SMS command path uses, on a
+// real store: no modem, no broker (events wait in pending).
+func cmdDaemon(t *testing.T, path string, key []byte) *daemon {
+	t.Helper()
+	cfg := config.Default()
+	cfg.SMSCommands.AllowFrom = []string{"+4915112345678"}
+	d := newDaemon(Options{Config: cfg})
+	d.started = d.now()
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d.st = st
+	if err := st.SaveState("iccid", []byte(cmdICCID)); err != nil {
+		t.Fatal(err)
+	}
+	lim, err := ratelimit.New(messaging.Limits(cfg.SMS), d.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.outbox, err = messaging.NewOutbox(nil, messaging.OutboxConfig{Store: st, Limiter: lim, SMSC: cfg.SMS.SMSC}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: time.Hour, Max: 1}}}, d.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.smsCmds = &smsCommands{key: key, allow: map[string]bool{"4915112345678": true}, events: ev}
+	return d
+}
+
+// A command runs once: not again when the inbox hands the same message
+// over after a crash (before it was marked published), not as a replay
+// under another id, not after a restart. Refusals are counted one by
+// one but reported once; ordinary SMS are left to sms/in.
+func TestSMSCommandAtMostOnce(t *testing.T) {
+	key := []byte(strings.Repeat("k", 32))
+	path := filepath.Join(t.TempDir(), "s.db")
+	d := cmdDaemon(t, path, key)
+	ctx := context.Background()
+	ping, err := smscmd.Sign(key, cmdICCID, smscmd.Message{Kind: smscmd.Command, Counter: 10, Verb: "ping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	take := func(d *daemon, id, from, text string) bool {
+		t.Helper()
+		taken, err := d.smsCommand(ctx, messaging.Inbound{ID: id, From: from, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return taken
+	}
+	replies := func(d *daemon) int {
+		n, err := d.st.OutboxLen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if !take(d, "m1", "+4915112345678", ping) || replies(d) != 1 {
+		t.Fatalf("ping: taken, %d replies", replies(d))
+	}
+	if !take(d, "m1", "+4915112345678", ping) || replies(d) != 1 || d.smsCmds.refused.Load() != 0 {
+		t.Fatalf("redelivered ping: %d replies, %d refused", replies(d), d.smsCmds.refused.Load())
+	}
+	if !take(d, "m2", "+4915112345678", ping) || replies(d) != 1 || d.smsCmds.refused.Load() != 1 {
+		t.Fatalf("replayed ping: %d replies, %d refused", replies(d), d.smsCmds.refused.Load())
+	}
+	forged, _ := smscmd.Sign([]byte(strings.Repeat("f", 32)), cmdICCID, smscmd.Message{Kind: smscmd.Command, Counter: 11, Verb: "ping"})
+	for i, m := range []struct{ from, text string }{
+		{"+4915112345678", forged},
+		{"+4900000000", ping},
+		{"+4915112345678", ping[:30]},
+		{"+4915112345678", "#CA1"},
+	} {
+		if !take(d, "f"+string(rune('a'+i)), m.from, m.text) {
+			t.Errorf("%q from %s not taken", m.text, m.from)
+		}
+	}
+	if take(d, "p1", "+4915112345678", "#ca1 is not a command") || take(d, "p2", "+4915112345678", "hello") {
+		t.Error("an ordinary SMS was taken")
+	}
+	if d.smsCmds.run.Load() != 1 {
+		t.Errorf("%d commands run, want 1", d.smsCmds.run.Load())
+	}
+	if got := d.smsCmds.refused.Load(); got != 5 || replies(d) != 1 {
+		t.Errorf("%d refused, %d replies; want 5 and 1", got, replies(d))
+	}
+	events := 0
+	for _, e := range d.pending {
+		if e.Msg == "SMS command refused" {
+			events++
+			if strings.Contains(e.Attrs["reason"]+e.Msg, "#CA1") {
+				t.Errorf("event carries the text: %+v", e)
+			}
+		}
+	}
+	if events != 1 {
+		t.Errorf("%d refusal events, want 1", events)
+	}
+
+	// After a restart the guard still holds.
+	d.st.Close()
+	d2 := cmdDaemon(t, path, key)
+	if !take(d2, "m1", "+4915112345678", ping) || !take(d2, "m3", "+4915112345678", ping) || replies(d2) != 1 || d2.smsCmds.refused.Load() != 1 {
+		t.Errorf("after a restart: %d replies, %d refused", replies(d2), d2.smsCmds.refused.Load())
+	}
+	next, _ := smscmd.Sign(key, cmdICCID, smscmd.Message{Kind: smscmd.Command, Counter: 12, Verb: "ping"})
+	if !take(d2, "m4", "+4915112345678", next) || replies(d2) != 2 {
+		t.Errorf("a fresh command after a restart: %d replies", replies(d2))
+	}
+}
+
+// The ladder's refusals become one reply field each, read from the
+// supervisor's own messages.
+func TestRefusalFields(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{`supervisor: unknown step "format" (want one of reattach, cfun-reset)`, "unknown-step"},
+		{"supervisor: reattach: hourly budget (3) used; next allowed at 2026-12-04T21:00:00Z", "budget"},
+		{"supervisor: reboot: disabled by its configuration (no budget)", "budget"},
+		{"supervisor: bsc-reset: last run less than 30m0s ago; next allowed at 2026-12-04T21:00:00Z", "too-soon"},
+		{"supervisor: bsc-reset: the operator API is not configured ([bsc] base_url)", "unavailable"},
+		{"supervisor: reattach is already scheduled", "already-scheduled"},
+		{"supervisor: something new", "refused"},
+	} {
+		if got := refusal(errors.New(c.msg)); got != c.want || !smscmd.Token(got) {
+			t.Errorf("%q: %q, want %q", c.msg, got, c.want)
+		}
+	}
+}
