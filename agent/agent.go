@@ -68,7 +68,10 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// DrainTimeout bounds the graceful part of a shutdown (default 10 s).
 	DrainTimeout time.Duration
-	Now          func() time.Time
+	// StoreCheck is how often the store's path is compared with the file
+	// the store has open (default 15 s); see store.ErrGone.
+	StoreCheck time.Duration
+	Now        func() time.Time
 	// APIAfterQueued, when set, runs between an SMS from the local API
 	// reaching the disk and the client hearing so (a test hook).
 	APIAfterQueued func()
@@ -134,6 +137,9 @@ func newDaemon(o Options) *daemon {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
 	}
+	if o.StoreCheck <= 0 {
+		o.StoreCheck = 15 * time.Second
+	}
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
@@ -150,7 +156,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.started = d.now()
 	d.o.Notify("STATUS=opening the store")
 	path := filepath.Join(d.cfg.State.Dir, StoreFile)
-	d.st, err = store.Open(path, store.Options{Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }})
+	d.st, err = store.Open(path, store.Options{
+		Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }, OutboxGroup: messaging.Destination,
+	})
 	if err != nil {
 		return err
 	}
@@ -232,7 +240,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	d.mainLoop(ctx)
+	loopErr := d.mainLoop(ctx)
 
 	// Drain, within DrainTimeout: no new intake, the SMS in flight is
 	// finished, the journal is handed to MQTT, then the link closes and
@@ -263,12 +271,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		d.log.Warn("agent: broker did not confirm offline within the drain time; the last will covers it")
 	}
 	d.log.Info("agent: stopped")
-	return nil
+	return loopErr
 }
 
 // mainLoop pings the watchdog while the agent makes progress, writes the
-// status file and applies reloads, until ctx ends.
-func (d *daemon) mainLoop(ctx context.Context) {
+// status file and applies reloads, until ctx ends; or until the store's
+// file is deleted, which it returns as an error so that the service exits
+// non-zero after its drain and systemd restarts it with a fresh store.
+func (d *daemon) mainLoop(ctx context.Context) error {
 	// The deadline counts from the start: resolving the device id may
 	// have used it up already.
 	ready := time.NewTimer(max(0, d.o.ReadyTimeout-d.now().Sub(d.started)))
@@ -296,12 +306,19 @@ func (d *daemon) mainLoop(ctx context.Context) {
 		defer tick.Stop()
 		tickC = tick.C
 	}
+	storeCheck := time.NewTicker(d.o.StoreCheck)
+	defer storeCheck.Stop()
 	changed := d.link.Changed()
 	d.writeStatus()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
+		case <-storeCheck.C:
+			if err := d.st.CheckFile(); errors.Is(err, store.ErrGone) {
+				d.log.Error("agent: the state directory was deleted or replaced; stopping so the service restarts with a fresh store", "err", err)
+				return err
+			}
 		case <-changed:
 			changed = d.link.Changed()
 			if _, err := d.link.Current(); err == nil {
@@ -495,7 +512,11 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 	}
 	if m.Broker == "" {
 		// Not ctx: the broker must outlive the client's offline message.
-		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log)
+		var opts []embedded.Option
+		if conn.Password != "" {
+			opts = append(opts, embedded.WithUser(conn.Username, conn.Password))
+		}
+		b, err := embedded.Start(context.WithoutCancel(ctx), m.EmbeddedListen, d.log, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("agent: no mqtt.broker configured, and the embedded one failed: %w", err)
 		}

@@ -8,19 +8,23 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"cellagent/transport/mqtt"
 )
 
 // Config is the whole file. Zero sections take the defaults of Default.
@@ -237,11 +241,46 @@ func (ps *Problems) Error() string {
 
 // Load reads and checks the file at path.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, err
 	}
 	return Parse(data, path)
+}
+
+// MaxFileSize bounds a configuration file. A full one with comments is a
+// few KiB; anything near this is not a configuration.
+const MaxFileSize = 64 << 10
+
+// ReadFile reads a configuration file, refusing what is not a regular file
+// or is larger than MaxFileSize: /dev/zero would be read until memory runs
+// out, and a FIFO would block, so it is opened without waiting for a
+// writer and refused.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is %d bytes, more than the %d a configuration may have", path, fi.Size(), MaxFileSize)
+	}
+	// The size may change between the stat and the read.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is more than the %d bytes a configuration may have", path, MaxFileSize)
+	}
+	return data, nil
 }
 
 // Parse reads and checks a file's contents; name is used in messages. On
@@ -249,27 +288,24 @@ func Load(path string) (Config, error) {
 func Parse(data []byte, name string) (Config, error) {
 	cfg := Default()
 	ps := &Problems{File: name}
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		var strict *toml.StrictMissingError
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		// A syntax error leaves no document to check further.
 		var de *toml.DecodeError
-		switch {
-		case errors.As(err, &strict):
-			for _, e := range strict.Errors {
-				line, _ := e.Position()
-				ps.List = append(ps.List, Problem{Line: line, Key: strings.Join(e.Key(), "."), Msg: "unknown key"})
-			}
-		case errors.As(err, &de):
+		if errors.As(err, &de) {
 			line, _ := de.Position()
 			ps.List = append(ps.List, Problem{Line: line, Key: strings.Join(de.Key(), "."), Msg: strings.TrimPrefix(de.Error(), "toml: ")})
-			return Config{}, ps
-		default:
+		} else {
 			ps.List = append(ps.List, Problem{Msg: err.Error()})
-			return Config{}, ps
 		}
+		return Config{}, ps
 	}
+	var typeProblems []Problem
+	decode(reflect.ValueOf(&cfg).Elem(), doc, "", func(key, format string, args ...any) {
+		typeProblems = append(typeProblems, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	})
 	lines := keyLines(data)
-	for _, p := range cfg.Validate() {
+	for _, p := range append(typeProblems, cfg.Validate()...) {
 		p.Line = lines[p.Key]
 		ps.List = append(ps.List, p)
 	}
@@ -286,6 +322,12 @@ func (c Config) Validate() []Problem {
 	var ps []Problem
 	bad := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Device.ID != "" {
+		// It is a topic level: run refuses what a topic cannot carry.
+		if err := mqtt.ValidateLevel(c.Device.ID); err != nil {
+			bad("device.id", "%q: %v", c.Device.ID, err)
+		}
 	}
 	if c.Modem.Port == "" {
 		bad("modem.port", "must be set (a device path such as /dev/ttyUSB2)")
@@ -318,6 +360,9 @@ func (c Config) Validate() []Problem {
 		}
 		if c.BSC.Username == "" {
 			bad("bsc.username", "must be set when base_url is")
+		}
+		if strings.Contains(c.BSC.Username, ":") {
+			bad("bsc.username", "must not contain ':' (HTTP Basic authentication separates user and password with it)")
 		}
 		if c.BSC.PasswordFile == "" {
 			bad("bsc.password_file", "must be set when base_url is (a file, or a systemd credential name)")
@@ -369,6 +414,13 @@ func keyLines(data []byte) map[string]int {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = keyParts(e.Key())
+			// A header's line serves problems about the whole table (an
+			// unknown section); its keys' lines are their own.
+			if it := e.Key(); it.Next() {
+				if key := strings.Join(table, "."); lines[key] == 0 {
+					lines[key] = p.Shape(it.Node().Raw).Start.Line
+				}
+			}
 		case unstable.KeyValue:
 			it := e.Key()
 			var first *unstable.Node

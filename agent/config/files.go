@@ -45,7 +45,7 @@ func CheckFiles(c Config, path string) error {
 		return nil
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := ReadFile(path); err == nil {
 		lines := keyLines(data)
 		for i := range ps {
 			ps[i].Line = lines[ps[i].Key]

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"cellagent/transport/mqtt"
+	"cellagent/transport/mqtt/embedded"
 )
 
 type badFunc func(key, format string, args ...any)
@@ -14,19 +17,32 @@ func (m MQTTConfig) validate(bad badFunc) {
 	if m.Broker == "" {
 		if _, _, err := net.SplitHostPort(m.EmbeddedListen); err != nil {
 			bad("mqtt.embedded_listen", "%q is not host:port", m.EmbeddedListen)
+		} else if err := embedded.CheckAddr(m.EmbeddedListen); err != nil {
+			bad("mqtt.embedded_listen", "%v", err)
 		}
 	} else {
 		u, err := url.Parse(m.Broker)
 		switch {
 		case err != nil || u.Host == "":
 			bad("mqtt.broker", "%q is not a broker URL (tls://host:8883)", m.Broker)
-		case u.Scheme == "tcp" || u.Scheme == "mqtt":
-			if !m.AllowPlaintext {
-				bad("mqtt.broker", "%s sends the password and SMS content in clear; use tls:// or set allow_plaintext", u.Scheme)
-			}
-		case u.Scheme != "tls" && u.Scheme != "ssl" && u.Scheme != "mqtts":
+		case u.Scheme == "tcp" && !m.AllowPlaintext:
+			bad("mqtt.broker", "%s sends the password and SMS content in clear; use tls:// or set allow_plaintext", u.Scheme)
+		case u.Scheme != "tcp" && u.Scheme != "tls" && u.Scheme != "ssl":
 			bad("mqtt.broker", "scheme %q: want tls://, ssl:// or (with allow_plaintext) tcp://", u.Scheme)
+		default:
+			// What the client itself refuses (credentials or a path in
+			// the URL, TLS files for tcp://): run and check must agree.
+			conn := mqtt.Conn{Broker: m.Broker, AllowPlaintext: m.AllowPlaintext,
+				CAFile: m.CAFile, CertFile: m.ClientCert, KeyFile: m.ClientKey, KeepAlive: time.Minute}
+			if err := conn.Validate(); err != nil {
+				bad("mqtt.broker", "%s", strings.TrimPrefix(err.Error(), "mqtt: config: "))
+			}
 		}
+	}
+	if m.Broker == "" && m.Commands && m.PasswordFile == "" {
+		// Commands send SMS, which cost money and reach people; an
+		// embedded broker without a user admits every local process.
+		bad("mqtt.commands", "on the embedded broker (no mqtt.broker) commands need mqtt.username and mqtt.password_file, which it then requires of every client")
 	}
 	if (m.ClientCert == "") != (m.ClientKey == "") {
 		bad("mqtt.client_cert", "client_cert and client_key go together")
@@ -34,8 +50,8 @@ func (m MQTTConfig) validate(bad badFunc) {
 	if m.PasswordFile != "" && m.Username == "" {
 		bad("mqtt.username", "must be set when password_file is")
 	}
-	if !validPrefix(m.Prefix) {
-		bad("mqtt.prefix", "%q: want topic levels without wildcards, $ or empty levels (e.g. cellagent/v1)", m.Prefix)
+	if err := mqtt.ValidatePrefix(m.Prefix); err != nil {
+		bad("mqtt.prefix", "%v: want topic levels without wildcards, $ or empty levels (e.g. cellagent/v1)", err)
 	}
 	if m.KeepAlive.Duration < 10*time.Second || m.KeepAlive.Duration > 1200*time.Second {
 		bad("mqtt.keepalive", "%s: want 10s to 20m (brokers cap it at 1200 s; each ping costs cellular bytes)", m.KeepAlive.Duration)
@@ -54,18 +70,6 @@ func (m MQTTConfig) validate(bad badFunc) {
 }
 
 var phone = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
-
-func validPrefix(p string) bool {
-	if p == "" || strings.HasPrefix(p, "$") || strings.ContainsAny(p, "+#\x00") {
-		return false
-	}
-	for _, l := range strings.Split(p, "/") {
-		if l == "" {
-			return false
-		}
-	}
-	return true
-}
 
 func (t TelemetryConfig) validate(bad badFunc) {
 	if t.Poll.Duration < time.Second {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"cellagent/agent/ratelimit"
@@ -41,8 +42,11 @@ type OutboxConfig struct {
 	// and 30min).
 	MaxAttempts         int
 	BaseDelay, MaxDelay time.Duration
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	// StoreRetry is the first pause before writing an outcome the store
+	// refused again; it doubles up to 10 s (default 1 s).
+	StoreRetry time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Outbox sends MO requests from the store.
@@ -54,6 +58,19 @@ type Outbox struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
+
+	// An outcome the store could not take: kept here and written again
+	// until it can be, before any other message is taken. Sent again
+	// instead, the SMS would go out twice once the store recovers.
+	mu        sync.Mutex
+	unwritten *outcome
+	storeErr  error // the last failed write, nil once writes succeed
+}
+
+// outcome is the state change that ends one attempt of a message.
+type outcome struct {
+	id, what string
+	write    func() error
 }
 
 const limiterState = "ratelimit"
@@ -68,6 +85,9 @@ func NewOutbox(c sms.Commander, cfg OutboxConfig) (*Outbox, error) {
 	}
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = 30 * time.Minute
+	}
+	if cfg.StoreRetry <= 0 {
+		cfg.StoreRetry = time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -97,6 +117,9 @@ func NewOutbox(c sms.Commander, cfg OutboxConfig) (*Outbox, error) {
 func (o *Outbox) Submit(req Request) (id string, parts int, err error) {
 	if (req.Text == "") == (len(req.Data) == 0) {
 		return "", 0, errors.New("outbox: a request needs exactly one of text and data")
+	}
+	if err := o.StoreError(); err != nil {
+		return "", 0, fmt.Errorf("outbox: not accepting SMS while the store cannot write (%w); try again later", err)
 	}
 	pdus, err := o.encode(req, sms.NewMemoryRefs(0))
 	if err != nil {
@@ -141,12 +164,34 @@ func (o *Outbox) Submit(req Request) (id string, parts int, err error) {
 	return id, len(pdus), nil
 }
 
+// Destination groups stored requests for store.Options.OutboxGroup, so
+// messages to one number leave in the order they were accepted, retries
+// included: a recipient reading a sequence of commands or alerts must not
+// get them shuffled. An unreadable record is a group of its own.
+func Destination(rec []byte) string {
+	var req struct {
+		To string `json:"to"`
+	}
+	if err := json.Unmarshal(rec, &req); err != nil {
+		return "\x00" + string(rec)
+	}
+	return req.To
+}
+
 func (o *Outbox) encode(req Request, refs sms.RefSource) ([]sms.PDU, error) {
 	opts := sms.Options{SMSC: o.cfg.SMSC, StatusReport: req.Report, Refs: refs}
 	if len(req.Data) > 0 {
 		return sms.EncodeData(req.To, req.Data, opts)
 	}
 	return sms.EncodeText(req.To, req.Text, opts)
+}
+
+// StoreError is the store's last failed write of an outcome while that
+// outcome is still held in memory, nil when the store writes.
+func (o *Outbox) StoreError() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.storeErr
 }
 
 // Stop makes Run return nil once the message in flight, if any, is sent or
@@ -158,6 +203,9 @@ func (o *Outbox) Stop() { o.stopOnce.Do(func() { close(o.stop) }) }
 // Stop is called.
 func (o *Outbox) Run(ctx context.Context) error {
 	for {
+		if err := o.flush(ctx); err != nil {
+			return err
+		}
 		select {
 		case <-o.stop:
 			return nil
@@ -210,7 +258,7 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 		// Only attempts cut short by a crash get here (a failed attempt
 		// gives up in time below): a message whose sending takes the agent
 		// down must not be sent again on every restart.
-		return o.fail(it.ID, -1, fmt.Sprintf("%d attempts interrupted by agent restarts (last: %s); it may have been sent", it.Attempts, it.LastErr))
+		return o.fail(ctx, it.ID, -1, fmt.Sprintf("%d attempts interrupted by agent restarts (last: %s); it may have been sent", it.Attempts, it.LastErr))
 	}
 	if err := o.cfg.Store.MarkSending(it.ID); err != nil {
 		return fmt.Errorf("outbox: %w", err)
@@ -218,21 +266,19 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 	attempt := it.Attempts + 1
 	var req Request
 	if err := json.Unmarshal(it.Rec, &req); err != nil {
-		return o.fail(it.ID, -1, fmt.Sprintf("stored request unreadable: %v", err))
+		return o.fail(ctx, it.ID, -1, fmt.Sprintf("stored request unreadable: %v", err))
 	}
 	// Concatenation references come from the store so they do not repeat
 	// right after a restart and confuse the recipient's reassembly.
 	pdus, err := o.encode(req, o.cfg.Store)
 	if err != nil {
-		return o.fail(it.ID, -1, err.Error())
+		return o.fail(ctx, it.ID, -1, err.Error())
 	}
 	refs, err := sms.Send(ctx, o.port, pdus...)
 	if err == nil {
-		if err := o.cfg.Store.MarkSent(it.ID, refs); err != nil {
-			return fmt.Errorf("outbox: %w", err)
-		}
 		o.log.Info("outbox: SMS sent", "id", it.ID, "to", req.To, "refs", refs)
-		return nil
+		return o.settle(ctx, outcome{id: it.ID, what: fmt.Sprintf("sent, references %v", refs),
+			write: func() error { return o.cfg.Store.MarkSent(it.ID, refs) }})
 	}
 	code := -1
 	var se *sms.SendError
@@ -243,32 +289,96 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 	reason := sms.Meaning(err)
 	switch {
 	case errors.Is(err, at.ErrClosed) || ctx.Err() != nil:
-		// Not the message's fault: try again as soon as the port is back.
-		if err2 := o.cfg.Store.MarkRetry(it.ID, o.cfg.Now(), reason); err2 != nil {
-			return fmt.Errorf("outbox: %w", err2)
+		// Not the message's fault: try again as soon as the port is back,
+		// in its place in the queue (a not-before of now would sort it
+		// after the messages accepted while the port was away).
+		if err2 := o.settle(ctx, outcome{id: it.ID, what: "interrupted, to retry",
+			write: func() error { return o.cfg.Store.MarkRetry(it.ID, time.Time{}, reason) }}); err2 != nil {
+			return err2
 		}
 		return fmt.Errorf("outbox: sending %s: %w", it.ID, err)
 	case class == sms.Permanent:
-		return o.fail(it.ID, code, reason)
+		return o.fail(ctx, it.ID, code, reason)
 	case class == sms.Unclassified && attempt >= sms.UnclassifiedRetries:
-		return o.fail(it.ID, code, fmt.Sprintf("%s (unclassified error, gave up after %d attempts)", reason, attempt))
+		return o.fail(ctx, it.ID, code, fmt.Sprintf("%s (unclassified error, gave up after %d attempts)", reason, attempt))
 	case attempt >= o.cfg.MaxAttempts:
-		return o.fail(it.ID, code, fmt.Sprintf("%s (gave up after %d attempts)", reason, attempt))
+		return o.fail(ctx, it.ID, code, fmt.Sprintf("%s (gave up after %d attempts)", reason, attempt))
 	}
 	delay := o.backoff(attempt)
 	o.log.Warn("outbox: SMS send failed, will retry", "id", it.ID, "attempt", attempt, "in", delay, "err", reason)
-	if err := o.cfg.Store.MarkRetry(it.ID, o.cfg.Now().Add(delay), reason); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	return nil
+	notBefore := o.cfg.Now().Add(delay)
+	return o.settle(ctx, outcome{id: it.ID, what: "failed, to retry",
+		write: func() error { return o.cfg.Store.MarkRetry(it.ID, notBefore, reason) }})
 }
 
-func (o *Outbox) fail(id string, code int, reason string) error {
+func (o *Outbox) fail(ctx context.Context, id string, code int, reason string) error {
 	o.log.Warn("outbox: SMS failed for good", "id", id, "code", code, "reason", reason)
-	if err := o.cfg.Store.MarkFailed(id, code, reason); err != nil {
-		return fmt.Errorf("outbox: %w", err)
+	return o.settle(ctx, outcome{id: id, what: "failed: " + reason,
+		write: func() error { return o.cfg.Store.MarkFailed(id, code, reason) }})
+}
+
+// settle writes the outcome of an attempt, holding it in memory and
+// retrying while the store cannot write (a full disk): see flush.
+func (o *Outbox) settle(ctx context.Context, oc outcome) error {
+	o.mu.Lock()
+	o.unwritten = &oc
+	o.mu.Unlock()
+	return o.flush(ctx)
+}
+
+// flush writes the held outcome, if any, retrying with back-off until it
+// is written or ctx ends (it then stays held for the next Run). Until
+// then no other message is taken and Submit refuses, and the failure is
+// logged once, not on every retry. Stop does not cut it short: the drain
+// deadline does, through ctx.
+func (o *Outbox) flush(ctx context.Context) error {
+	o.mu.Lock()
+	oc := o.unwritten
+	o.mu.Unlock()
+	if oc == nil {
+		return nil
 	}
-	return nil
+	wait := o.cfg.StoreRetry
+	for {
+		err := oc.write()
+		var te *store.TransitionError
+		if errors.As(err, &te) && o.StoreError() == nil {
+			// Not the store's fault but a state the item cannot leave:
+			// holding the outcome would retry it for ever.
+			o.mu.Lock()
+			o.unwritten = nil
+			o.mu.Unlock()
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if err == nil || te != nil {
+			// After failed writes, a transition error means one of them
+			// was written after all (its commit failed late): done.
+			o.mu.Lock()
+			failed := o.storeErr != nil
+			o.unwritten, o.storeErr = nil, nil
+			o.mu.Unlock()
+			if failed {
+				o.log.Info("outbox: the store writes again; held outcome written", "id", oc.id, "outcome", oc.what)
+			}
+			return nil
+		}
+		o.mu.Lock()
+		first := o.storeErr == nil
+		o.storeErr = err
+		o.mu.Unlock()
+		if first {
+			o.log.Error("outbox: the store cannot write an SMS outcome; holding it in memory, sending nothing else and refusing new SMS until it can",
+				"id", oc.id, "outcome", oc.what, "err", err, "disk_full", errors.Is(err, syscall.ENOSPC))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("outbox: outcome of %s (%s) not written yet: %w", oc.id, oc.what, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // backoff doubles from BaseDelay per attempt up to MaxDelay.

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -138,6 +141,11 @@ func (s *Store) enqueue(id, suffix string, rec []byte) (string, bool, error) {
 	if err != nil {
 		return "", false, wrap(op, bOutbox, err)
 	}
+	if added {
+		// An id may come back after its first item was pruned, perhaps
+		// for another destination.
+		s.groups.forget(id)
+	}
 	return id, added, nil
 }
 
@@ -152,42 +160,127 @@ func (s *Store) Get(id string) (OutboxItem, error) {
 	return it, wrap("outbox get", bOutbox, err)
 }
 
-// Next returns the first queued item due at now (NotBefore not after now),
-// ok=false if none is. It does not change the item: the single sender loop
-// calls MarkSending next.
+// Next returns the queued item to send at now: among the first-accepted
+// item of each group (see Options.OutboxGroup), the one accepted first
+// whose NotBefore is not after now; ok=false if none is. It does not change
+// the item: the single sender loop calls MarkSending next.
 func (s *Store) Next(now time.Time) (it OutboxItem, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bOutQueue).Cursor().First()
-		if k == nil {
-			return nil
-		}
-		t, err := keyTime(k)
+		heads, err := s.queueHeads(tx)
 		if err != nil {
 			return err
 		}
-		if t.After(now) {
-			return nil
+		for _, h := range heads {
+			if !h.notBefore.After(now) {
+				it, err = getItem(tx, h.id)
+				ok = err == nil
+				return err
+			}
 		}
-		it, err = getItem(tx, string(v))
-		ok = err == nil
-		return err
+		return nil
 	})
 	return it, ok, wrap("outbox next", bOutQueue, err)
 }
 
-// NextDue returns when the earliest queued item becomes due, ok=false if the
-// queue is empty; the sender sleeps until then (or until Enqueue wakes it).
+// NextDue returns when the earliest item Next may return becomes due,
+// ok=false if the queue is empty; the sender sleeps until then (or until
+// Enqueue wakes it).
 func (s *Store) NextDue() (due time.Time, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bOutQueue).Cursor().First()
-		if k == nil {
-			return nil
+		heads, err := s.queueHeads(tx)
+		if err != nil {
+			return err
 		}
-		due, err = keyTime(k)
-		ok = err == nil
-		return err
+		for _, h := range heads {
+			if !ok || h.notBefore.Before(due) {
+				due, ok = h.notBefore, true
+			}
+		}
+		return nil
 	})
 	return due, ok, wrap("outbox next due", bOutQueue, err)
+}
+
+// queued is a queue entry as its key and value give it.
+type queued struct {
+	seq       uint64
+	notBefore time.Time
+	id        string
+}
+
+// groupCache remembers the group of each queued item, so that finding
+// the heads reads the queue's keys and values only, not every item: the
+// group comes from the payload, which does not change.
+type groupCache struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]*groupEntry
+}
+
+func (c *groupCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+type groupEntry struct {
+	group string
+	gen   uint64
+}
+
+// queueHeads returns the first-accepted queued item of each group, in
+// acceptance order. It reads the whole queue, which MaxOutbox bounds.
+func (s *Store) queueHeads(tx *bolt.Tx) ([]queued, error) {
+	c := &s.groups
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*groupEntry{}
+	}
+	c.gen++
+	heads := map[string]queued{}
+	err := tx.Bucket(bOutQueue).ForEach(func(k, v []byte) error {
+		nb, err := keyTime(k)
+		if err != nil {
+			return err
+		}
+		if len(k) != 16 {
+			return fmt.Errorf("corrupt queue key: %d bytes, want 16", len(k))
+		}
+		e := c.m[string(v)]
+		if e == nil {
+			it, err := getItem(tx, string(v))
+			if err != nil {
+				return err
+			}
+			e = &groupEntry{group: "\x00" + it.ID}
+			if s.opts.OutboxGroup != nil {
+				e.group = s.opts.OutboxGroup(it.Rec)
+			}
+			c.m[string(v)] = e
+		}
+		e.gen = c.gen
+		q := queued{seq: binary.BigEndian.Uint64(k[8:]), notBefore: nb}
+		if h, ok := heads[e.group]; !ok || q.seq < h.seq {
+			q.id = string(v)
+			heads[e.group] = q
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for id, e := range c.m {
+		if e.gen != c.gen {
+			delete(c.m, id)
+		}
+	}
+	out := make([]queued, 0, len(heads))
+	for _, h := range heads {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b queued) int { return cmp.Compare(a.seq, b.seq) })
+	return out, nil
 }
 
 // MarkSending: queued → sending, counting the attempt.
@@ -201,8 +294,9 @@ func (s *Store) MarkSending(id string) error {
 	})
 }
 
-// MarkRetry: sending → queued, not due before notBefore, after a transient
-// error lastErr.
+// MarkRetry: sending → queued, not due before notBefore (zero: at once),
+// after a transient error lastErr. The item keeps its place in its group's
+// FIFO whatever notBefore is.
 func (s *Store) MarkRetry(id string, notBefore time.Time, lastErr string) error {
 	return s.transition("outbox mark retry", id, Queued, []State{Sending}, func(tx *bolt.Tx, it *OutboxItem) error {
 		it.NotBefore = notBefore

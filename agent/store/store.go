@@ -57,6 +57,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -136,6 +137,11 @@ type Options struct {
 	// OnResult, when set, is called after a transaction that added to
 	// Results commits, so a reporter need not poll. It must not block.
 	OnResult func()
+	// OutboxGroup names the FIFO an outbox payload belongs to (the agent
+	// groups by destination): within a group, [Store.Next] hands items out
+	// in the order they were accepted, so one waiting for a retry holds
+	// back those behind it. Nil puts every item in a group of its own.
+	OutboxGroup func(rec []byte) string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -191,14 +197,17 @@ func (o Options) withDefaults() (Options, error) {
 type Store struct {
 	db        *bolt.DB
 	path      string
+	dev, ino  uint64 // the file opened, to notice it deleted or replaced
 	opts      Options
 	telemetry *Queue
 	events    *Queue
 	results   *Queue
 	feed      *Queue
+	groups    groupCache
 }
 
-// Open opens or creates the store at path. The directory is created 0700 and
+// Open opens or creates the store at path. The directory is created 0700 (an
+// existing one is tightened to 0700, or refused if it is not ours) and
 // the file 0600 if missing (an existing file readable by others is tightened
 // to 0600: it holds people's messages). A second Open of the same file, from
 // this or another process, fails with [ErrLocked] after Options.LockTimeout.
@@ -211,6 +220,9 @@ func Open(path string, opts Options) (*Store, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: create directory: %w", path, err)
+	}
+	if err := privateDir(dir, o.Logger); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -228,7 +240,46 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// The file is locked: a path that names another file later was
+	// deleted or replaced behind our back, not opened by another agent.
+	if s.dev, s.ino, err = fileID(path); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	return s, nil
+}
+
+// ErrGone: the store's file was deleted or replaced while open (rm -rf
+// of the state directory). Writes still succeed, into a file nobody will
+// open again: the agent must restart to keep its promises.
+var ErrGone = errors.New("store file deleted or replaced while open")
+
+// CheckFile says whether the store's path still names the file it has
+// open, with ErrGone when it does not.
+func (s *Store) CheckFile() error {
+	dev, ino, err := fileID(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: %s: %w (it no longer exists)", s.path, ErrGone)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", s.path, err)
+	}
+	if dev != s.dev || ino != s.ino {
+		return fmt.Errorf("store: %s: %w (the path names another file now)", s.path, ErrGone)
+	}
+	return nil
+}
+
+func fileID(path string) (dev, ino uint64, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: no device and inode numbers", path)
+	}
+	return uint64(st.Dev), st.Ino, nil
 }
 
 func (s *Store) init(dir string) error {
@@ -272,6 +323,33 @@ func (s *Store) init(dir string) error {
 	if n > 0 {
 		s.opts.Logger.Warn("outbox: messages interrupted mid-send requeued; they may be sent twice", "count", n)
 	}
+	return nil
+}
+
+// privateDir makes an existing directory 0700, as a new one is: it holds
+// people's messages. A directory shared by design (sticky or writable by
+// all, such as /tmp) or owned by another user is not ours to change, and
+// is refused.
+func privateDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	mode := fi.Mode()
+	if mode.Perm()&0o077 == 0 {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case mode&os.ModeSticky != 0 || mode.Perm()&0o002 != 0:
+		return fmt.Errorf("state directory %s is shared (mode %s): give the agent a directory of its own", dir, mode)
+	case !ok || int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("state directory %s (mode %s) is open to other users and not owned by this user: chmod 700 it, or choose another", dir, mode)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: restrict permissions: %w", dir, err)
+	}
+	log.Warn("store: state directory was open to other users; restricted to 0700", "dir", dir, "was", mode.Perm())
 	return nil
 }
 

@@ -90,6 +90,9 @@ Examples:
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if timeout < 0 {
+		return usageError{fmt.Errorf("--timeout %s: want a positive duration (or 0 for each command's own)", timeout)}
+	}
 	var opts []at.CommandOption
 	if timeout > 0 {
 		opts = append(opts, at.WithTimeout(timeout))

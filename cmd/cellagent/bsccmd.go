@@ -62,19 +62,35 @@ func runBSC(ctx context.Context, e *env, args []string) error {
 type apiFlags struct {
 	config, iccid string
 	verbose       bool
+	timeout       time.Duration
 }
+
+// defaultAPITimeout bounds a CLI call to the platform, retries included:
+// two of the client's 15 s request timeouts, not four.
+const defaultAPITimeout = 30 * time.Second
 
 func (a *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&a.config, "config", "c", defaultConfig, "configuration file with the [bsc] section")
+	fs.DurationVar(&a.timeout, "timeout", defaultAPITimeout, "time limit for the whole command, retries included")
 	fs.StringVar(&a.iccid, "iccid", "", "the SIM's ICCID (default: iccid in the [bsc] section)")
 	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log every API call (the audit lines) to stderr")
 }
 
 // apiSession is a client and what error messages need to name.
 type apiSession struct {
+	ctx          context.Context // bounded by --timeout
 	client       *bsc.Client
 	iccid, user  string
 	base, config string
+}
+
+// deadline bounds ctx by --timeout, with a cause that explain reports.
+func (a *apiFlags) deadline(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if a.timeout <= 0 {
+		return ctx, func() {}, usageError{fmt.Errorf("--timeout %s: want a positive duration", a.timeout)}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, a.timeout, fmt.Errorf("no answer from the platform within --timeout %s", a.timeout))
+	return ctx, cancel, nil
 }
 
 // open reads the configuration and the password file and builds a client.
@@ -124,6 +140,9 @@ func (a *apiFlags) open(e *env) (*apiSession, error) {
 // explain turns the client's typed errors into what to do about them,
 // adding only what the client's own message does not already say.
 func (s *apiSession) explain(err error) error {
+	if cause := context.Cause(s.ctx); cause != nil && errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
+		return cause
+	}
 	var te *bsc.ThrottledError
 	switch {
 	case errors.As(err, &te):
@@ -167,10 +186,16 @@ Examples:
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
+	ctx, cancel, err := af.deadline(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	s, err := af.open(e)
 	if err != nil {
 		return err
 	}
+	s.ctx = ctx
 	data, err := s.client.DataQuota(ctx, s.iccid)
 	if err != nil {
 		return s.explain(err)
@@ -254,10 +279,16 @@ Examples:
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
+	ctx, cancel, err := af.deadline(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	s, err := af.open(e)
 	if err != nil {
 		return err
 	}
+	s.ctx = ctx
 	q, err := s.client.Reset(ctx, s.iccid)
 	if err != nil {
 		return s.explain(err)

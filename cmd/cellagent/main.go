@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -55,14 +56,32 @@ func main() {
 	// The daemon takes SIGHUP as "reload"; the one-shot commands end on a
 	// closed terminal as on Ctrl-C, so their deferred clean-up still runs.
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
-	if len(os.Args) > 1 && os.Args[1] == "run" {
+	daemon := len(os.Args) > 1 && os.Args[1] == "run"
+	if daemon {
 		sigs = sigs[:2]
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	go func() {
+		<-ctx.Done()
+		// The signal was taken over to end the command cleanly; a second
+		// one gets the default action and ends the process at once.
+		stop()
+		if daemon {
+			return // systemd's TimeoutStopSec bounds the drain
+		}
+		// A command blocked in something that takes no context still
+		// ends, after a grace for its clean-up.
+		time.Sleep(signalGrace)
+		fmt.Fprintf(os.Stderr, "cellagent: interrupted; not stopped within %s, exiting\n", signalGrace)
+		os.Exit(1)
+	}()
 	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
+
+// signalGrace is how long a bench command may clean up after a signal.
+const signalGrace = 5 * time.Second
 
 func run(ctx context.Context, e *env, args []string) int {
 	p := cmdline.Program{

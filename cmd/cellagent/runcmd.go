@@ -122,7 +122,7 @@ func loadRunConfig(f *runFlags, changed func(string) bool) (string, config.Confi
 		path = defaultConfigPath
 	}
 	cfg := config.Default()
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	switch {
 	case err == nil:
 		if cfg, err = config.Parse(data, path); err != nil {
@@ -131,7 +131,7 @@ func loadRunConfig(f *runFlags, changed func(string) bool) (string, config.Confi
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 		path = "built-in defaults"
 	default:
-		return "", cfg, fmt.Errorf("config: %w", err)
+		return "", cfg, err
 	}
 	// systemd's StateDirectory= is where the unit may write under
 	// ProtectSystem=strict, so it wins over the file.

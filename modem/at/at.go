@@ -188,7 +188,7 @@ func (a *AT) Command(ctx context.Context, cmd string, opts ...CommandOption) ([]
 // next command as text.
 func (a *AT) SMSCommand(ctx context.Context, cmd, body string, opts ...CommandOption) ([]string, error) {
 	if body == "" || strings.ContainsAny(body, "\r\n\x1a\x1b") {
-		return nil, fmt.Errorf("%s: invalid SMS body %q: must be one non-empty line without Ctrl-Z or ESC", cmd, body)
+		return nil, fmt.Errorf("%s: invalid SMS body %q: must be one non-empty line without Ctrl-Z or ESC", logCmd(cmd), logCmd(body))
 	}
 	return a.run(ctx, cmd, &body, opts)
 }
@@ -201,9 +201,9 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	select {
 	case a.sem <- struct{}{}:
 	case <-a.closed:
-		return nil, fmt.Errorf("%s: %w", cmd, a.Err())
+		return nil, fmt.Errorf("%s: %w", logCmd(cmd), a.Err())
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: waiting for the port: %w", cmd, ctx.Err())
+		return nil, fmt.Errorf("%s: waiting for the port: %w", logCmd(cmd), ctx.Err())
 	}
 	defer func() { <-a.sem }()
 
@@ -222,12 +222,12 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	a.mu.Unlock()
 	if dirty {
 		if err := a.fence(ctx, min(a.cfg.fenceTimeout, r.timeout)); err != nil {
-			return nil, fmt.Errorf("%s: resynchronising after an earlier timeout: %w", cmd, err)
+			return nil, fmt.Errorf("%s: resynchronising after an earlier timeout: %w", logCmd(cmd), err)
 		}
 	}
 	info, err := a.exchange(ctx, r)
 	if err != nil {
-		return info, fmt.Errorf("%s: %w", cmd, err)
+		return info, fmt.Errorf("%s: %w", logCmd(cmd), err)
 	}
 	return info, nil
 }
@@ -357,7 +357,7 @@ func (a *AT) abandon(ctx context.Context, r *request, inBody bool) ([]string, er
 	}
 	err := context.Cause(ctx)
 	if errors.Is(err, ErrTimeout) {
-		a.cfg.log.Warn("AT command timed out", "cmd", r.cmd, "after", r.timeout)
+		a.cfg.log.Warn("AT command timed out", "cmd", logCmd(r.cmd), "len", len(r.cmd), "after", r.timeout)
 		err = fmt.Errorf("%w (%s)", ErrTimeout, r.timeout)
 	}
 	return r.info, err
@@ -392,4 +392,15 @@ func derivePrefixes(cmd string) []string {
 		name = s[2 : 3+end]
 	}
 	return []string{name + ":"}
+}
+
+// logCmd shortens a command for a log line: a command may be as long as
+// the caller makes it (100,000 characters were seen), a log line should
+// not be.
+func logCmd(cmd string) string {
+	const max = 64
+	if len(cmd) <= max {
+		return cmd
+	}
+	return strings.ToValidUTF8(cmd[:max], "") + "…"
 }

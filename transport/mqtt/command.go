@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -94,6 +96,11 @@ func ParseCommand(name string, payload []byte, maxSize int) (Command, error) {
 	if err != nil {
 		return fail(id, "%v", err)
 	}
+	// encoding/json turns an unpaired surrogate escape into U+FFFD: the
+	// SMS would carry a character nobody wrote.
+	if at := loneSurrogate(payload); at >= 0 {
+		return fail(id, "lone UTF-16 surrogate escape at byte %d (\\uD800-\\uDFFF must come in high-low pairs)", at)
+	}
 	cmd := Command{Name: name}
 	if cmd.ID, err = str(fields, "id", true); err != nil {
 		return fail(id, "%v", err)
@@ -124,6 +131,43 @@ func ParseCommand(name string, payload []byte, maxSize int) (Command, error) {
 		}
 	}
 	return cmd, nil
+}
+
+// loneSurrogate returns the offset of the first \\u escape in payload that
+// is a UTF-16 surrogate not part of a high-low pair, or -1. It scans the
+// raw text since the decoder hides them; outside strings a backslash is
+// a JSON error found elsewhere.
+func loneSurrogate(payload []byte) int {
+	esc := func(i int) (rune, bool) {
+		if i+6 > len(payload) || payload[i] != '\\' || payload[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(payload[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(payload); i++ {
+		if payload[i] != '\\' {
+			continue
+		}
+		r, ok := esc(i)
+		if !ok {
+			i++ // an escaped character, perhaps a backslash
+			continue
+		}
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xDC00:
+			low, ok := esc(i + 6)
+			if !ok || low < 0xDC00 || low > 0xDFFF {
+				return i
+			}
+			i += 11
+		case utf16.IsSurrogate(r):
+			return i
+		default:
+			i += 5
+		}
+	}
+	return -1
 }
 
 // flatObject reads one JSON object whose values are strings, numbers or

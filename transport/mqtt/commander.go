@@ -58,6 +58,7 @@ type commander struct {
 	in     chan queued
 	run    bucket // command executions
 	answer bucket // refusals and repeats answered
+	logs   bucket // warnings about refused and ignored commands
 	allow  map[string]bool
 
 	mu     sync.Mutex
@@ -65,6 +66,7 @@ type commander struct {
 	order  []string
 
 	done, refused atomic.Uint64
+	unlogged      atomic.Uint64 // warnings the logs budget held back
 }
 
 func newCommander(cfg Commands, c *Client) (*commander, error) {
@@ -86,6 +88,7 @@ func newCommander(cfg Commands, c *Client) (*commander, error) {
 		in:     make(chan queued, 8),
 		run:    bucket{rate: cfg.PerMinute / 60, burst: float64(cfg.Burst)},
 		answer: bucket{rate: 4 * cfg.PerMinute / 60, burst: 4 * float64(cfg.Burst)},
+		logs:   bucket{rate: 4 * cfg.PerMinute / 60, burst: 4 * float64(cfg.Burst)},
 		recent: map[string]*CommandResult{},
 	}
 	if len(cfg.AllowTo) > 0 {
@@ -135,17 +138,17 @@ func (m *commander) receive(s *session, topic string, payload []byte, retained b
 	log := m.c.log
 	p, ok := ParseTopic(m.c.topics.Prefix, topic)
 	if !ok || p.Command == "" || p.Result {
-		log.Warn("mqtt: ignoring message on an unexpected topic", "topic", topic)
+		m.warn("mqtt: ignoring message on an unexpected topic", "topic", topic)
 		return
 	}
 	// Only our own topics are subscribed, but a bridge or a shared broker
 	// session could still route another gateway's command here.
 	if p.Device != m.c.topics.Device {
-		log.Warn("mqtt: ignoring command for another device", "topic", topic)
+		m.warn("mqtt: ignoring command for another device", "topic", topic)
 		return
 	}
 	if !m.cfg.Enabled || !m.handler(p.Command) {
-		log.Warn("mqtt: ignoring disabled command", "command", p.Command)
+		m.warn("mqtt: ignoring disabled command", "command", p.Command)
 		return
 	}
 	cmd, err := ParseCommand(p.Command, payload, m.cfg.MaxPayload)
@@ -200,9 +203,23 @@ func (m *commander) receive(s *session, topic string, payload []byte, retained b
 	}
 }
 
+// warn logs a refused or ignored command within the logs budget, as the
+// answers are: a flood of 20,000 commands must not write 20,000 lines.
+// The first line after a quiet spell says how many were held back.
+func (m *commander) warn(msg string, args ...any) {
+	if !m.logs.take(m.c.clock.Now()) {
+		m.unlogged.Add(1)
+		return
+	}
+	if n := m.unlogged.Swap(0); n > 0 {
+		args = append(args, "unlogged_before", n)
+	}
+	m.c.log.Warn(msg, args...)
+}
+
 func (m *commander) refuse(s *session, name, id, reason string) {
 	m.refused.Add(1)
-	m.c.log.Warn("mqtt: command refused", "command", name, "id", id, "reason", reason)
+	m.warn("mqtt: command refused", "command", name, "id", id, "reason", reason)
 	if !m.answer.take(m.c.clock.Now()) {
 		return
 	}

@@ -82,7 +82,18 @@ type transport struct {
 	resumed        atomic.Uint64 // TLS handshakes that resumed a session
 }
 
-func (c Conn) build() (*transport, error) {
+// Validate checks what New and the fleet tools would refuse in c, without
+// reading the TLS files it names (those are the machine's, checked where
+// the agent runs), so a configuration check refuses what a start would.
+func (c Conn) Validate() error {
+	_, err := c.check(false)
+	return err
+}
+
+func (c Conn) build() (*transport, error) { return c.check(true) }
+
+// check validates c and, with loadTLS, reads its TLS files.
+func (c Conn) check(loadTLS bool) (*transport, error) {
 	u, err := url.Parse(c.Broker)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: config: broker: %w", err)
@@ -104,6 +115,9 @@ func (c Conn) build() (*transport, error) {
 	port := "8883"
 	switch u.Scheme {
 	case "tls", "ssl":
+		if !loadTLS {
+			break
+		}
 		if t.tls, err = c.tlsConfig(u.Hostname()); err != nil {
 			return nil, err
 		}

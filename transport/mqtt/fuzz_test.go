@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -32,6 +33,12 @@ func FuzzParseCommand(f *testing.F) {
 			if s.ID != cmd.ID || !validNumber(s.To) || (s.Text == "") == (len(s.Data) == 0) ||
 				utf8.RuneCountInString(s.Text) > MaxSMSText || len(s.Data) > MaxSMSData || !utf8.ValidString(s.Text) {
 				t.Fatalf("accepted sms %+v", s)
+			}
+			// U+FFFD only where the requester wrote it: not made by the
+			// decoder from a lone surrogate escape.
+			if strings.ContainsRune(s.Text, utf8.RuneError) && !strings.Contains(string(payload), "\uFFFD") &&
+				!strings.Contains(strings.ToLower(string(payload)), `\ufffd`) {
+				t.Fatalf("accepted text %q with a replacement character from %q", s.Text, payload)
 			}
 		case CmdRecover:
 			if !validStep(cmd.Step) {

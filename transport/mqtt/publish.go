@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -142,6 +143,11 @@ func (c *Client) serve(ctx context.Context, s *session) {
 		q   Queue
 		qos byte
 	}{{c.o.Ordered, 1}, {c.o.Telemetry, c.o.TelemetryQoS}}
+	// A failing store (a full disk) is tried again after a pause that
+	// doubles from a second up to the poll interval: soon enough that
+	// results written once there is room go out within seconds, not a
+	// poll later.
+	stallWait := time.Second
 	for {
 		busy, stalled := false, false
 		for _, q := range queues {
@@ -171,9 +177,12 @@ func (c *Client) serve(ctx context.Context, s *session) {
 		if busy {
 			continue
 		}
-		kick := c.kick
+		kick, wait := c.kick, c.o.PollInterval
 		if stalled {
-			kick = nil
+			kick, wait = nil, min(stallWait, c.o.PollInterval)
+			stallWait = min(2*stallWait, c.o.PollInterval)
+		} else {
+			stallWait = time.Second
 		}
 		select {
 		case <-ctx.Done():
@@ -181,7 +190,7 @@ func (c *Client) serve(ctx context.Context, s *session) {
 		case <-s.lost:
 			return
 		case <-kick:
-		case <-c.clock.After(c.o.PollInterval):
+		case <-c.clock.After(wait):
 		}
 	}
 }

@@ -1,10 +1,12 @@
 // Package embedded runs an in-process MQTT broker (github.com/mochi-mqtt/server/v2)
 // so the bench and the tests work on a machine without mosquitto. It has no
-// authentication and no TLS, so it listens on loopback only.
+// TLS, so it listens on loopback only; given a user (WithUser) it admits
+// only that user, else every local client.
 package embedded
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // connectTimeout bounds how long an accepted connection may take to send
@@ -33,16 +36,16 @@ type Broker struct {
 	close error
 }
 
-// Start runs an in-process MQTT broker on addr (e.g. "127.0.0.1:0"), for the
-// bench and tests only. addr must name a loopback address ("localhost" means
-// 127.0.0.1). The broker also closes when ctx ends. A nil log discards.
-func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	host, port, err := net.SplitHostPort(addr)
+// CheckAddr says whether Start would listen on addr, without listening.
+func CheckAddr(addr string) error {
+	_, _, err := listenAddr(addr)
+	return err
+}
+
+func listenAddr(addr string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("embedded broker: address %q: %w", addr, err)
+		return "", "", fmt.Errorf("embedded broker: address %q: %w", addr, err)
 	}
 	if host == "localhost" {
 		// Pinned rather than resolved: a resolver may put a routable
@@ -50,7 +53,37 @@ func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) 
 		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("embedded broker: address %q is not loopback: the broker has no authentication or TLS, so it only listens on 127.0.0.0/8 or ::1", addr)
+		return "", "", fmt.Errorf("embedded broker: address %q is not loopback: the broker has no authentication or TLS, so it only listens on 127.0.0.0/8 or ::1", addr)
+	}
+	return host, port, nil
+}
+
+// Option configures Start.
+type Option func(*options)
+
+type options struct{ user, password []byte }
+
+// WithUser admits only clients that connect with this user name and
+// password: on a gateway where commands can send SMS, being a local user
+// must not be enough to send them.
+func WithUser(name, password string) Option {
+	return func(o *options) { o.user, o.password = []byte(name), []byte(password) }
+}
+
+// Start runs an in-process MQTT broker on addr (e.g. "127.0.0.1:0"), for the
+// bench and tests only. addr must name a loopback address ("localhost" means
+// 127.0.0.1). The broker also closes when ctx ends. A nil log discards.
+func Start(ctx context.Context, addr string, log *slog.Logger, opts ...Option) (*Broker, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	host, port, err := listenAddr(addr)
+	if err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -75,8 +108,13 @@ func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) 
 		SysTopicResendInterval: 60,
 	})
 	ln := &listener{ln: nl, conns: map[net.Conn]struct{}{}, served: make(chan struct{})}
-	// Loopback is the guard: anyone who can reach the port is a local user.
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	// Without a user, loopback is the guard: anyone who can reach the
+	// port is a local user.
+	var gate mochi.Hook = new(auth.AllowHook)
+	if o.user != nil {
+		gate = &userHook{user: o.user, password: o.password}
+	}
+	if err := srv.AddHook(gate, nil); err != nil {
 		nl.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
@@ -222,3 +260,24 @@ func demote(l slog.Level) slog.Level {
 	}
 	return l
 }
+
+// userHook admits the one configured user, comparing in constant time.
+type userHook struct {
+	mochi.HookBase
+	user, password []byte
+}
+
+func (h *userHook) ID() string { return "cellagent-user" }
+
+func (h *userHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *userHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	userOK := subtle.ConstantTimeCompare(pk.Connect.Username, h.user) == 1
+	passOK := subtle.ConstantTimeCompare(pk.Connect.Password, h.password) == 1
+	return userOK && passOK
+}
+
+// OnACLCheck allows everything to the client OnConnectAuthenticate let in.
+func (h *userHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
