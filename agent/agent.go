@@ -118,7 +118,7 @@ type daemon struct {
 
 type teleSettings struct {
 	poll time.Duration
-	db   mqtt.DeadBands
+	db   deadBands
 }
 
 func newDaemon(o Options) *daemon {
@@ -147,7 +147,7 @@ func newDaemon(o Options) *daemon {
 }
 
 func teleOf(c config.TelemetryConfig) *teleSettings {
-	return &teleSettings{poll: c.Poll.Duration, db: mqtt.DeadBands{
+	return &teleSettings{poll: c.Poll.Duration, db: deadBands{
 		RSSI: c.RSSI, RSRP: c.RSRP, RSRQ: c.RSRQ, SINR: c.SINR, Heartbeat: c.Heartbeat.Duration,
 	}}
 }

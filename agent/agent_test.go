@@ -15,6 +15,7 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -121,11 +122,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // SMS from a command with its result, a USB hang-up survived, watchdog
 // pings, and a drain that ends with a clean offline.
 func TestDaemonEndToEnd(t *testing.T) {
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
 	tty := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(tty); err != nil {

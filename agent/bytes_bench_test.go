@@ -12,6 +12,7 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -63,11 +64,7 @@ func BenchmarkCellularBytesPerDay(b *testing.B) {
 	)
 	scaled := func(d time.Duration) time.Duration { return d / speedup }
 
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m := simtest.Start(b, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := b.TempDir()
 	tty := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(tty); err != nil {

@@ -25,7 +25,7 @@ func (d *daemon) runTelemetry(ctx context.Context) {
 		ts := d.tele.Load()
 		t := d.poll(ctx)
 		now := d.now()
-		ok, reason := mqtt.ShouldReport(ts.db, last, lastAt, t, now)
+		ok, reason := shouldReport(ts.db, last, lastAt, t, now)
 		if force {
 			ok, reason = true, "request"
 		}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"cellagent/transport/bsc"
 	"cellagent/transport/mqtt"
 )
 
@@ -353,7 +353,7 @@ func (c Config) Validate() []Problem {
 		switch {
 		case err != nil || u.Host == "":
 			bad("bsc.base_url", "%q is not an absolute URL", c.BSC.BaseURL)
-		case u.Scheme == "http" && !c.BSC.AllowInsecureHTTP && !isLoopback(u.Hostname()):
+		case u.Scheme == "http" && !c.BSC.AllowInsecureHTTP && !bsc.IsLoopback(u.Hostname()):
 			bad("bsc.base_url", "plain http to %s would send the API password in clear; use https or set allow_insecure_http", u.Hostname())
 		case u.Scheme != "http" && u.Scheme != "https":
 			bad("bsc.base_url", "scheme %q: want https", u.Scheme)
@@ -392,14 +392,6 @@ func (c Config) Validate() []Problem {
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
 	return ps
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // keyLines maps each dotted key in the document to its line, so checks

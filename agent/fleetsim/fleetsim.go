@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cellagent/modem/clock"
 	"cellagent/modem/sim"
 	"cellagent/transport/mqtt"
 )
@@ -306,7 +307,7 @@ func (f *fleet) run(ctx context.Context) (Result, error) {
 	}
 	if f.o.Warmup > 0 {
 		f.log.Info("fleetsim: warming up", "for", f.o.Warmup)
-		if err := sleep(ctx, f.o.Warmup); err != nil {
+		if err := clock.Sleep(ctx, f.o.Warmup); err != nil {
 			return res, err
 		}
 	}
@@ -360,7 +361,7 @@ func (f *fleet) waitOnline(ctx context.Context, start time.Time, res *Result) er
 		if time.Now().After(deadline) {
 			return fmt.Errorf("fleetsim: only %d of %d gateways online with telemetry after %s", res.Online, f.o.Count, f.o.StartTimeout)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -439,7 +440,7 @@ loop:
 func (f *fleet) settle(ctx context.Context, res *Result) {
 	deadline := time.Now().Add(2*f.o.Poll + 5*time.Second)
 	for (f.backlog() > 0 || f.m.smsSeen.Load() < f.m.smsSent.Load()) && time.Now().Before(deadline) {
-		if sleep(ctx, 50*time.Millisecond) != nil {
+		if clock.Sleep(ctx, 50*time.Millisecond) != nil {
 			break
 		}
 	}
@@ -556,17 +557,6 @@ func (m *meter) results(res *Result, start, stop time.Time) {
 			sum += w
 		}
 		res.PollWait = sum / time.Duration(len(m.pollWait))
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

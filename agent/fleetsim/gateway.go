@@ -21,6 +21,7 @@ import (
 
 	"cellagent/agent"
 	"cellagent/agent/config"
+	"cellagent/modem/clock"
 	"cellagent/modem/sim"
 	"cellagent/transport/mqtt"
 )
@@ -313,7 +314,7 @@ func (g *gateway) drive(ctx context.Context, seed uint64) {
 			<-ctx.Done()
 			return
 		}
-		if sleep(ctx, time.Until(due)) != nil {
+		if clock.Sleep(ctx, time.Until(due)) != nil {
 			return
 		}
 		var err error

@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"cellagent/modem/clock"
 	"cellagent/transport/mqtt"
 )
 
@@ -201,7 +202,7 @@ func (r *reader) subscribed(ctx context.Context) error {
 			return fmt.Errorf("fleetsim: the fleet reader did not subscribe at %s within 15 s", r.f.o.Broker)
 		}
 		c.Publish(topic, 0, false, payload)
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/clock"
 	"cellagent/modem/port"
 )
 
@@ -155,10 +156,18 @@ func (l *Link) set(s *Session) {
 	l.mu.Unlock()
 }
 
-// Run keeps a session up until ctx ends.
+// Run keeps a session up until ctx ends. It performs what the state
+// machine of state.go asks for: attempts, reports and waits.
 func (l *Link) Run(ctx context.Context) error {
-	delay := l.cfg.MinBackoff
-	failing := false
+	var st state
+	var act action
+	wait := func() error {
+		if err := clock.Sleep(ctx, jitter(act.wait)); err != nil {
+			return err
+		}
+		st, act = st.next(evWaited, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+		return nil
+	}
 	for {
 		s, err := l.open(ctx)
 		if ctx.Err() != nil {
@@ -168,23 +177,19 @@ func (l *Link) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if err != nil {
-			// One report per outage: a gateway whose modem is unplugged
-			// for a day must not log thousands of identical lines.
-			if !failing {
+			st, act = st.next(evFailed, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+			if act.report {
 				l.log.Warn("link: modem unavailable, retrying with back-off", "port", l.cfg.Path, "err", err)
 				l.cfg.OnChange(nil, err)
-				failing = true
 			} else {
-				l.log.Debug("link: modem still unavailable", "port", l.cfg.Path, "err", err, "retry_in", delay)
+				l.log.Debug("link: modem still unavailable", "port", l.cfg.Path, "err", err, "retry_in", act.wait)
 			}
-			if err := sleep(ctx, jitter(delay)); err != nil {
+			if err := wait(); err != nil {
 				return err
 			}
-			delay = min(delay*2, l.cfg.MaxBackoff)
 			continue
 		}
-		failing = false
-		delay = l.cfg.MinBackoff
+		st, _ = st.next(evOpened, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 		l.log.Info("link: modem session up", "port", l.cfg.Path, "seq", s.Seq, "iccid", s.Identity.ICCID)
 		l.set(s)
 		l.cfg.OnChange(s, nil)
@@ -204,13 +209,10 @@ func (l *Link) Run(ctx context.Context) error {
 		if err == nil {
 			err = at.ErrClosed
 		}
+		st, act = st.next(evEnded, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 		l.log.Warn("link: modem session ended", "port", l.cfg.Path, "seq", s.Seq, "err", err)
 		l.cfg.OnChange(nil, fmt.Errorf("session %d ended: %w", s.Seq, err))
-		// That was this outage's report; failed reopens are not news.
-		failing = true
-		// A port that vanished with USB re-enumeration needs a moment to
-		// come back; opening at once would only fail.
-		if err := sleep(ctx, jitter(l.cfg.MinBackoff)); err != nil {
+		if err := wait(); err != nil {
 			return err
 		}
 	}
@@ -222,7 +224,7 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]at.Option{at.WithLogger(l.log), at.WithInitialFence()}, l.cfg.ATOptions...)
+	opts := append(append(bg96.EngineOptions(), at.WithLogger(l.log), at.WithInitialFence()), l.cfg.ATOptions...)
 	a := at.New(rw, opts...)
 	// A modem that reboots on its own (brown-out, firmware watchdog)
 	// announces it with RDY and has forgotten the init script's settings:
@@ -278,15 +280,4 @@ func (l *Link) open(ctx context.Context) (*Session, error) {
 // the same brown-out do not act in step.
 func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

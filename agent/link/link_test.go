@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 type changes struct {
@@ -37,11 +38,7 @@ func (c *changes) counts() (int, int) {
 
 func startSim(t *testing.T) *sim.Modem {
 	t.Helper()
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	// A stable name, as udev gives the real modem: the pty behind it
 	// changes when the simulated modem drops off the bus.
 	if err := m.Link(t.TempDir() + "/ttyBG96"); err != nil {

@@ -19,6 +19,7 @@ import (
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // The crash test runs the receive path in a child process (this test
@@ -86,11 +87,7 @@ func TestInboxSurvivesSIGKILL(t *testing.T) {
 	t.Logf("seed %d (replay with CELLAGENT_CRASH_SEED)", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	m := sim.New(sim.Config{ReportDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := simtest.Start(t, sim.Config{ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
 	link := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(link); err != nil {

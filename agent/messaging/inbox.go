@@ -2,7 +2,8 @@
 // durable store: the inbox takes MT messages off the SIM without losing
 // any, the outbox sends MO requests with retries and rate limits.
 //
-// The inbox order is the one that cannot lose a message (DESIGN.md): read
+// The inbox order is the one that cannot lose a message (the store's side
+// of it is in agent/store/inbox.go): read
 // from the SIM → commit to the store with fsync → delete from the SIM →
 // hand to the publisher → mark published. A crash anywhere repeats a step
 // rather than skipping one; repeats are absorbed by the store, which knows
@@ -23,6 +24,7 @@ import (
 	"cellagent/agent/store"
 	"cellagent/modem/at"
 	"cellagent/modem/sms"
+	"cellagent/transport/mqtt"
 )
 
 // Port is the part of the AT engine the SMS path uses; *at.AT implements
@@ -33,23 +35,11 @@ type Port interface {
 }
 
 // Inbound is an MT message as the inbox stores it and publishers receive
-// it. Its JSON is the payload downstream consumers see; ID is stable, so
-// they de-duplicate redeliveries by it.
-type Inbound struct {
-	ID       string    `json:"id"`
-	From     string    `json:"from,omitempty"`
-	SCTS     time.Time `json:"scts,omitzero"`
-	Received time.Time `json:"received"`
-	Alphabet string    `json:"alphabet,omitempty"`
-	Text     string    `json:"text,omitempty"`
-	Data     []byte    `json:"data,omitempty"`
-	Parts    int       `json:"parts"`
-	Missing  []int     `json:"missing,omitempty"` // part numbers that never arrived
-	// Error says why the message could not be decoded; PDUs then carry it
-	// raw, so nothing is lost.
-	Error string   `json:"error,omitempty"`
-	PDUs  []string `json:"pdus"`
-}
+// it: the sms/in payload of the MQTT schema itself (transport/mqtt's SMSIn,
+// documented in its SCHEMA.md), so what is stored is what is published and
+// no second struct has to be kept in step. ID is stable, so consumers
+// de-duplicate redeliveries by it.
+type Inbound = mqtt.SMSIn
 
 // part is how a piece of a concatenated message waits in the store: the
 // raw PDU is the truth, decoded again when the assembler is rebuilt.

@@ -15,8 +15,9 @@ import (
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
-	"cellagent/modem/port"
+	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // rig is a simulated modem on a real pty, an engine on it in PDU mode, and
@@ -52,17 +53,8 @@ func smsModem(tb testing.TB, cfg sim.Config) (*sim.Modem, *at.AT) {
 	if cfg.RegisterDelay == 0 {
 		cfg.RegisterDelay = 100 * time.Millisecond
 	}
-	m := sim.New(cfg)
-	if err := m.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a := at.New(sp)
-	tb.Cleanup(func() { a.Close() })
+	m := simtest.Start(tb, cfg)
+	a := simtest.Engine(tb, m)
 	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
 		if _, err := a.Command(context.Background(), c); err != nil {
 			tb.Fatalf("%s: %v", c, err)
@@ -161,30 +153,13 @@ func TestInboxTakesEverythingOffTheSIM(t *testing.T) {
 	}
 }
 
-// setClock is a wall clock the test moves.
-type setClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newSetClock() *setClock { return &setClock{t: time.Now()} }
-
-func (c *setClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *setClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newSetClock is a wall clock the test moves.
+func newSetClock() *clocktest.Fake { return clocktest.New(time.Now(), 0) }
 
 func TestInboxIncompleteAfterTimeout(t *testing.T) {
 	r := newRig(t, sim.Config{})
 	clock := newSetClock()
-	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now})
+	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now})
 	if err := r.m.DeliverParts("+4917099", strings.Repeat("x", 400), 1, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +172,11 @@ func TestInboxIncompleteAfterTimeout(t *testing.T) {
 		t.Fatalf("%d messages before the timeout", n)
 	}
 	// A restart keeps the parts and their age.
-	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now})
+	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now})
 	if err := in.restoreParts(); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	if err := in.cycle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +198,7 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 		clock := newSetClock()
 		up := time.Hour
 		boot := func() (string, time.Duration) { return "b1", up }
-		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now, Boot: boot})
+		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now, Boot: boot})
 		if err := r.m.DeliverParts("+4917099", strings.Repeat("y", 400), 1, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -232,9 +207,9 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Down for a minute, during which NTP steps the clock 2 h forward.
-		clock.advance(2*time.Hour + time.Minute)
+		clock.Advance(2*time.Hour + time.Minute)
 		up += time.Minute
-		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.now,
+		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now,
 			Boot: func() (string, time.Duration) { return c.boot, up }})
 		if err := in.restoreParts(); err != nil {
 			t.Fatal(err)

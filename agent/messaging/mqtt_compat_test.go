@@ -4,19 +4,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"cellagent/agent/messaging"
 	"cellagent/agent/store"
 	"cellagent/transport/mqtt"
 )
 
 // transport/mqtt does not import the agent; this test does, to prove that
 // what the daemon will hand over fits: the store's queues satisfy
-// ItemQueue, and the SMS types convert field for field.
-var (
-	_ mqtt.ItemQueue[store.QueueItem] = (*store.Queue)(nil)
-	_                                 = mqtt.SMSIn(messaging.Inbound{})
-	_                                 = messaging.Request(mqtt.SMSRequest{})
-)
+// ItemQueue.
+var _ mqtt.ItemQueue[store.QueueItem] = (*store.Queue)(nil)
 
 func TestAdaptStoreQueue(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "agent.db"), store.Options{MaxEvents: 3})

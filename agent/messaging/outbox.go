@@ -13,21 +13,17 @@ import (
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/clock"
 	"cellagent/modem/sms"
+	"cellagent/transport/mqtt"
 )
 
-// Request asks for one MO message. Exactly one of Text and Data is set;
-// Data goes out as 8-bit (DCS 4).
-type Request struct {
-	// ID is the requester's idempotency key, e.g. an MQTT command id: a
-	// redelivered request with the same ID is not sent twice. Empty: the
-	// outbox assigns one.
-	ID     string `json:"id,omitempty"`
-	To     string `json:"to"`
-	Text   string `json:"text,omitempty"`
-	Data   []byte `json:"data,omitempty"`
-	Report bool   `json:"report,omitempty"`
-}
+// Request asks for one MO message: the sms/send command's request
+// (transport/mqtt's SMSRequest). Exactly one of Text and Data is set; Data
+// goes out as 8-bit (DCS 4). ID is the requester's idempotency key, e.g.
+// an MQTT command id: a redelivered request with the same ID is not sent
+// twice. Empty: the outbox assigns one.
+type Request = mqtt.SMSRequest
 
 // OutboxConfig configures an Outbox.
 type OutboxConfig struct {
@@ -383,9 +379,5 @@ func (o *Outbox) flush(ctx context.Context) error {
 
 // backoff doubles from BaseDelay per attempt up to MaxDelay.
 func (o *Outbox) backoff(attempt int) time.Duration {
-	d := o.cfg.BaseDelay
-	for i := 1; i < attempt && d < o.cfg.MaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, o.cfg.MaxDelay)
+	return clock.Backoff(o.cfg.BaseDelay, o.cfg.MaxDelay, attempt)
 }

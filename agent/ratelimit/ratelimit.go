@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -83,11 +82,6 @@ func (e *LimitError) Error() string {
 // Unwrap lets errors.Is(err, ErrLimited) match.
 func (e *LimitError) Unwrap() error { return ErrLimited }
 
-type entry struct {
-	At time.Time
-	N  int
-}
-
 // Limiter enforces a Config. It is safe for concurrent use.
 type Limiter struct {
 	mu       sync.Mutex
@@ -95,8 +89,8 @@ type Limiter struct {
 	now      func() time.Time
 	keep     time.Duration // longest global period
 	keepDest time.Duration // longest per-destination period
-	global   []entry
-	dests    map[string][]entry
+	global   Log
+	dests    map[string]Log
 	// boot dates snapshots on the boot clock (bootclock.System if nil).
 	boot bootclock.Source
 }
@@ -109,7 +103,7 @@ func New(cfg Config, now func() time.Time) (*Limiter, error) {
 	if len(cfg.Global) == 0 {
 		return nil, errors.New("ratelimit: no global limit configured; SMS cost money, set at least one")
 	}
-	l := &Limiter{cfg: cfg, now: now, dests: map[string][]entry{}}
+	l := &Limiter{cfg: cfg, now: now, dests: map[string]Log{}}
 	for scope, ws := range map[string][]Window{"global": cfg.Global, "per-destination": cfg.PerDest} {
 		for _, w := range ws {
 			if w.Period <= 0 || w.Max < 1 {
@@ -152,74 +146,38 @@ func (l *Limiter) Allow(dest string, n int) error {
 		err.Scope, err.Dest = "destination", dest
 		return err
 	}
-	l.global = insert(l.global, entry{At: now, N: n})
+	l.global = l.global.Add(now, n)
 	if len(l.cfg.PerDest) > 0 {
-		l.dests[dest] = insert(l.dests[dest], entry{At: now, N: n})
+		l.dests[dest] = l.dests[dest].Add(now, n)
 	}
 	return nil
 }
 
 // check returns the first window in ws that n more SMS would overflow.
-// log is sorted by time.
-func check(log []entry, ws []Window, now time.Time, n int) *LimitError {
+func check(log Log, ws []Window, now time.Time, n int) *LimitError {
 	for _, w := range ws {
-		from := now.Add(-w.Period)
-		used := 0
-		for _, e := range log {
-			if e.At.After(from) {
-				used += e.N
-			}
-		}
-		if used+n <= w.Max {
+		ok, used, free := log.Fit(w, now, n)
+		if ok {
 			continue
 		}
 		le := &LimitError{Window: w, Used: used, Requested: n}
-		if n > w.Max {
-			return le
-		}
-		// Wait until enough of the oldest entries leave the window.
-		need := used + n - w.Max
-		for _, e := range log {
-			if !e.At.After(from) {
-				continue
-			}
-			need -= e.N
-			if need <= 0 {
-				le.RetryAfter = max(e.At.Add(w.Period).Sub(now), time.Nanosecond)
-				break
-			}
+		if !free.IsZero() {
+			le.RetryAfter = max(free.Sub(now), time.Nanosecond)
 		}
 		return le
 	}
 	return nil
 }
 
-// insert keeps the log sorted even if the clock stepped back.
-func insert(log []entry, e entry) []entry {
-	i := len(log)
-	for i > 0 && log[i-1].At.After(e.At) {
-		i--
-	}
-	return slices.Insert(log, i, e)
-}
-
 func (l *Limiter) prune(now time.Time) {
-	l.global = expire(l.global, now.Add(-l.keep))
+	l.global = l.global.Expire(now.Add(-l.keep))
 	for d, log := range l.dests {
-		if log = expire(log, now.Add(-l.keepDest)); len(log) == 0 {
+		if log = log.Expire(now.Add(-l.keepDest)); len(log) == 0 {
 			delete(l.dests, d)
 		} else {
 			l.dests[d] = log
 		}
 	}
-}
-
-func expire(log []entry, before time.Time) []entry {
-	i := 0
-	for i < len(log) && !log[i].At.After(before) {
-		i++
-	}
-	return log[i:]
 }
 
 type snapshot struct {
@@ -260,7 +218,7 @@ func (l *Limiter) Snapshot() ([]byte, error) {
 // toSnap writes each entry as its distance from now on the wall clock now
 // reads: a step of the wall clock since the entry was charged is not in
 // the monotonic reading the distance is measured on.
-func toSnap(log []entry, now time.Time) []snapEntry {
+func toSnap(log Log, now time.Time) []snapEntry {
 	out := make([]snapEntry, len(log))
 	for i, e := range log {
 		out[i] = snapEntry{At: now.Add(e.At.Sub(now)).UnixNano(), N: e.N}
@@ -293,7 +251,7 @@ func (l *Limiter) Restore(b []byte) error {
 	if err != nil {
 		return err
 	}
-	dests := map[string][]entry{}
+	dests := map[string]Log{}
 	for d, es := range s.Dests {
 		if d == "" {
 			return errors.New("ratelimit: restore: empty destination")
@@ -309,8 +267,8 @@ func (l *Limiter) Restore(b []byte) error {
 	return nil
 }
 
-func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) ([]entry, error) {
-	var log []entry
+func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) (Log, error) {
+	var log Log
 	for _, e := range es {
 		if e.N < 1 {
 			return nil, fmt.Errorf("ratelimit: restore: %s entry with count %d", scope, e.N)
@@ -319,7 +277,7 @@ func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) (
 		if at.After(now) {
 			at = now
 		}
-		log = insert(log, entry{At: at, N: e.N})
+		log = log.Add(at, e.N)
 	}
 	return log, nil
 }

@@ -5,17 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/modem/clock/clocktest"
 )
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func newTest(t *testing.T, cfg Config) (*Limiter, *clock) {
+func newTest(t *testing.T, cfg Config) (*Limiter, *clocktest.Fake) {
 	t.Helper()
-	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	l, err := New(cfg, c.now)
+	c := clocktest.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), 0)
+	l, err := New(cfg, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +39,7 @@ func TestPerDestinationSlidingWindow(t *testing.T) {
 		if err := l.Allow("+4911", 1); err != nil {
 			t.Fatal(err)
 		}
-		c.advance(10 * time.Second)
+		c.Advance(10 * time.Second)
 	}
 	err := l.Allow("+4911", 1)
 	le := limitErr(t, err)
@@ -59,12 +56,12 @@ func TestPerDestinationSlidingWindow(t *testing.T) {
 	if err := l.Allow("+4922", 1); err != nil {
 		t.Fatalf("another destination: %v", err)
 	}
-	c.advance(30 * time.Second)
+	c.Advance(30 * time.Second)
 	if err := l.Allow("+4911", 1); err != nil {
 		t.Fatalf("after RetryAfter: %v", err)
 	}
 	// The hour budget of 5 now binds: 4 used.
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	_ = l.Allow("+4911", 1)
 	le = limitErr(t, l.Allow("+4911", 1))
 	if le.Window.Period != time.Hour || le.RetryAfter != time.Hour-2*time.Minute {
@@ -77,7 +74,7 @@ func TestGlobalLimitAndParts(t *testing.T) {
 	if err := l.Allow("a", 7); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(20 * time.Second)
+	c.Advance(20 * time.Second)
 	le := limitErr(t, l.Allow("b", 4))
 	if le.Scope != "global" || le.Used != 7 || le.Requested != 4 || le.RetryAfter != 40*time.Second {
 		t.Fatalf("global limit %+v", le)
@@ -95,11 +92,11 @@ func TestGlobalLimitAndParts(t *testing.T) {
 // A fixed window would let 2×Max through around its boundary.
 func TestNoBurstAcrossBoundary(t *testing.T) {
 	l, c := newTest(t, Config{Global: []Window{{time.Minute, 5}}})
-	c.advance(59 * time.Second)
+	c.Advance(59 * time.Second)
 	if err := l.Allow("a", 5); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(2 * time.Second)
+	c.Advance(2 * time.Second)
 	if err := l.Allow("a", 1); !errors.Is(err, ErrLimited) {
 		t.Fatalf("just after the minute mark: %v, want limited", err)
 	}
@@ -115,7 +112,7 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A restart: a fresh limiter gets the old budget back.
-	l2, err := New(cfg, c.now)
+	l2, err := New(cfg, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +123,7 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("after restore: %v, want limited", err)
 	}
 	// Entries older than every window are dropped, and so are empty destinations.
-	c.advance(25 * time.Hour)
+	c.Advance(25 * time.Hour)
 	snap, _ = l2.Snapshot()
 	if strings.Contains(string(snap), "+4911") {
 		t.Fatalf("expired snapshot still holds the destination: %s", snap)
@@ -154,7 +151,7 @@ func TestRestoreAcrossClockSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved := c.t
+	saved := c.Now()
 	for _, cc := range []struct {
 		name string
 		step time.Duration // of the wall clock during the 10 minutes down
@@ -167,8 +164,8 @@ func TestRestoreAcrossClockSteps(t *testing.T) {
 		{"stepped back five hours", -5 * time.Hour, "b1", 50 * time.Minute},
 		{"rebooted, stepped back", -5 * time.Hour, "b2", time.Hour},
 	} {
-		c2 := &clock{t: saved.Add(10*time.Minute + cc.step)}
-		l2, err := New(hourly, c2.now)
+		c2 := clocktest.New(saved.Add(10*time.Minute+cc.step), 0)
+		l2, err := New(hourly, c2.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,11 +173,11 @@ func TestRestoreAcrossClockSteps(t *testing.T) {
 		if err := l2.Restore(snap); err != nil {
 			t.Fatal(err)
 		}
-		c2.advance(cc.usedFor - time.Second)
+		c2.Advance(cc.usedFor - time.Second)
 		if err := l2.Allow("a", 1); !errors.Is(err, ErrLimited) {
 			t.Errorf("%s: %s after the restart: %v, want limited", cc.name, cc.usedFor-time.Second, err)
 		}
-		c2.advance(2 * time.Second)
+		c2.Advance(2 * time.Second)
 		if err := l2.Allow("a", 1); err != nil {
 			t.Errorf("%s: %s after the restart: %v, want allowed", cc.name, cc.usedFor+time.Second, err)
 		}
@@ -190,7 +187,7 @@ func TestRestoreAcrossClockSteps(t *testing.T) {
 func TestClockStepsBack(t *testing.T) {
 	l, c := newTest(t, Config{Global: []Window{{time.Minute, 2}}})
 	_ = l.Allow("a", 1)
-	c.advance(-10 * time.Minute)
+	c.Step(-10 * time.Minute)
 	_ = l.Allow("a", 1)
 	// Both entries still count: a clock stepping back must not reopen the budget.
 	if err := l.Allow("a", 1); !errors.Is(err, ErrLimited) {

@@ -10,7 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The inbox side (MT) follows the order from DESIGN.md: read from the modem →
+// The inbox side (MT) follows the order agent/messaging's inbox drives: read from the modem →
 // Commit (fsync'd) → delete from the modem → publish from Pending →
 // MarkPublished. A crash anywhere in that chain repeats a step, never skips
 // one: a message still on the SIM is re-read and recognised by its stable id
@@ -118,17 +118,6 @@ func (s *Store) inboxRoom(tx *bolt.Tx, n int) error {
 			ErrFull, held, s.opts.MaxInbox)
 	}
 	return nil
-}
-
-// Seen reports whether id is known: pending, held as a part, or published
-// within the dedupe window.
-func (s *Store) Seen(id string) (bool, error) {
-	var seen bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		seen = tx.Bucket(bIDs).Get([]byte(id)) != nil
-		return nil
-	})
-	return seen, wrap("inbox seen", bIDs, err)
 }
 
 // Pending returns up to limit unpublished messages in commit order. Items are

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 func TestMain(m *testing.M) {
@@ -20,26 +22,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeClock is a settable clock safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newFakeClock() *clocktest.Fake {
+	return clocktest.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), 0)
 }
 
 func openAt(t *testing.T, path string, o Options) *Store {
@@ -52,7 +36,7 @@ func openAt(t *testing.T, path string, o Options) *Store {
 	return s
 }
 
-func openTest(t *testing.T, o Options) (*Store, *fakeClock) {
+func openTest(t *testing.T, o Options) (*Store, *clocktest.Fake) {
 	t.Helper()
 	clk := newFakeClock()
 	if o.Clock == nil {

@@ -135,9 +135,8 @@ func (s *Supervisor) bscFailed(what string, err error) outcome {
 			detail: fmt.Sprintf("%s: the operator API asked to wait %s", what, wait),
 			attrs:  map[string]string{"retry_after": wait.String()}}
 	}
-	s.mu.Lock()
 	s.lad.bscDown = err.Error()
-	s.mu.Unlock()
+	s.publish()
 	return failed("%s: operator API unreachable: %v", what, err)
 }
 
@@ -169,14 +168,13 @@ func (s *Supervisor) checkQuota(ctx context.Context) outcome {
 	describe("sms", sms, smsErr)
 	exhausted := data != nil && data.Exhausted()
 	now := s.clock.Now()
-	s.mu.Lock()
 	was := s.health.quotaExhausted
 	s.health.quotaExhausted = exhausted
 	if exhausted {
 		s.lad.quotaCheck = now.Add(s.cfg.QuotaRecheck.Duration)
 	}
 	v := s.health.verdict(now)
-	s.mu.Unlock()
+	s.publish()
 
 	level, msg := "info", "quota available"
 	switch {

@@ -17,6 +17,7 @@ import (
 	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/power"
 	"cellagent/modem/sim"
 	"cellagent/transport/bsc"
@@ -39,7 +40,7 @@ type rig struct {
 	srv    *bscsim.Server
 	api    *bsc.Client
 	link   *link.Link
-	clock  *FakeClock
+	clock  *clocktest.Fake
 	events *events
 	store  *memStore
 	pins   *board
@@ -66,7 +67,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if o.instant {
 		pace = 0
 	}
-	r := &rig{t: t, clock: NewFakeClock(t0, pace), events: &events{}, store: &memStore{m: map[string][]byte{}}}
+	r := &rig{t: t, clock: clocktest.New(t0, pace), events: &events{}, store: &memStore{m: map[string][]byte{}}}
 	simCfg := sim.Config{BootDelay: 30 * time.Millisecond, RegisterDelay: 2 * time.Millisecond, Baud: sim.NoPacing}
 	if o.bsc {
 		srv, err := bscsim.New(bscsim.Config{
@@ -269,7 +270,7 @@ func (s *memStore) LoadState(name string) ([]byte, error) {
 // off. Powering off also drops the USB port for a moment, as the real
 // modem's does.
 type board struct {
-	clock                  *FakeClock
+	clock                  *clocktest.Fake
 	m                      *sim.Modem
 	pwrKey, resetN, supply *pin
 
@@ -279,7 +280,7 @@ type board struct {
 	hung bool
 }
 
-func newBoard(c *FakeClock, m *sim.Modem) *board {
+func newBoard(c *clocktest.Fake, m *sim.Modem) *board {
 	b := &board{clock: c, m: m}
 	b.pwrKey = &pin{name: "GPIO17", b: b}
 	b.resetN = &pin{name: "GPIO27", b: b}

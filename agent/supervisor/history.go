@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"cellagent/agent/bootclock"
 	"cellagent/agent/config"
+	"cellagent/agent/ratelimit"
 )
 
 const day = 24 * time.Hour
@@ -18,46 +18,24 @@ const day = 24 * time.Hour
 // history is when each ladder step was taken, within the last day: the
 // budgets are sliding windows over it, exact where a fixed hourly counter
 // would let twice the budget through across the hour's boundary.
-type history map[stepID][]time.Time
+type history map[stepID]ratelimit.Log
 
-func (h history) add(id stepID, t time.Time) {
-	h[id] = append(h[id], t)
-	slices.SortFunc(h[id], time.Time.Compare)
-}
+func (h history) add(id stepID, t time.Time) { h[id] = h[id].Add(t, 1) }
 
 // remove takes back one record of id at t: the platform answered 429, so
 // it did not act, and the attempt must not cost budget.
-func (h history) remove(id stepID, t time.Time) {
-	if i := slices.IndexFunc(h[id], t.Equal); i >= 0 {
-		h[id] = slices.Delete(h[id], i, i+1)
-	}
-}
+func (h history) remove(id stepID, t time.Time) { h[id] = h[id].Remove(t) }
 
 func (h history) prune(now time.Time) {
-	for id, ts := range h {
-		i := 0
-		for i < len(ts) && !ts[i].After(now.Add(-day)) {
-			i++
-		}
-		h[id] = ts[i:]
+	for id, l := range h {
+		h[id] = l.Expire(now.Add(-day))
 	}
-}
-
-// since counts the records of id after t.
-func (h history) since(id stepID, t time.Time) int {
-	n := 0
-	for _, x := range h[id] {
-		if x.After(t) {
-			n++
-		}
-	}
-	return n
 }
 
 func (h history) total(now time.Time) int {
 	n := 0
-	for id := range h {
-		n += h.since(id, now.Add(-day))
+	for _, l := range h {
+		n += l.Since(now.Add(-day))
 	}
 	return n
 }
@@ -75,21 +53,24 @@ func (h history) budget(id stepID, sc config.StepConfig, now time.Time) budget {
 	if sc.PerHour <= 0 || sc.PerDay <= 0 {
 		return budget{why: "disabled by its configuration (no budget)"}
 	}
-	ts := h[id]
-	b := budget{hourLeft: max(sc.PerHour-h.since(id, now.Add(-time.Hour)), 0), dayLeft: max(sc.PerDay-h.since(id, now.Add(-day)), 0)}
-	// The oldest record inside a full window must leave it first.
-	window := func(n int, period time.Duration, what string) {
-		inside := ts[len(ts)-min(len(ts), h.since(id, now.Add(-period))):]
-		if len(inside) >= n {
-			if at := inside[len(inside)-n].Add(period); at.After(b.next) {
-				b.next, b.why = at, what
-			}
+	l := h[id]
+	var b budget
+	for _, w := range []struct {
+		ratelimit.Window
+		left *int
+		what string
+	}{
+		{ratelimit.Window{Period: time.Hour, Max: sc.PerHour}, &b.hourLeft, fmt.Sprintf("hourly budget (%d) used", sc.PerHour)},
+		{ratelimit.Window{Period: day, Max: sc.PerDay}, &b.dayLeft, fmt.Sprintf("daily budget (%d) used", sc.PerDay)},
+	} {
+		_, used, free := l.Fit(w.Window, now, 1)
+		*w.left = max(w.Max-used, 0)
+		if free.After(b.next) {
+			b.next, b.why = free, w.what
 		}
 	}
-	window(sc.PerHour, time.Hour, fmt.Sprintf("hourly budget (%d) used", sc.PerHour))
-	window(sc.PerDay, day, fmt.Sprintf("daily budget (%d) used", sc.PerDay))
-	if len(ts) > 0 && sc.MinInterval.Duration > 0 {
-		if at := ts[len(ts)-1].Add(sc.MinInterval.Duration); at.After(now) && at.After(b.next) {
+	if len(l) > 0 && sc.MinInterval.Duration > 0 {
+		if at := l[len(l)-1].At.Add(sc.MinInterval.Duration); at.After(now) && at.After(b.next) {
 			b.next, b.why = at, fmt.Sprintf("last run less than %s ago", sc.MinInterval.Duration)
 		}
 	}
@@ -142,8 +123,8 @@ func encodeSaved(s saved, at stamp) ([]byte, error) {
 	wall := func(t time.Time) int64 { return at.now.Add(t.Sub(at.now)).UnixMilli() }
 	j := savedJSON{V: stateVersion, Rounds: s.rounds, Actions: map[string][]int64{}}
 	for id, ts := range s.hist {
-		for _, t := range ts {
-			j.Actions[stepNames[id]] = append(j.Actions[stepNames[id]], wall(t))
+		for _, e := range ts {
+			j.Actions[stepNames[id]] = append(j.Actions[stepNames[id]], wall(e.At))
 		}
 	}
 	if !s.nextRound.IsZero() {

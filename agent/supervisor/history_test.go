@@ -56,7 +56,7 @@ func stampAt(now time.Time, boot string, up time.Duration) stamp {
 
 func TestSavedRoundTrip(t *testing.T) {
 	now := t0.Add(48 * time.Hour)
-	in := saved{hist: history{stepReboot: {now.Add(-2 * time.Hour), now.Add(-time.Minute)}, stepBSCReset: {now.Add(-time.Hour)}},
+	in := saved{hist: history{stepReboot: {{At: now.Add(-2 * time.Hour), N: 1}, {At: now.Add(-time.Minute), N: 1}}, stepBSCReset: {{At: now.Add(-time.Hour), N: 1}}},
 		rounds: 3, nextRound: now.Add(time.Hour), parkedUntil: now.Add(2 * time.Hour)}
 	for _, boot := range []string{"", "b1"} {
 		at := stampAt(now, boot, 5*time.Hour)
@@ -80,7 +80,7 @@ func TestSavedRoundTrip(t *testing.T) {
 // nothing tells the step, and the records are taken as they are.
 func TestSavedAcrossClockSteps(t *testing.T) {
 	saveAt := stampAt(t0.Add(48*time.Hour), "b1", 5*time.Hour)
-	in := saved{hist: history{stepBSCReset: {saveAt.now.Add(-time.Minute)}}, nextRound: saveAt.now.Add(time.Minute)}
+	in := saved{hist: history{stepBSCReset: {{At: saveAt.now.Add(-time.Minute), N: 1}}}, nextRound: saveAt.now.Add(time.Minute)}
 	b, err := encodeSaved(in, saveAt)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestSavedAcrossClockSteps(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := out.hist[stepBSCReset]
-		if len(rec) != 1 || now.Sub(rec[0]) != c.age || out.nextRound.Sub(now) != c.next {
+		if len(rec) != 1 || now.Sub(rec[0].At) != c.age || out.nextRound.Sub(now) != c.next {
 			t.Errorf("%s: records %v, next round %s, now %s; want a record %s old, the next round in %s",
 				c.name, rec, out.nextRound, now, c.age, c.next)
 		}
@@ -142,7 +142,7 @@ func TestDecodeSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.hist[stepReboot]; len(got) != 2 || !got[0].Equal(now.Add(-10000*time.Second)) || !got[1].Equal(now) {
+	if got := s.hist[stepReboot]; len(got) != 2 || !got[0].At.Equal(now.Add(-10000*time.Second)) || !got[1].At.Equal(now) {
 		t.Errorf("records %v", got)
 	}
 }
@@ -174,32 +174,4 @@ func FuzzDecodeSaved(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", enc, enc2)
 		}
 	})
-}
-
-func TestFakeClock(t *testing.T) {
-	c := NewFakeClock(t0, 0)
-	var got []string
-	c.AfterFunc(2*time.Minute, func() { got = append(got, "b@"+c.Now().Sub(t0).String()) })
-	c.AfterFunc(time.Minute, func() {
-		got = append(got, "a@"+c.Now().Sub(t0).String())
-		c.AfterFunc(0, func() { got = append(got, "a2@"+c.Now().Sub(t0).String()) })
-	})
-	c.AfterFunc(2*time.Minute, func() { got = append(got, "c@"+c.Now().Sub(t0).String()) })
-	// A wait ends early at a hook, as the hook's effect would wake it.
-	if at := <-c.After(90 * time.Second); !at.Equal(t0.Add(time.Minute)) || strings.Join(got, " ") != "a@1m0s a2@1m0s" {
-		t.Errorf("after 90s: woken at %s, hooks %v", at.Sub(t0), got)
-	}
-	if at := <-c.After(30 * time.Second); !at.Equal(t0.Add(90 * time.Second)) {
-		t.Errorf("woken at %s", at.Sub(t0))
-	}
-	c.Advance(time.Hour)
-	if strings.Join(got, " ") != "a@1m0s a2@1m0s b@2m0s c@2m0s" || !c.Now().Equal(t0.Add(time.Hour+90*time.Second)) {
-		t.Errorf("hooks %v, now %s", got, c.Now().Sub(t0))
-	}
-	paced := NewFakeClock(t0, 20*time.Millisecond)
-	start := time.Now()
-	<-paced.After(time.Hour)
-	if real := time.Since(start); real < 20*time.Millisecond || !paced.Now().Equal(t0.Add(time.Hour)) {
-		t.Errorf("paced: an hour in %s, clock at %s", real, paced.Now().Sub(t0))
-	}
 }

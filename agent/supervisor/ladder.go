@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/modem/clock"
 	"cellagent/transport/mqtt"
 )
 
@@ -120,17 +121,12 @@ func (l *ladder) parked(now time.Time) bool { return now.Before(l.parkedUntil) }
 // backoff is the pause before climb n+1: backoff_min doubling per climb,
 // capped at backoff_max.
 func (s *Supervisor) backoff(n int) time.Duration {
-	d := s.cfg.BackoffMin.Duration
-	for i := 1; i < n && d < s.cfg.BackoffMax.Duration; i++ {
-		d *= 2
-	}
-	return min(d, s.cfg.BackoffMax.Duration)
+	return clock.Backoff(s.cfg.BackoffMin.Duration, s.cfg.BackoffMax.Duration, n)
 }
 
 func (s *Supervisor) plan(at time.Time, what string) {
-	s.mu.Lock()
 	s.lad.due, s.lad.dueWhat = at, what
-	s.mu.Unlock()
+	s.publish()
 }
 
 // tick moves the ladder on after an observation or a wait.
@@ -152,10 +148,9 @@ func (s *Supervisor) tick(ctx context.Context) {
 	l := &s.lad
 	if !l.active {
 		start := latest(v.since.Add(s.cfg.Observe.Duration), l.nextRound, l.parkedUntil)
-		s.mu.Lock()
 		l.active, l.acted, l.pos, l.bscDown = true, false, stepObserve, ""
 		l.goodSince, l.since, l.steps, l.last = time.Time{}, v.since, 0, stepObserve
-		s.mu.Unlock()
+		s.publish()
 		s.plan(start, "climb the ladder")
 		s.emit(mqtt.EventRecovery, "warn", fmt.Sprintf("%s: outage confirmed (%s); next step not before %s",
 			StepObserve, v.reason, start.UTC().Format(time.RFC3339)),
@@ -177,93 +172,76 @@ func latest(ts ...time.Time) time.Time {
 	return m
 }
 
-// climb takes the next step the evidence calls for.
+// climb takes the next steps the evidence calls for, as nextRung and
+// afterStep decide.
 func (s *Supervisor) climb(ctx context.Context, v verdict) {
 	l := &s.lad
-	for id := l.pos + 1; id < numSteps; id++ {
-		spec := ladderSteps[id]
-		if !spec.treats[v.problem] {
-			continue
+	blocked := func(id stepID) string {
+		return blockedBy(ladderSteps[id].needs(s), s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now()))
+	}
+	for {
+		skips, id := nextRung(l.pos, v.problem, blocked)
+		for _, sk := range skips {
+			s.skip(sk.id, sk.why, false)
+			s.setPos(sk.id)
 		}
-		cfg := stepConfig(s.cfg, id)
-		if why := spec.needs(s); why != "" {
-			s.skip(id, why, false)
-			s.setPos(id)
-			continue
-		}
-		s.mu.Lock()
-		b := s.hist.budget(id, cfg, s.clock.Now())
-		s.mu.Unlock()
-		if b.why != "" {
-			why := "budget: " + b.why
-			if !b.next.IsZero() {
-				why += "; next allowed at " + b.next.UTC().Format(time.RFC3339)
-			}
-			s.skip(id, why, false)
-			s.setPos(id)
-			continue
+		if id == numSteps {
+			break
 		}
 		if !l.acted {
-			s.mu.Lock()
 			l.acted, l.rounds, l.parkedUntil = true, l.rounds+1, time.Time{}
-			s.mu.Unlock()
+			s.publish()
 		}
 		out := s.take(ctx, id, v.reason, false)
 		now := s.clock.Now()
 		if out.result != resultThrottled {
-			s.mu.Lock()
 			l.steps, l.last = l.steps+1, id
-			s.mu.Unlock()
+			s.publish()
 		}
-		switch out.result {
-		case resultThrottled:
+		wait := stepConfig(s.cfg, id).Wait.Duration
+		switch afterStep(out.result, wait) {
+		case moveRetry:
 			s.plan(out.retryAt, "retry "+stepNames[id]+" (operator API asked to wait)")
 			return
-		case resultExhausted:
+		case moveEnd:
 			s.endClimb(now)
 			return
-		case resultDone:
+		case moveJudge:
 			s.setPos(id)
-			if w := cfg.Wait.Duration; w > 0 {
-				s.plan(now.Add(w), "judge "+stepNames[id]+", then the next step")
-				return
-			}
-		default:
-			s.setPos(id)
+			s.plan(now.Add(wait), "judge "+stepNames[id]+", then the next step")
+			return
 		}
+		s.setPos(id)
 	}
 	s.park(v)
 }
 
 func (s *Supervisor) setPos(id stepID) {
-	s.mu.Lock()
 	s.lad.pos = id
-	s.mu.Unlock()
+	s.publish()
 }
 
 // endClimb closes a climb and spaces the next one.
 func (s *Supervisor) endClimb(now time.Time) {
-	s.mu.Lock()
 	l := &s.lad
 	if l.acted {
 		l.nextRound = now.Add(s.backoff(l.rounds))
 	}
 	l.active, l.acted, l.pos, l.due, l.dueWhat = false, false, stepObserve, time.Time{}, ""
-	s.mu.Unlock()
+	s.publish()
 	s.save()
 }
 
 // park ends a climb that reached the top without success.
 func (s *Supervisor) park(v verdict) {
 	now := s.clock.Now()
-	s.mu.Lock()
 	l := &s.lad
 	l.nextRound = now.Add(s.backoff(l.rounds))
 	until := latest(now.Add(s.cfg.Park.Duration), l.nextRound)
 	l.parkedUntil, l.pos, l.acted, l.bscDown = until, stepObserve, false, ""
 	l.due, l.dueWhat = until, "climb again after the park"
 	rounds := l.rounds
-	s.mu.Unlock()
+	s.publish()
 	s.save()
 	attrs := map[string]string{"reason": v.reason, "rounds": strconv.Itoa(rounds), "parked_until": until.UTC().Format(time.RFC3339)}
 	s.emit(EventAlert, "error", fmt.Sprintf("recovery ladder reached the top without success (%s); parked until %s, still observing",
@@ -277,21 +255,18 @@ func (s *Supervisor) recovered(now time.Time) {
 	if !l.active {
 		switch {
 		case l.goodSince.IsZero():
-			s.mu.Lock()
 			l.goodSince = now
-			s.mu.Unlock()
+			s.publish()
 		case l.rounds > 0 && now.Sub(l.goodSince) >= s.cfg.BackoffMax.Duration:
-			s.mu.Lock()
 			l.rounds = 0
-			s.mu.Unlock()
+			s.publish()
 			s.save()
 		}
 		return
 	}
 	steps, last, outage := l.steps, l.last, round(now.Sub(l.since))
-	s.mu.Lock()
 	l.parkedUntil, l.goodSince = time.Time{}, now
-	s.mu.Unlock()
+	s.publish()
 	s.endClimb(now)
 	attrs := map[string]string{"step": stepNames[last], "outcome": "recovered", "steps": strconv.Itoa(steps), "outage": outage.String()}
 	msg := fmt.Sprintf("link recovered after %s (%d steps), outage %s", stepNames[last], steps, outage)
@@ -311,9 +286,7 @@ func (s *Supervisor) watchQuota(ctx context.Context, now time.Time) {
 		s.plan(l.quotaCheck, "recheck the quota")
 		return
 	}
-	s.mu.Lock()
 	b := s.hist.budget(stepQuota, stepConfig(s.cfg, stepQuota), now)
-	s.mu.Unlock()
 	if b.why != "" {
 		l.quotaCheck = latest(b.next, now.Add(s.cfg.QuotaRecheck.Duration))
 		s.plan(l.quotaCheck, "recheck the quota")
@@ -337,15 +310,15 @@ func (s *Supervisor) watchQuota(ctx context.Context, now time.Time) {
 // serveRequests runs the steps cmd/recover asked for.
 func (s *Supervisor) serveRequests(ctx context.Context) {
 	for {
-		s.mu.Lock()
+		s.reqMu.Lock()
 		if len(s.requests) == 0 {
-			s.mu.Unlock()
+			s.reqMu.Unlock()
 			return
 		}
 		id := s.requests[0]
 		s.requests = s.requests[1:]
+		s.reqMu.Unlock()
 		b := s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now())
-		s.mu.Unlock()
 		if why := ladderSteps[id].needs(s); why != "" {
 			s.skip(id, why, true)
 			continue
@@ -379,12 +352,11 @@ func (s *Supervisor) skip(id stepID, why string, requested bool) {
 }
 
 func (s *Supervisor) record(a Action) {
-	s.mu.Lock()
 	s.actions = append(s.actions, a)
 	if len(s.actions) > lastActions {
 		s.actions = s.actions[len(s.actions)-lastActions:]
 	}
-	s.mu.Unlock()
+	s.publish()
 }
 
 // take runs a step. It is recorded and saved before it runs, so that a
@@ -392,11 +364,10 @@ func (s *Supervisor) record(a Action) {
 func (s *Supervisor) take(ctx context.Context, id stepID, reason string, requested bool) outcome {
 	name, cfg := stepNames[id], stepConfig(s.cfg, id)
 	at := s.clock.Now()
-	s.mu.Lock()
 	s.hist.add(id, at)
 	s.hist.prune(at)
-	attempt := s.hist.since(id, at.Add(-day))
-	s.mu.Unlock()
+	attempt := s.hist[id].Since(at.Add(-day))
+	s.publish()
 	s.save()
 	s.log.Info("supervisor: taking a recovery step", "step", name, "attempt_today", attempt, "reason", reason)
 
@@ -404,14 +375,11 @@ func (s *Supervisor) take(ctx context.Context, id stepID, reason string, request
 
 	now := s.clock.Now()
 	if out.result == resultThrottled {
-		s.mu.Lock()
 		s.hist.remove(id, at)
-		s.mu.Unlock()
+		s.publish()
 		s.save()
 	}
-	s.mu.Lock()
 	b := s.hist.budget(id, cfg, now)
-	s.mu.Unlock()
 	s.record(Action{Step: name, At: at, Outcome: out.result, Detail: out.detail, Requested: requested})
 	attrs := map[string]string{
 		"step": name, "outcome": out.result, "attempt": strconv.Itoa(attempt), "reason": reason,

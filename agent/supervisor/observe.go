@@ -45,14 +45,13 @@ func (s *Supervisor) poll(ctx context.Context) {
 
 func (s *Supervisor) observed(o observation) {
 	s.lastPoll, s.nextPoll = o.at, o.at.Add(s.cfg.Poll.Duration)
-	s.mu.Lock()
 	s.health.update(o)
 	cleared := s.health.quotaExhausted && s.health.ok()
 	if cleared {
 		s.health.quotaExhausted = false
 	}
 	v := s.health.verdict(o.at)
-	s.mu.Unlock()
+	s.publish()
 	if cleared {
 		s.emit(mqtt.EventQuota, "info", "connectivity is back; the quota is no longer taken as exhausted", nil)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/mqtt"
 )
 
@@ -63,11 +64,11 @@ func TestCrashLoopKeepsBudgets(t *testing.T) {
 // steppedClock is the rig's clock with the wall reading off by step, as
 // after NTP stepped it while the agent was down; the boot clock is not.
 type steppedClock struct {
-	*FakeClock
+	*clocktest.Fake
 	step time.Duration
 }
 
-func (c steppedClock) Now() time.Time { return c.FakeClock.Now().Add(c.step) }
+func (c steppedClock) Now() time.Time { return c.Fake.Now().Add(c.step) }
 
 // The same crash loop with the wall clock stepped two hours forward at
 // every restart: read as they were written, the saved records would look

@@ -170,16 +170,18 @@ type Supervisor struct {
 	dataPath atomic.Int32
 	loadErr  error
 
-	// Written by Run only, under mu, so that Snapshot and Request can
-	// read them; Run reads them without it.
-	mu       sync.Mutex
-	health   tracker
-	v        verdict
-	vSince   time.Time
-	lad      ladder
-	hist     history
-	actions  []Action
-	requests []stepID // appended by Request
+	// Run's alone; after every change Run publishes a copy (publish),
+	// which Snapshot, ActionsToday and Request read without a lock.
+	health  tracker
+	v       verdict
+	vSince  time.Time
+	lad     ladder
+	hist    history
+	actions []Action
+	pub     atomic.Pointer[view]
+
+	reqMu    sync.Mutex
+	requests []stepID // appended by Request, taken by Run
 
 	// Run's alone.
 	nextPoll  time.Time
@@ -229,7 +231,31 @@ func New(cfg Config, deps Deps) (*Supervisor, error) {
 			s.restore(b)
 		}
 	}
+	s.publish()
 	return s, nil
+}
+
+// view is what Run publishes of its state: a copy nobody changes, so
+// readers on other goroutines need no lock.
+type view struct {
+	v       verdict
+	vSince  time.Time
+	lad     ladder
+	hist    history
+	actions []Action
+	figures map[string]string // the last observation's; nil before one
+}
+
+// publish makes Run's current state the one readers see.
+func (s *Supervisor) publish() {
+	w := &view{v: s.v, vSince: s.vSince, lad: s.lad, hist: make(history, len(s.hist)), actions: slices.Clone(s.actions)}
+	for id, l := range s.hist {
+		w.hist[id] = slices.Clone(l)
+	}
+	if s.health.seen {
+		w.figures = s.health.last.figures()
+	}
+	s.pub.Store(w)
 }
 
 func (s *Supervisor) restore(b []byte) {
@@ -279,14 +305,14 @@ func (s *Supervisor) Request(step string) error {
 	if why := s.unavailable(id); why != "" {
 		return fmt.Errorf("supervisor: %s: %s", step, why)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b := s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now()); b.why != "" {
+	if b := s.pub.Load().hist.budget(id, stepConfig(s.cfg, id), s.clock.Now()); b.why != "" {
 		if b.next.IsZero() {
 			return fmt.Errorf("supervisor: %s: %s", step, b.why)
 		}
 		return fmt.Errorf("supervisor: %s: %s; next allowed at %s", step, b.why, b.next.UTC().Format(time.RFC3339))
 	}
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	if slices.Contains(s.requests, id) {
 		return fmt.Errorf("supervisor: %s is already scheduled", step)
 	}
@@ -301,33 +327,28 @@ func (s *Supervisor) Request(step string) error {
 // ActionsToday counts the ladder steps taken in the last 24 hours (the
 // telemetry's health.recov).
 func (s *Supervisor) ActionsToday() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hist.total(s.clock.Now())
+	return s.pub.Load().hist.total(s.clock.Now())
 }
 
 // Snapshot returns the supervisor's view.
 func (s *Supervisor) Snapshot() Snapshot {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	w := s.pub.Load()
 	now := s.clock.Now()
 	snap := Snapshot{
-		State: s.v.state, Reason: s.v.reason, Since: s.vSince,
-		Rounds: s.lad.rounds, Parked: s.lad.parked(now),
-		NextAction: s.lad.dueWhat, NextActionAt: s.lad.due,
-		LastActions:  slices.Clone(s.actions),
-		ActionsToday: s.hist.total(now),
+		State: w.v.state, Reason: w.v.reason, Since: w.vSince,
+		Rounds: w.lad.rounds, Parked: w.lad.parked(now),
+		NextAction: w.lad.dueWhat, NextActionAt: w.lad.due,
+		LastActions:  slices.Clone(w.actions),
+		ActionsToday: w.hist.total(now),
 		At:           now,
+		Figures:      maps.Clone(w.figures),
 	}
-	if s.health.seen {
-		snap.Figures = s.health.last.figures()
-	}
-	if s.lad.active {
-		snap.Step = stepNames[s.lad.pos]
+	if w.lad.active {
+		snap.Step = stepNames[w.lad.pos]
 	}
 	for _, st := range s.cfg.Steps.Named() {
 		id, _ := stepByName(st.Name)
-		b := s.hist.budget(id, st.StepConfig, now)
+		b := w.hist.budget(id, st.StepConfig, now)
 		snap.Budgets = append(snap.Budgets, Budget{
 			Step: st.Name, PerHour: st.PerHour, PerDay: st.PerDay,
 			HourLeft: b.hourLeft, DayLeft: b.dayLeft, NextAllowed: b.next, Blocked: b.why,
@@ -428,7 +449,6 @@ func (s *Supervisor) sleep(ctx context.Context) error {
 
 // setVerdict records the state and announces a change.
 func (s *Supervisor) setVerdict(v verdict) {
-	s.mu.Lock()
 	old := s.v
 	s.v = v
 	changed := old.state != v.state
@@ -439,7 +459,7 @@ func (s *Supervisor) setVerdict(v verdict) {
 	if s.health.seen {
 		figs = s.health.last.figures()
 	}
-	s.mu.Unlock()
+	s.publish()
 	if !changed {
 		return
 	}
@@ -487,9 +507,7 @@ func (s *Supervisor) save() {
 	if s.deps.Store == nil {
 		return
 	}
-	s.mu.Lock()
 	b, err := encodeSaved(saved{hist: s.hist, rounds: s.lad.rounds, nextRound: s.lad.nextRound, parkedUntil: s.lad.parkedUntil}, stampOf(s.clock))
-	s.mu.Unlock()
 	if err == nil {
 		err = s.deps.Store.SaveState(StateName, b)
 	}

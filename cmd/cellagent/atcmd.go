@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"cellagent/modem/at"
+	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 	"cellagent/transport/localapi"
 )
@@ -42,7 +43,7 @@ func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append([]at.Option{at.WithLogger(log)}, opts...)
+	opts = append(append(bg96.EngineOptions(), at.WithLogger(log)), opts...)
 	if p.trace {
 		opts = append(opts, at.WithTrace(log))
 	}

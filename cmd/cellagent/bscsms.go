@@ -165,7 +165,7 @@ Examples:
 	if err != nil {
 		return usageError{fmt.Errorf("--listen %q: %w", listen, err)}
 	}
-	if certFile == "" && !allowPlain && !loopbackHost(host) {
+	if certFile == "" && !allowPlain && !bsc.IsLoopback(host) {
 		return usageError{fmt.Errorf("--listen %s: plain HTTP would carry the secret and every SMS in clear; give --tls-cert/--tls-key or --allow-plaintext", listen)}
 	}
 	sec, err := secret.Read(secretFile)
@@ -238,14 +238,6 @@ Examples:
 		case <-kick:
 		}
 	}
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // dirKeys reads a SIM's key from dir/<ICCID>.key when a reply is shown.

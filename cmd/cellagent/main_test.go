@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 type outcome struct {
@@ -32,12 +33,7 @@ func cli(t *testing.T, stdin string, args ...string) outcome {
 
 func startSim(t *testing.T) *sim.Modem {
 	t.Helper()
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 }
 
 func TestATOneShot(t *testing.T) {

@@ -15,7 +15,8 @@ import (
 
 func TestAnswerShapes(t *testing.T) {
 	// Byte-exact answers as real Quectel modems print them, with echo on and
-	// off (see shared/reference/bg96_transcripts.md).
+	// off: information text and the final result code each framed by
+	// <CR><LF> (ITU-T V.250, 5.7.1, with verbose result codes).
 	cases := []struct {
 		name, cmd, answer, want string
 	}{

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"cellagent/modem/at"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // BenchmarkRoundTrip measures AT round trips through the simulator over a
@@ -57,17 +57,8 @@ func BenchmarkRoundTripUnpaced(b *testing.B) {
 // and an engine on it with echo off, as after the agent's init.
 func benchEngine(b *testing.B, baud int) (*at.AT, *sim.Modem) {
 	b.Helper()
-	m := sim.New(sim.Config{Baud: baud})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := at.New(sp)
-	b.Cleanup(func() { a.Close() })
+	m := simtest.Start(b, sim.Config{Baud: baud})
+	a := simtest.Engine(b, m)
 	if _, err := a.Command(context.Background(), "ATE0"); err != nil {
 		b.Fatal(err)
 	}

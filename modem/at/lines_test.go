@@ -77,13 +77,22 @@ func TestDerivePrefixes(t *testing.T) {
 
 func TestTimeoutFor(t *testing.T) {
 	c := defaultConfig()
+	for _, o := range []Option{
+		WithDefaultTimeout(5 * time.Second),
+		WithCommandTimeout("+COPS", 180*time.Second),
+		WithCommandTimeout("+cops?", 5*time.Second),
+		WithCommandTimeout("+CMGS", 120*time.Second),
+		WithCommandTimeout("+CFUN", 15*time.Second),
+	} {
+		o(&c)
+	}
+	// The longest matching key wins, whatever the case of command or key.
 	cases := map[string]time.Duration{
 		"AT+COPS=0":   180 * time.Second,
 		"AT+COPS?":    5 * time.Second,
 		"at+cmgs=23":  120 * time.Second,
 		"AT+CFUN=1,1": 15 * time.Second,
 		"AT+CSQ":      5 * time.Second,
-		"AT+CGATT=1":  140 * time.Second,
 	}
 	for cmd, want := range cases {
 		if got := c.timeoutFor(cmd); got != want {

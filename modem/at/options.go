@@ -25,48 +25,24 @@ type config struct {
 	queueLen       int
 }
 
+// defaultConfig knows only what the standards fix: the PDU-carrying
+// indications of 3GPP TS 27.005 (3.4.1) take two lines, and RING is the
+// bare-word unsolicited code of ITU-T V.250. A modem's own timeouts and
+// bare-word URCs come in through WithCommandTimeout and WithBareURCs
+// (modem/bg96's EngineOptions for the BG96).
 func defaultConfig() config {
-	t := make(map[string]time.Duration, len(defaultTimeouts))
-	for k, v := range defaultTimeouts {
-		t[k] = v
-	}
 	return config{
 		log:            slog.New(slog.DiscardHandler),
 		defaultTimeout: 5 * time.Second,
-		timeouts:       t,
+		timeouts:       map[string]time.Duration{},
 		fenceCmd:       "AT+CMEE?",
 		fencePrefix:    "+CMEE:",
 		fenceTimeout:   3 * time.Second,
 		fenceSettle:    100 * time.Millisecond,
 		twoLine:        []string{"+CMT:", "+CDS:", "+CBM:"},
-		bareURCs:       []string{"RDY", "APP RDY", "POWERED DOWN", "NORMAL POWER DOWN", "PSM POWER DOWN", "RING"},
+		bareURCs:       []string{"RING"},
 		queueLen:       256,
 	}
-}
-
-// defaultTimeouts are the longest answer times Quectel documents for the
-// BG96 (and that its vendor driver uses), keyed by the command without "AT".
-// The longest matching key wins, so "+COPS?" is a quick query while
-// "+COPS=" may scan for three minutes.
-var defaultTimeouts = map[string]time.Duration{
-	"+COPS":    180 * time.Second,
-	"+COPS?":   5 * time.Second,
-	"+CGATT":   140 * time.Second,
-	"+CGATT?":  5 * time.Second,
-	"+CGACT":   150 * time.Second,
-	"+CGACT?":  5 * time.Second,
-	"+QIACT":   150 * time.Second,
-	"+QIACT?":  5 * time.Second,
-	"+QIDEACT": 40 * time.Second,
-	"+CMGS":    120 * time.Second,
-	"+CMGW":    10 * time.Second,
-	"+CMGL":    30 * time.Second,
-	"+CMGD":    30 * time.Second,
-	"+CFUN":    15 * time.Second,
-	"+CFUN?":   5 * time.Second,
-	"+QPOWD":   5 * time.Second,
-	"+CPIN":    5 * time.Second,
-	"+CLCK":    15 * time.Second,
 }
 
 // WithLogger sets the logger for engine events (timeouts, dropped lines,
@@ -91,6 +67,13 @@ func WithDefaultTimeout(d time.Duration) Option {
 // (given without "AT", e.g. "+COPS=" or "+CMGS").
 func WithCommandTimeout(cmd string, d time.Duration) Option {
 	return func(c *config) { c.timeouts[strings.ToUpper(cmd)] = d }
+}
+
+// WithBareURCs adds unsolicited result codes that are a bare word (no
+// "+XXX:" prefix), such as a modem's start-up announcements: a line equal
+// to one is never taken for a running command's information text.
+func WithBareURCs(words ...string) Option {
+	return func(c *config) { c.bareURCs = append(c.bareURCs, words...) }
 }
 
 // WithFence changes the command used to resynchronise after a timeout. It

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cellagent/modem/at"
+	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 )
 
@@ -74,7 +75,7 @@ func newPeer(t *testing.T) (*peer, string) {
 }
 
 // engine opens the pty through the production port code and starts an
-// engine on it.
+// engine on it, configured for the BG96 as the agent's are.
 func engine(t *testing.T, opts ...at.Option) (*at.AT, *peer) {
 	t.Helper()
 	p, path := newPeer(t)
@@ -82,7 +83,7 @@ func engine(t *testing.T, opts ...at.Option) (*at.AT, *peer) {
 	if err != nil {
 		t.Fatalf("open port: %v", err)
 	}
-	a := at.New(sp, opts...)
+	a := at.New(sp, append(bg96.EngineOptions(), opts...)...)
 	t.Cleanup(func() { a.Close() })
 	return a, p
 }

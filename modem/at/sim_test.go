@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"cellagent/modem/at"
+	"cellagent/modem/bg96"
 	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // These tests run the engine against the BG96 simulator over a real pty,
@@ -17,18 +19,8 @@ import (
 
 func simEngine(t *testing.T, opts ...at.Option) (*at.AT, *sim.Modem) {
 	t.Helper()
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp, opts...)
-	t.Cleanup(func() { a.Close() })
-	return a, m
+	m := simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
+	return simtest.Engine(t, m, append(bg96.EngineOptions(), opts...)...), m
 }
 
 func TestSimEchoOn(t *testing.T) {

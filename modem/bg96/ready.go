@@ -2,13 +2,12 @@ package bg96
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"cellagent/modem/at"
+	"cellagent/modem/clock"
 )
 
 // Watch collects URCs with given prefixes from the moment Expect returns,
@@ -81,97 +80,48 @@ const (
 func WaitReady(ctx context.Context, c Commander, ind Indicator) error {
 	w := Expect(ind, "RDY", "+CPIN:", "+QIND:")
 	defer w.Stop()
-	var rdy, cpin, sms bool
-	take := func(lines []string) error {
-		l := strings.TrimSpace(lines[0])
-		switch {
-		case l == "RDY":
-			rdy = true
-		case strings.HasPrefix(l, "+QIND:"):
-			if f, err := fields(l, "+QIND:"); err == nil && strings.EqualFold(f[0], "SMS DONE") {
-				sms = true
-			}
-		case strings.HasPrefix(l, "+CPIN:"):
-			st, err := ParseCPIN(l)
-			if err != nil {
-				return fmt.Errorf("bg96: waiting for the modem: %w", err)
-			}
-			if st == PINReady {
-				cpin = true
-			} else if strings.Contains(string(st), "PIN") || strings.Contains(string(st), "PUK") {
-				return fmt.Errorf("bg96: SIM is locked (%s); enter or disable the PIN", st)
-			}
-		}
-		return nil
-	}
-	drain := func() error {
+	var b boot
+	// drain feeds the URCs already caught to the machine, so a poll's
+	// answer is judged after what the modem printed before it.
+	drain := func() {
 		for {
 			select {
 			case lines := <-w.ch:
-				if err := take(lines); err != nil {
-					return err
-				}
+				b = b.next(bootEvent{kind: bootURC, line: lines[0]})
 			default:
-				return nil
+				return
 			}
 		}
 	}
-	// +CPIN: READY and SMS DONE can only follow RDY, so they suffice when
-	// the watch was armed after RDY had gone by.
-	booting := func() bool { return rdy || cpin || sms }
-	delay := pollFirst
+	waits := 0
 	timer := time.NewTimer(pollFirst)
 	defer timer.Stop()
 	for {
-		if err := drain(); err != nil {
-			return err
-		}
-		if cpin && sms {
+		drain()
+		switch b.action() {
+		case bootDone:
 			return nil
-		}
-		if !booting() {
+		case bootFail:
+			return b.err
+		case bootPoll:
 			_, err := c.Command(ctx, "AT", at.WithTimeout(pollTimeout))
-			// The engine runs URC handlers on their own goroutine, so an RDY
-			// printed just before this OK could still be in flight; drain
-			// narrows that window, and a booting BG96 ignores AT until RDY.
-			if err := drain(); err != nil {
-				return err
-			}
-			switch {
-			case err == nil && !booting():
-				return nil
-			case errors.Is(err, at.ErrClosed):
-				return fmt.Errorf("bg96: waiting for the modem: %w", err)
-			}
+			// The engine runs URC handlers on their own goroutine, so an
+			// RDY printed just before this OK could still be in flight;
+			// drain narrows that window, and a booting BG96 ignores AT
+			// until RDY.
+			drain()
+			b = b.next(bootEvent{kind: bootAT, err: err})
+			continue
 		}
-		timer.Reset(delay)
-		delay = min(2*delay, pollMaxDelay)
+		waits++
+		timer.Reset(clock.Backoff(pollFirst, pollMaxDelay, waits))
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bg96: modem not ready (%s): %w", seen(rdy, cpin, sms), context.Cause(ctx))
+			return fmt.Errorf("bg96: modem not ready (%s): %w", b, context.Cause(ctx))
 		case <-timer.C:
+			b = b.next(bootEvent{kind: bootTick})
 		case lines := <-w.ch:
-			if err := take(lines); err != nil {
-				return err
-			}
+			b = b.next(bootEvent{kind: bootURC, line: lines[0]})
 		}
 	}
-}
-
-func seen(rdy, cpin, sms bool) string {
-	var have, want []string
-	for _, u := range []struct {
-		ok   bool
-		name string
-	}{{rdy, "RDY"}, {cpin, "+CPIN: READY"}, {sms, "+QIND: SMS DONE"}} {
-		if u.ok {
-			have = append(have, u.name)
-		} else {
-			want = append(want, u.name)
-		}
-	}
-	if len(have) == 0 {
-		return "no answer to AT and no start-up URC"
-	}
-	return "saw " + strings.Join(have, ", ") + "; still waiting for " + strings.Join(want, ", ")
 }

@@ -5,26 +5,16 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 )
 
 // The dialect against the BG96 simulator over a real pty: the same path a
 // gateway takes from power-on to a status report.
 func TestAgainstSimulator(t *testing.T) {
-	m := sim.New(sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	sp, err := port.Open(m.PTY(), 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	defer a.Close()
+	m := simtest.Start(t, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	a := simtest.Engine(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

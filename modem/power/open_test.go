@@ -24,7 +24,7 @@ func TestOpenNothingConfigured(t *testing.T) {
 // driver puts the kernel's line names; a fake registered there stands in
 // for a real line.
 func TestOpenByName(t *testing.T) {
-	clk := &clock{}
+	clk := &virtualClock{}
 	pin := &fakePin{name: "CELLAGENT_TEST_PWRKEY", clk: clk}
 	if err := gpioreg.Register(pin); err != nil {
 		t.Fatal(err)

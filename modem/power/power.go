@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"cellagent/modem/clock"
 )
 
 // BG96 timings. Only overshoot can happen (a sleep never ends early), so
@@ -125,7 +127,7 @@ func New(p Pins, opts ...Option) (*Controller, error) {
 		resetN:   line{"RESET_N", p.ResetN},
 		supply:   line{"supply", p.Supply},
 		inverted: p.Inverted,
-		sleep:    sleep,
+		sleep:    clock.Sleep,
 		log:      slog.New(slog.DiscardHandler),
 		busy:     make(chan struct{}, 1),
 	}
@@ -264,15 +266,4 @@ func (c *Controller) drive(l line, active bool) error {
 		return fmt.Errorf("drive %s %s (%s): %w", l, state, lvl, err)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -14,10 +14,10 @@ import (
 	"periph.io/x/conn/v3/physic"
 )
 
-// clock is virtual time: sleeping advances it at once. gpiotest.Pin keeps
+// virtualClock is virtual time: sleeping advances it at once. gpiotest.Pin keeps
 // only the last level, and brings a module of its own, so the tests record
 // edges against this clock instead.
-type clock struct {
+type virtualClock struct {
 	mu     sync.Mutex
 	now    time.Duration
 	sleeps int
@@ -27,7 +27,7 @@ type clock struct {
 	cancel context.CancelFunc
 }
 
-func (c *clock) sleep(ctx context.Context, d time.Duration) error {
+func (c *virtualClock) sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (c *clock) sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func (c *clock) time() time.Duration {
+func (c *virtualClock) time() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -61,7 +61,7 @@ func (e edge) String() string { return fmt.Sprintf("%v@%v", e.l, e.at) }
 // gpio.PinIO so that it can stand in gpioreg for Open.
 type fakePin struct {
 	name string
-	clk  *clock
+	clk  *virtualClock
 
 	mu    sync.Mutex
 	edges []edge
@@ -103,7 +103,7 @@ func (p *fakePin) Pull() gpio.Pull                        { return gpio.PullNoCh
 func (p *fakePin) DefaultPull() gpio.Pull                 { return gpio.PullNoChange }
 
 type rig struct {
-	clk                    *clock
+	clk                    *virtualClock
 	pwrKey, resetN, supply *fakePin
 	c                      *Controller
 }
@@ -111,7 +111,7 @@ type rig struct {
 // newRig wires the lines named in wired ("pwrkey", "reset_n", "supply").
 func newRig(t *testing.T, inverted bool, wired ...string) *rig {
 	t.Helper()
-	r := &rig{clk: &clock{}}
+	r := &rig{clk: &virtualClock{}}
 	r.pwrKey = &fakePin{name: "GPIO17", clk: r.clk}
 	r.resetN = &fakePin{name: "GPIO27", clk: r.clk}
 	r.supply = &fakePin{name: "GPIO22", clk: r.clk}
@@ -344,7 +344,7 @@ func TestWriteFailures(t *testing.T) {
 
 	// A line that cannot be released at start is a misconfiguration to
 	// report, not to run with.
-	clk := &clock{}
+	clk := &virtualClock{}
 	bad := &fakePin{name: "GPIO17", clk: clk}
 	bad.failOn(H, boom)
 	if _, err := New(Pins{PWRKey: bad}, WithSleep(clk.sleep)); !errors.Is(err, boom) || !strings.Contains(err.Error(), "PWRKEY (GPIO17)") {
@@ -376,7 +376,7 @@ func TestWriteFailures(t *testing.T) {
 // context ends, without touching any line.
 func TestOperationsDoNotInterleave(t *testing.T) {
 	entered, hold := make(chan struct{}), make(chan struct{})
-	clk := &clock{}
+	clk := &virtualClock{}
 	pwr := &fakePin{name: "GPIO17", clk: clk}
 	rst := &fakePin{name: "GPIO27", clk: clk}
 	c, err := New(Pins{PWRKey: pwr, ResetN: rst}, WithSleep(func(ctx context.Context, d time.Duration) error {
@@ -401,20 +401,5 @@ func TestOperationsDoNotInterleave(t *testing.T) {
 	close(hold)
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestRealSleep(t *testing.T) {
-	if err := sleep(context.Background(), time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("cancelled sleep took %v", d)
 	}
 }

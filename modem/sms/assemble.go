@@ -31,9 +31,6 @@ type Assembled struct {
 	Err error `json:"-"`
 }
 
-// Complete reports whether every part is present.
-func (a Assembled) Complete() bool { return len(a.Missing) == 0 }
-
 // Assembler joins the parts of concatenated messages. It is pure logic
 // with an injected clock: the agent persists parts and, after a restart,
 // feeds them back to Add with the time they were first received, which

@@ -199,8 +199,8 @@ func (m *Message) decodeUD(t *tpdu.TPDU) error {
 	return nil
 }
 
-// ID is the stable identity of a received message (DESIGN.md's dedupe
-// key): a hash over the originator, the service-centre time stamp and the
+// ID is the stable identity of a received message (the key the store
+// dedupes on, see agent/store/inbox.go): a hash over the originator, the service-centre time stamp and the
 // PDU, so the same message read twice (after a crash, via +CMT and again
 // via AT+CMGL) has one ID. An undecodable PDU hashes its raw bytes.
 func ID(m Message) string {

@@ -129,10 +129,6 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
-// Temporary reports whether a retry may succeed (Transient or
-// Unclassified; the caller bounds Unclassified retries).
-func (e *SendError) Temporary() bool { return e.Class != Permanent }
-
 // Permanent reports whether retrying is pointless.
 func (e *SendError) Permanent() bool { return e.Class == Permanent }
 

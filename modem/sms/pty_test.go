@@ -11,8 +11,8 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/port"
 	"cellagent/modem/sim"
+	"cellagent/modem/sim/simtest"
 	"cellagent/modem/sms"
 )
 
@@ -32,19 +32,10 @@ type bench struct {
 func newBench(t *testing.T, cfg sim.Config) *bench {
 	t.Helper()
 	cfg.BootDelay, cfg.RegisterDelay, cfg.ReportDelay = 150*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
-	m := sim.New(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	sp, err := port.Open(m.PTY(), port.DefaultBaud)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := at.New(sp)
-	t.Cleanup(func() { _ = a.Close() })
+	m := simtest.Start(t, cfg)
+	a := simtest.Engine(t, m)
 	b := &bench{t: t, m: m, a: a, ctx: ctx, cmti: make(chan []string, 32), cds: make(chan []string, 32)}
 	a.AddIndication("+CMTI", func(l []string) { b.cmti <- l })
 	a.AddIndication("+CDS", func(l []string) { b.cds <- l })
@@ -189,7 +180,7 @@ func TestLongMessage(t *testing.T) {
 				got = &a
 			}
 		}
-		if got == nil || !got.Complete() || got.Text != text || len(got.Parts) != 7 {
+		if got == nil || len(got.Missing) != 0 || got.Text != text || len(got.Parts) != 7 {
 			t.Fatalf("reassembled %+v", got)
 		}
 	}
@@ -215,7 +206,7 @@ func TestMultipartMT(t *testing.T) {
 			done = append(done, a)
 		}
 	}
-	if len(done) != 1 || !done[0].Complete() || done[0].Text != text || len(done[0].Parts) != 4 {
+	if len(done) != 1 || len(done[0].Missing) != 0 || done[0].Text != text || len(done[0].Parts) != 4 {
 		t.Fatalf("assembled %+v", done)
 	}
 
@@ -234,7 +225,7 @@ func TestMultipartMT(t *testing.T) {
 	}
 	now = now.Add(10 * time.Minute)
 	x := asm.Expire()
-	if len(x) != 1 || x[0].Complete() || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 3 || x[0].Total != 4 {
+	if len(x) != 1 || len(x[0].Missing) == 0 || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 3 || x[0].Total != 4 {
 		t.Fatalf("expired %+v", x)
 	}
 	if !strings.HasPrefix(x[0].Text, "Out of order") {
@@ -381,7 +372,7 @@ func TestCMSErrors(t *testing.T) {
 	defer cancel()
 	mrs, err := sms.Send(ctx, b.a, long...)
 	var se *sms.SendError
-	if !errors.As(err, &se) || se.Part != 2 || len(mrs) != 1 || len(se.MRs) != 1 || !se.Temporary() {
+	if !errors.As(err, &se) || se.Part != 2 || len(mrs) != 1 || len(se.MRs) != 1 || se.Class == sms.Permanent {
 		t.Errorf("mid-message failure: mrs %v err %v", mrs, err)
 	}
 }

@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// vector is one record of testdata/pdu_vectors*.json, copies of the
-// project's reference vectors (../shared/reference, see its README).
+// vector is one record of testdata/pdu_vectors*.json: PDUs from public
+// test suites and modem captures with what they decode to, each record
+// naming its source (repository, path, commit) in its "source" field.
 type vector struct {
 	ID        string          `json:"id"`
 	Kind      string          `json:"kind"`

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"cellagent/modem/clock"
 )
 
 // maxBody bounds what we read from any answer; real answers are small.
@@ -76,7 +78,7 @@ func New(cfg Config) (*Client, error) {
 		c.now = time.Now
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = clock.Sleep
 	}
 	if c.jitter == nil {
 		c.jitter = fullJitter
@@ -267,11 +269,7 @@ func (c *Client) audit(rq request, resp *response, err error, latency time.Durat
 }
 
 func (c *Client) backoffDelay(attempt int) time.Duration {
-	d := c.retry.BaseDelay << min(attempt-1, 20)
-	if d <= 0 || d > c.retry.MaxDelay {
-		d = c.retry.MaxDelay
-	}
-	return c.jitter(d)
+	return c.jitter(clock.Backoff(c.retry.BaseDelay, c.retry.MaxDelay, attempt))
 }
 
 func (c *Client) backoff(ctx context.Context, attempt int) error {

@@ -3,7 +3,6 @@ package bsc
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,9 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"cellagent/transport/secret"
 )
 
 // Config configures a Client. Username and Password are the portal
@@ -98,7 +98,7 @@ func parseBaseURL(raw string, allowHTTP bool) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowHTTP && !isLoopback(u.Hostname()) {
+		if !allowHTTP && !IsLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("bsc: config: BaseURL %q is plain http to a non-loopback host; use https or set AllowInsecureHTTP", raw)
 		}
 	default:
@@ -112,7 +112,9 @@ func parseBaseURL(raw string, allowHTTP bool) (*url.URL, error) {
 	return u, nil
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host (a URL's host name) is this machine:
+// "localhost" or a loopback address, where plain http exposes nothing.
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -122,26 +124,8 @@ func isLoopback(host string) bool {
 
 func buildHTTPClient(cfg Config) (*http.Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("bsc: config: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("bsc: config: CA file %s holds no PEM certificate", cfg.CAFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	switch {
-	case cfg.ClientCert != "" && cfg.ClientKey != "":
-		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("bsc: config: client certificate: %w", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{cert}
-	case cfg.ClientCert != "" || cfg.ClientKey != "":
-		return nil, errors.New("bsc: config: ClientCert and ClientKey must be set together")
+	if err := secret.LoadTLS(tlsCfg, cfg.CAFile, cfg.ClientCert, cfg.ClientKey); err != nil {
+		return nil, fmt.Errorf("bsc: config: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
@@ -153,20 +137,6 @@ func buildHTTPClient(cfg Config) (*http.Client, error) {
 			return errors.New("bsc: refusing to follow a redirect")
 		},
 	}, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func fullJitter(d time.Duration) time.Duration {

@@ -2,39 +2,36 @@ package bsc
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket. Each request reserves a token immediately (the
-// bucket may go negative) and sleeps off the debt, so concurrent callers are
-// served in arrival order without polling.
+// limiter paces requests with a token bucket. Each request reserves a
+// token at once (the bucket may go into debt) and sleeps off the debt, so
+// concurrent callers are served in arrival order without polling; time
+// comes from the client's hooks so tests need not wait.
 type limiter struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-	now    func() time.Time
-	sleep  func(context.Context, time.Duration) error
+	l     *rate.Limiter
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
-func newLimiter(rate float64, burst int, now func() time.Time, sleep func(context.Context, time.Duration) error) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), tokens: float64(burst), last: now(), now: now, sleep: sleep}
+func newLimiter(perSecond float64, burst int, now func() time.Time, sleep func(context.Context, time.Duration) error) *limiter {
+	return &limiter{l: rate.NewLimiter(rate.Limit(perSecond), burst), now: now, sleep: sleep}
 }
 
 func (l *limiter) wait(ctx context.Context) error {
-	l.mu.Lock()
 	now := l.now()
-	if el := now.Sub(l.last).Seconds(); el > 0 {
-		l.tokens = min(l.burst, l.tokens+el*l.rate)
-	}
-	l.last = now
-	l.tokens--
-	debt := -l.tokens
-	l.mu.Unlock()
-	if debt <= 0 {
+	r := l.l.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d <= 0 {
 		return nil
 	}
-	return l.sleep(ctx, time.Duration(debt/l.rate*float64(time.Second)))
+	if err := l.sleep(ctx, d); err != nil {
+		// The request is not made: its token goes back to the bucket.
+		r.CancelAt(l.now())
+		return err
+	}
+	return nil
 }

@@ -10,12 +10,9 @@
 package fleetmetrics
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"cellagent/transport/mqtt"
 )
@@ -30,7 +27,7 @@ type Source interface {
 // "other".
 var RegStates = []string{"home", "roaming", "searching", "denied", "not-searching", "unknown", "other"}
 
-// Collector is a prometheus.Collector over a Source.
+// Collector builds the fleet's metric families from a Source.
 type Collector struct {
 	src   Source
 	stale time.Duration
@@ -46,62 +43,61 @@ func New(src Source, stale time.Duration, now func() time.Time) *Collector {
 	return &Collector{src: src, stale: stale, now: now}
 }
 
-// names are the metric names, in the order of their descriptors.
-var names []string
+// allDescs are the fleet's metric families; their index is the family's
+// place in what collect returns.
+var allDescs []*desc
 
-func desc(name, help string, labels ...string) *prometheus.Desc {
-	names = append(names, name)
-	return prometheus.NewDesc(name, help, append([]string{"gateway"}, labels...), nil)
+func gw(name, help string, typ metricType, labels ...string) int {
+	return fleetDesc(name, help, typ, append([]string{"gateway"}, labels...)...)
+}
+
+func fleetDesc(name, help string, typ metricType, labels ...string) int {
+	allDescs = append(allDescs, newDesc(name, help, typ, labels...))
+	return len(allDescs) - 1
 }
 
 var (
-	dInfo      = desc("cellagent_gateway_info", "Identity of the gateway from its birth message; always 1.", "imei", "iccid", "model", "firmware", "agent")
-	dNetwork   = desc("cellagent_gateway_network_info", "Access technology and operator (MCC+MNC) of the last telemetry; always 1.", "access_technology", "operator")
-	dUp        = desc("cellagent_gateway_up", "1 if the gateway's retained status is online, 0 after its last will or clean shutdown.")
-	dSession   = desc("cellagent_gateway_session", "Session number of the gateway's MQTT connection (grows with every connection attempt).")
-	dLastSeen  = desc("cellagent_gateway_last_seen_timestamp_seconds", "When the gateway was last heard from, unix seconds.")
-	dReg       = desc("cellagent_gateway_registration", "Registration state per domain (cs, ps, eps) as a state set: 1 for the current state, 0 for the others.", "domain", "state")
-	dRSSI      = desc("cellagent_gateway_rssi_dbm", "Received signal strength, dBm.")
-	dRSRP      = desc("cellagent_gateway_rsrp_dbm", "LTE reference signal received power, dBm.")
-	dRSRQ      = desc("cellagent_gateway_rsrq_db", "LTE reference signal received quality, dB.")
-	dSINR      = desc("cellagent_gateway_sinr_db", "Signal to interference plus noise ratio, dB.")
-	dDataLeft  = desc("cellagent_gateway_quota_data_left_bytes", "Data allowance left as the operator API last reported it, bytes.")
-	dSMSLeft   = desc("cellagent_gateway_quota_sms_left", "SMS allowance left as the operator API last reported it.")
-	dRecovery  = desc("cellagent_gateway_recovery_events_total", "Recovery events seen by this exporter, by ladder step and outcome.", "step", "outcome")
-	dRecovDay  = desc("cellagent_gateway_recovery_steps_today", "Recovery steps the gateway ran today, as it reports in its health.")
-	dSMSIn     = desc("cellagent_gateway_sms_received_total", "Incoming SMS the gateway forwarded, seen by this exporter.")
-	dSMSOut    = desc("cellagent_gateway_sms_sent_results_total", "Outcomes of outgoing SMS seen by this exporter, by state (sent, delivered, failed).", "state")
-	dGaps      = desc("cellagent_gateway_telemetry_gaps_total", "Telemetry messages missing by their sequence numbers, seen by this exporter.")
-	dQueue     = desc("cellagent_gateway_queue_depth", "Messages waiting in the gateway's durable queues, by queue (events, telemetry).", "queue")
-	dDropped   = desc("cellagent_gateway_telemetry_dropped_total", "Telemetry samples the gateway dropped from its full queue, ever.")
-	dUptime    = desc("cellagent_gateway_agent_uptime_seconds", "Seconds since the gateway's agent started.")
-	dGateways  = fleetDesc("cellagent_fleet_gateways", "Gateways in the exporter's view (stale ones excluded), by state.", "state")
-	allDescs   = []*prometheus.Desc{dInfo, dNetwork, dUp, dSession, dLastSeen, dReg, dRSSI, dRSRP, dRSRQ, dSINR, dDataLeft, dSMSLeft, dRecovery, dRecovDay, dSMSIn, dSMSOut, dGaps, dQueue, dDropped, dUptime, dGateways}
+	dInfo      = gw("cellagent_gateway_info", "Identity of the gateway from its birth message; always 1.", gauge, "imei", "iccid", "model", "firmware", "agent")
+	dNetwork   = gw("cellagent_gateway_network_info", "Access technology and operator (MCC+MNC) of the last telemetry; always 1.", gauge, "access_technology", "operator")
+	dUp        = gw("cellagent_gateway_up", "1 if the gateway's retained status is online, 0 after its last will or clean shutdown.", gauge)
+	dSession   = gw("cellagent_gateway_session", "Session number of the gateway's MQTT connection (grows with every connection attempt).", gauge)
+	dLastSeen  = gw("cellagent_gateway_last_seen_timestamp_seconds", "When the gateway was last heard from, unix seconds.", gauge)
+	dReg       = gw("cellagent_gateway_registration", "Registration state per domain (cs, ps, eps) as a state set: 1 for the current state, 0 for the others.", gauge, "domain", "state")
+	dRSSI      = gw("cellagent_gateway_rssi_dbm", "Received signal strength, dBm.", gauge)
+	dRSRP      = gw("cellagent_gateway_rsrp_dbm", "LTE reference signal received power, dBm.", gauge)
+	dRSRQ      = gw("cellagent_gateway_rsrq_db", "LTE reference signal received quality, dB.", gauge)
+	dSINR      = gw("cellagent_gateway_sinr_db", "Signal to interference plus noise ratio, dB.", gauge)
+	dDataLeft  = gw("cellagent_gateway_quota_data_left_bytes", "Data allowance left as the operator API last reported it, bytes.", gauge)
+	dSMSLeft   = gw("cellagent_gateway_quota_sms_left", "SMS allowance left as the operator API last reported it.", gauge)
+	dRecovery  = gw("cellagent_gateway_recovery_events_total", "Recovery events seen by this exporter, by ladder step and outcome.", counter, "step", "outcome")
+	dRecovDay  = gw("cellagent_gateway_recovery_steps_today", "Recovery steps the gateway ran today, as it reports in its health.", gauge)
+	dSMSIn     = gw("cellagent_gateway_sms_received_total", "Incoming SMS the gateway forwarded, seen by this exporter.", counter)
+	dSMSOut    = gw("cellagent_gateway_sms_sent_results_total", "Outcomes of outgoing SMS seen by this exporter, by state (sent, delivered, failed).", counter, "state")
+	dGaps      = gw("cellagent_gateway_telemetry_gaps_total", "Telemetry messages missing by their sequence numbers, seen by this exporter.", counter)
+	dQueue     = gw("cellagent_gateway_queue_depth", "Messages waiting in the gateway's durable queues, by queue (events, telemetry).", gauge, "queue")
+	dDropped   = gw("cellagent_gateway_telemetry_dropped_total", "Telemetry samples the gateway dropped from its full queue, ever.", counter)
+	dUptime    = gw("cellagent_gateway_agent_uptime_seconds", "Seconds since the gateway's agent started.", gauge)
+	dGateways  = fleetDesc("cellagent_fleet_gateways", "Gateways in the exporter's view (stale ones excluded), by state.", gauge, "state")
 	regDomains = []string{"cs", "ps", "eps"}
 )
 
-func fleetDesc(name, help string, labels ...string) *prometheus.Desc {
-	names = append(names, name)
-	return prometheus.NewDesc(name, help, labels, nil)
-}
-
 // Names lists the metric names the collector serves, sorted.
 func Names() []string {
-	out := slices.Clone(names)
+	out := make([]string, len(allDescs))
+	for i, d := range allDescs {
+		out[i] = d.name
+	}
 	slices.Sort(out)
 	return out
 }
 
-// Describe sends every descriptor.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range allDescs {
-		ch <- d
+// collect returns the samples of every gateway heard from within the
+// stale limit, one family per entry of allDescs.
+func (c *Collector) collect() []family {
+	fams := make([]family, len(allDescs))
+	for i, d := range allDescs {
+		fams[i].d = d
 	}
-}
-
-// Collect sends the samples of every gateway heard from within the stale
-// limit.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	online, offline := 0, 0
 	for _, g := range c.src.Snapshot() {
@@ -113,31 +109,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			offline++
 		}
-		collectGateway(ch, &g)
+		collectGateway(fams, &g)
 	}
-	ch <- prometheus.MustNewConstMetric(dGateways, prometheus.GaugeValue, float64(online), "online")
-	ch <- prometheus.MustNewConstMetric(dGateways, prometheus.GaugeValue, float64(offline), "offline")
+	fams[dGateways].samples = append(fams[dGateways].samples,
+		sample{values: []string{"online"}, value: float64(online)},
+		sample{values: []string{"offline"}, value: float64(offline)})
+	return fams
 }
 
-func collectGateway(ch chan<- prometheus.Metric, g *mqtt.Gateway) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{g.ID}, labels...)...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, append([]string{g.ID}, labels...)...)
+func collectGateway(fams []family, g *mqtt.Gateway) {
+	add := func(d int, v float64, labels ...string) {
+		values := append(make([]string, 0, 1+len(labels)), g.ID)
+		fams[d].samples = append(fams[d].samples, sample{values: append(values, labels...), value: v})
 	}
 	if g.Identity != (mqtt.Identity{}) {
-		gauge(dInfo, 1, g.IMEI, g.ICCID, g.Model, g.Firmware, g.Agent)
+		add(dInfo, 1, g.IMEI, g.ICCID, g.Model, g.Firmware, g.Agent)
 	}
 	if g.Act != "" || g.Operator != "" {
-		gauge(dNetwork, 1, g.Act, g.Operator)
+		add(dNetwork, 1, g.Act, g.Operator)
 	}
-	gauge(dUp, b2f(g.Online))
+	add(dUp, b2f(g.Online))
 	if g.Session > 0 {
-		gauge(dSession, float64(g.Session))
+		add(dSession, float64(g.Session))
 	}
 	if !g.LastSeen.IsZero() {
-		gauge(dLastSeen, float64(g.LastSeen.UnixMilli())/1e3)
+		add(dLastSeen, float64(g.LastSeen.UnixMilli())/1e3)
 	}
 	for i, st := range []string{g.RegDomains.CS, g.RegDomains.PS, g.RegDomains.EPS} {
 		if st == "" {
@@ -147,54 +143,45 @@ func collectGateway(ch chan<- prometheus.Metric, g *mqtt.Gateway) {
 			st = "other"
 		}
 		for _, s := range RegStates {
-			gauge(dReg, b2f(s == st), regDomains[i], s)
+			add(dReg, b2f(s == st), regDomains[i], s)
 		}
 	}
 	if g.RSSI != nil {
-		gauge(dRSSI, float64(*g.RSSI))
+		add(dRSSI, float64(*g.RSSI))
 	}
 	if g.RSRP != nil {
-		gauge(dRSRP, float64(*g.RSRP))
+		add(dRSRP, float64(*g.RSRP))
 	}
 	if g.RSRQ != nil {
-		gauge(dRSRQ, float64(*g.RSRQ))
+		add(dRSRQ, float64(*g.RSRQ))
 	}
 	if g.SINR != nil {
-		gauge(dSINR, *g.SINR)
+		add(dSINR, *g.SINR)
 	}
 	if q := g.Quota; q != nil {
 		if q.DataLeft != nil {
-			gauge(dDataLeft, *q.DataLeft)
+			add(dDataLeft, *q.DataLeft)
 		}
 		if q.SMSLeft != nil {
-			gauge(dSMSLeft, *q.SMSLeft)
+			add(dSMSLeft, *q.SMSLeft)
 		}
 	}
-	for _, k := range sortedKeys(g.Recoveries) {
+	for k, n := range g.Recoveries {
 		step, outcome, _ := strings.Cut(k, "/")
-		counter(dRecovery, float64(g.Recoveries[k]), step, outcome)
+		add(dRecovery, float64(n), step, outcome)
 	}
-	counter(dSMSIn, float64(g.SMSIn))
-	for _, st := range sortedKeys(g.SMSOut) {
-		counter(dSMSOut, float64(g.SMSOut[st]), st)
+	add(dSMSIn, float64(g.SMSIn))
+	for st, n := range g.SMSOut {
+		add(dSMSOut, float64(n), st)
 	}
-	counter(dGaps, float64(g.Gaps))
+	add(dGaps, float64(g.Gaps))
 	if h := g.Health; h != nil {
-		gauge(dQueue, float64(h.EventsQueued), "events")
-		gauge(dQueue, float64(h.TelemetryQueued), "telemetry")
-		counter(dDropped, float64(h.TelemetryDropped))
-		gauge(dRecovDay, float64(h.Recoveries))
-		gauge(dUptime, float64(h.Uptime))
+		add(dQueue, float64(h.EventsQueued), "events")
+		add(dQueue, float64(h.TelemetryQueued), "telemetry")
+		add(dDropped, float64(h.TelemetryDropped))
+		add(dRecovDay, float64(h.Recoveries))
+		add(dUptime, float64(h.Uptime))
 	}
-}
-
-func sortedKeys(m map[string]uint64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmp.Compare)
-	return keys
 }
 
 func b2f(b bool) float64 {

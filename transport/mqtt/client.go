@@ -14,6 +14,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/modem/clock"
 )
 
 // Options configure a device Client.
@@ -59,7 +61,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock stamps payloads and drives back-off, command expiry and rate
 	// limits; network deadlines use real time, as paho does.
-	Clock Clock
+	Clock clock.Clock
 }
 
 // stableSession is how long a session must last for the next connection
@@ -77,7 +79,7 @@ type Client struct {
 	topics Topics
 	tr     *transport
 	log    *slog.Logger
-	clock  Clock
+	clock  clock.Clock
 	// run tells this process's queue records from a previous run's, so
 	// items that survived a restart count as replayed even when the
 	// session counter is not persisted.
@@ -170,7 +172,7 @@ func New(o Options) (*Client, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System
 	}
 	c := &Client{
 		o:      o,
@@ -187,9 +189,6 @@ func New(o Options) (*Client, error) {
 	}
 	return c, nil
 }
-
-// Topics returns the device's topics.
-func (c *Client) Topics() Topics { return c.topics }
 
 // Stats are counters for the agent's health telemetry and for tests.
 type Stats struct {
@@ -251,7 +250,7 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { c.cmds.work(ctx) })
 	defer wg.Wait()
 
-	delay := c.o.MinBackoff
+	attempt := 0 // failed sessions since the back-off last started over
 	for {
 		s, err := c.connect(ctx)
 		if err == nil {
@@ -266,12 +265,14 @@ func (c *Client) Run(ctx context.Context) error {
 			// back-off over. One that dies at once is a flap, and every
 			// flap costs a full set-up on the cellular bill.
 			if c.clock.Now().Sub(s.started) >= stableSession {
-				delay = c.o.MinBackoff
+				attempt = 0
 			}
 		} else if ctx.Err() != nil {
 			return nil
 		}
+		attempt++
 		// Equal jitter: wait between half and all of the delay.
+		delay := clock.Backoff(c.o.MinBackoff, c.o.MaxBackoff, attempt)
 		wait := delay/2 + rand.N(delay/2+1)
 		if err == nil {
 			c.log.Warn("mqtt: connection lost", "session", s.n, "err", s.lostErr, "retry_in", wait)
@@ -283,9 +284,9 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-c.clock.After(wait):
-			delay = min(2*delay, c.o.MaxBackoff)
 		case <-c.redial:
-			delay = c.o.MinBackoff
+			// Asked to try now: the back-off starts over.
+			attempt = 0
 		}
 	}
 }

@@ -33,15 +33,15 @@ type Command struct {
 	Step    string // recover
 }
 
-// SMSRequest is the sms/send request. It has the fields, in order, of the
-// agent's MO request, so the daemon converts with messaging.Request(req);
-// ID is the command id and makes a redelivered command idempotent.
+// SMSRequest is the sms/send request, and the agent's MO request as its
+// outbox stores it (hence the JSON names). ID is the command id and makes
+// a redelivered command idempotent.
 type SMSRequest struct {
-	ID     string
-	To     string
-	Text   string
-	Data   []byte
-	Report bool
+	ID     string `json:"id,omitempty"`
+	To     string `json:"to"`
+	Text   string `json:"text,omitempty"`
+	Data   []byte `json:"data,omitempty"`
+	Report bool   `json:"report,omitempty"`
 }
 
 // CommandError is a refused command. ID is set when the payload got far

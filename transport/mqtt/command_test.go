@@ -87,22 +87,22 @@ func TestParseCommand(t *testing.T) {
 }
 
 func TestBucket(t *testing.T) {
-	b := bucket{rate: 1, burst: 2}
+	b := perMinute(60, 2)
 	t0 := time.Unix(1000, 0)
 	for i, want := range []bool{true, true, false} {
-		if got := b.take(t0); got != want {
+		if got := b.AllowN(t0, 1); got != want {
 			t.Fatalf("take %d = %v", i, got)
 		}
 	}
-	if b.take(t0.Add(500 * time.Millisecond)) {
+	if b.AllowN(t0.Add(500*time.Millisecond), 1) {
 		t.Fatal("half a token was enough")
 	}
-	if !b.take(t0.Add(1600 * time.Millisecond)) {
+	if !b.AllowN(t0.Add(1600*time.Millisecond), 1) {
 		t.Fatal("no token after a second")
 	}
 	later := t0.Add(time.Hour)
 	for i, want := range []bool{true, true, false} {
-		if got := b.take(later); got != want {
+		if got := b.AllowN(later, 1); got != want {
 			t.Fatalf("burst not capped at 2: take %d after an hour = %v", i, got)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Handlers carry out commands; the daemon supplies them. A command whose
@@ -56,9 +58,9 @@ type commander struct {
 	cfg    Commands
 	c      *Client
 	in     chan queued
-	run    bucket // command executions
-	answer bucket // refusals and repeats answered
-	logs   bucket // warnings about refused and ignored commands
+	run    *rate.Limiter // command executions
+	answer *rate.Limiter // refusals and repeats answered
+	logs   *rate.Limiter // warnings about refused and ignored commands
 	allow  map[string]bool
 
 	mu     sync.Mutex
@@ -86,9 +88,9 @@ func newCommander(cfg Commands, c *Client) (*commander, error) {
 		cfg:    cfg,
 		c:      c,
 		in:     make(chan queued, 8),
-		run:    bucket{rate: cfg.PerMinute / 60, burst: float64(cfg.Burst)},
-		answer: bucket{rate: 4 * cfg.PerMinute / 60, burst: 4 * float64(cfg.Burst)},
-		logs:   bucket{rate: 4 * cfg.PerMinute / 60, burst: 4 * float64(cfg.Burst)},
+		run:    perMinute(cfg.PerMinute, cfg.Burst),
+		answer: perMinute(4*cfg.PerMinute, 4*cfg.Burst),
+		logs:   perMinute(4*cfg.PerMinute, 4*cfg.Burst),
 		recent: map[string]*CommandResult{},
 	}
 	if len(cfg.AllowTo) > 0 {
@@ -184,13 +186,13 @@ func (m *commander) receive(s *session, topic string, payload []byte, retained b
 		// Repeats draw on the refusals' budget: each answer crosses the
 		// paid link, and a requester stuck in a loop must not make the
 		// gateway publish without end.
-		if prev != nil && m.answer.take(now) {
+		if prev != nil && m.answer.AllowN(now, 1) {
 			m.publish(s, cmd.Name, *prev)
 		}
 		log.Info("mqtt: duplicate command", "command", cmd.Name, "id", cmd.ID)
 		return
 	}
-	if !m.run.take(now) {
+	if !m.run.AllowN(now, 1) {
 		m.forget(key)
 		m.refuse(s, cmd.Name, cmd.ID, "command refused: rate limited")
 		return
@@ -207,7 +209,7 @@ func (m *commander) receive(s *session, topic string, payload []byte, retained b
 // answers are: a flood of 20,000 commands must not write 20,000 lines.
 // The first line after a quiet spell says how many were held back.
 func (m *commander) warn(msg string, args ...any) {
-	if !m.logs.take(m.c.clock.Now()) {
+	if !m.logs.AllowN(m.c.clock.Now(), 1) {
 		m.unlogged.Add(1)
 		return
 	}
@@ -220,7 +222,7 @@ func (m *commander) warn(msg string, args ...any) {
 func (m *commander) refuse(s *session, name, id, reason string) {
 	m.refused.Add(1)
 	m.warn("mqtt: command refused", "command", name, "id", id, "reason", reason)
-	if !m.answer.take(m.c.clock.Now()) {
+	if !m.answer.AllowN(m.c.clock.Now(), 1) {
 		return
 	}
 	m.publish(s, name, CommandResult{V: SchemaVersion, ID: id, Error: reason, TS: m.c.clock.Now().Unix()})
@@ -328,30 +330,11 @@ func (m *commander) publish(s *session, name string, res CommandResult) {
 	s.publish(outgoing{m.c.topics.CommandResult(name), 1, false, b})
 }
 
-// bucket is a token bucket. It locks because the paho clients of an old
-// and a new session may deliver at the same time.
-type bucket struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(b.burst, b.tokens+dt*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// perMinute is a token bucket of burst tokens refilled at n a minute. It
+// is safe for concurrent use: the paho clients of an old and a new session
+// may deliver at the same time.
+func perMinute(n float64, burst int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(n/60), burst)
 }
 
 // errorText keeps handler errors short in results: they cross a paid

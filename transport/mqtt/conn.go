@@ -3,16 +3,16 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/transport/secret"
 )
 
 // Defaults for Conn.
@@ -176,26 +176,8 @@ func (c Conn) tlsConfig(host string) (*tls.Config, error) {
 		// OpenSSL lacks ML-KEM answer with a HelloRetryRequest anyway.
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
 	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: config: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt: config: CA file %s holds no PEM certificate", c.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	switch {
-	case c.CertFile != "" && c.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: config: client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case c.CertFile != "" || c.KeyFile != "":
-		return nil, errors.New("mqtt: config: CertFile and KeyFile must be set together")
+	if err := secret.LoadTLS(cfg, c.CAFile, c.CertFile, c.KeyFile); err != nil {
+		return nil, fmt.Errorf("mqtt: config: %w", err)
 	}
 	return cfg, nil
 }
@@ -362,14 +344,3 @@ func (t *handedOff) Error() error {
 		return nil
 	}
 }
-
-// Clock is the time source; tests drive it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

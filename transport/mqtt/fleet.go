@@ -17,6 +17,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cellagent/modem/clock"
 )
 
 // FleetOptions configure a fleet-side reader.
@@ -38,7 +40,7 @@ type FleetOptions struct {
 	// the current state (a history, a line-protocol stream).
 	OnMessage func(Gateway, FleetMessage)
 	Logger    *slog.Logger
-	Clock     Clock
+	Clock     clock.Clock
 }
 
 // Gateway is the fleet's view of one device.
@@ -137,7 +139,7 @@ type Fleet struct {
 	o      FleetOptions
 	tr     *transport
 	log    *slog.Logger
-	clock  Clock
+	clock  clock.Clock
 	shared bool
 
 	mu       sync.Mutex
@@ -175,7 +177,7 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System
 	}
 	return &Fleet{
 		o: o, tr: tr, log: o.Logger, clock: o.Clock, shared: o.ShareGroup != "",

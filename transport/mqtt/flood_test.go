@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 type lockedLog struct {
@@ -32,11 +35,13 @@ func (l *lockedLog) String() string {
 // were held back.
 func TestRefusedCommandFloodLogsBounded(t *testing.T) {
 	var logs lockedLog
+	clk := clocktest.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), 0)
 	c, err := New(Options{
 		Conn: Conn{Broker: "tls://broker.example:8883"}, DeviceID: "dev1",
 		Ordered: Adapt(&memQueue{}), Telemetry: Adapt(&memQueue{}),
 		Commands: Commands{Enabled: true, Burst: 1, Handlers: Handlers{Status: func(context.Context) error { return nil }}},
 		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+		Clock:    clk,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +58,7 @@ func TestRefusedCommandFloodLogsBounded(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=WARN"); n > 4 {
 		t.Errorf("%d warnings for a flood of 4000 commands, want at most the answers' burst (4)", n)
 	}
-	c.cmds.logs.last = c.cmds.logs.last.Add(-60e9) // a quiet minute later
+	clk.Advance(time.Minute) // a quiet minute later
 	c.cmds.receive(s, "cellagent/v1/dev1/cmd/status", []byte(`not json`), false)
 	if !strings.Contains(logs.String(), "unlogged_before=") {
 		t.Errorf("the warning after the flood does not say how many were held back:\n%s", logs.String())

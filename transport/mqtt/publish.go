@@ -70,8 +70,8 @@ type record struct {
 	Body    json.RawMessage `json:"b"`
 }
 
-// QueueTelemetry stores t for publishing; TS defaults to now. Deciding
-// whether a sample is worth sending is ShouldReport's job, before this.
+// QueueTelemetry stores t for publishing; TS defaults to now. Whether a
+// sample is worth sending the agent decides before (its dead-bands).
 func (c *Client) QueueTelemetry(t Telemetry) error {
 	if t.TS == 0 {
 		t.TS = c.clock.Now().Unix()

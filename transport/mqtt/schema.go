@@ -273,9 +273,8 @@ type Event struct {
 	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
-// SMSIn is the body of <prefix>/<id>/sms/in. It has the fields, in order,
-// of the agent's inbound message, so the daemon converts with SMSIn(msg);
-// ID is stable across redeliveries.
+// SMSIn is the body of <prefix>/<id>/sms/in, and the agent's inbound
+// message as its inbox stores it; ID is stable across redeliveries.
 type SMSIn struct {
 	ID       string    `json:"id"`
 	From     string    `json:"from,omitempty"`
@@ -285,9 +284,11 @@ type SMSIn struct {
 	Text     string    `json:"text,omitempty"`
 	Data     []byte    `json:"data,omitempty"` // base64 in JSON
 	Parts    int       `json:"parts"`
-	Missing  []int     `json:"missing,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	PDUs     []string  `json:"pdus"`
+	Missing  []int     `json:"missing,omitempty"` // part numbers that never arrived
+	// Error says why the message could not be decoded; PDUs then carry it
+	// raw, so nothing is lost.
+	Error string   `json:"error,omitempty"`
+	PDUs  []string `json:"pdus"`
 }
 
 // SMSResult is the body of <prefix>/<id>/sms/out/result: what became of an

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"cellagent/modem/clock"
 	"cellagent/transport/bsc/receiver"
 )
 
@@ -139,22 +140,17 @@ func (s *Server) forwardLoop() {
 }
 
 func (s *Server) deliverOutbound(o outbound) {
-	delay := s.cfg.RetryBase
 	for attempt := 1; ; attempt++ {
 		err := s.postApp(o)
 		if err == nil {
 			s.log.Info("bscsim: forwarded", "what", o.what, "attempt", attempt)
 			return
 		}
+		delay := clock.Backoff(s.cfg.RetryBase, s.cfg.RetryMax, attempt)
 		s.log.Warn("bscsim: forward failed, will retry", "what", o.what, "attempt", attempt, "retry_in", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
+		if clock.Sleep(s.ctx, delay) != nil {
 			return
-		case <-t.C:
 		}
-		delay = min(2*delay, s.cfg.RetryMax)
 	}
 }
 

@@ -1,50 +1,43 @@
-package mqtt
+package agent
 
 import (
 	"math"
 	"time"
+
+	"cellagent/transport/mqtt"
 )
 
-// DeadBands configure report-by-exception: a telemetry sample is worth
+// deadBands configure report-by-exception, the agent's telemetry policy
+// (the transport only carries what it decides): a telemetry sample is worth
 // its bytes only when it tells the fleet something new. A measurement
 // must move by at least its band (in dB) from the last reported value; a
 // band of 0 reports any change, a negative band never reports on that
 // measurement alone.
-type DeadBands struct {
+type deadBands struct {
 	RSSI, RSRP, RSRQ, SINR float64
 	// Heartbeat reports even an unchanged sample after this long, so the
 	// fleet can tell "steady" from "stuck"; 0 disables it.
 	Heartbeat time.Duration
 }
 
-// DefaultDeadBands are ±3 dB on the power and quality readings (about the
-// step between the modem's own reporting classes, and below what an
-// operator acts on) and a 30-minute heartbeat: liveness comes from the
-// retained status and its last will, not from telemetry, so the heartbeat
-// only has to keep stale readings from looking current. 48 heartbeats of
-// ~0.5 kB on the wire are ~24 kB/day.
-func DefaultDeadBands() DeadBands {
-	return DeadBands{RSSI: 3, RSRP: 3, RSRQ: 3, SINR: 3, Heartbeat: 30 * time.Minute}
-}
-
 // Report reasons.
 const (
-	ReasonFirst     = "first"
-	ReasonHeartbeat = "heartbeat"
-	ReasonReg       = "registration"
-	ReasonAct       = "act"
-	ReasonOperator  = "operator"
-	ReasonBand      = "band"
-	ReasonCell      = "cell"
-	ReasonAttach    = "attach"
-	ReasonQuota     = "quota"
-	ReasonRSSI      = "rssi"
-	ReasonRSRP      = "rsrp"
-	ReasonRSRQ      = "rsrq"
-	ReasonSINR      = "sinr"
+	reasonFirst     = "first"
+	reasonHeartbeat = "heartbeat"
+	reasonReg       = "registration"
+	reasonAct       = "act"
+	reasonOperator  = "operator"
+	reasonBand      = "band"
+	reasonCell      = "cell"
+	reasonAttach    = "attach"
+	reasonQuota     = "quota"
+	reasonRSSI      = "rssi"
+	reasonRSRP      = "rsrp"
+	reasonRSRQ      = "rsrq"
+	reasonSINR      = "sinr"
 )
 
-// ShouldReport decides whether next goes out, comparing it with last, the
+// shouldReport decides whether next goes out, comparing it with last, the
 // last sample reported (queued for publishing), reported at lastAt. It
 // compares with the last report rather than the last sample so a slow
 // drift still crosses the band eventually. Any change of registration,
@@ -52,35 +45,35 @@ const (
 // quota status is reported, as is a reading appearing or disappearing.
 // Health and quota counters ride along but never trigger a report: they
 // change all the time. The reason says which rule fired.
-func ShouldReport(db DeadBands, last *Telemetry, lastAt time.Time, next Telemetry, now time.Time) (bool, string) {
+func shouldReport(db deadBands, last *mqtt.Telemetry, lastAt time.Time, next mqtt.Telemetry, now time.Time) (bool, string) {
 	if last == nil {
-		return true, ReasonFirst
+		return true, reasonFirst
 	}
 	switch {
 	case last.Reg != next.Reg:
-		return true, ReasonReg
+		return true, reasonReg
 	case last.Act != next.Act:
-		return true, ReasonAct
+		return true, reasonAct
 	case last.Operator != next.Operator:
-		return true, ReasonOperator
+		return true, reasonOperator
 	case last.Band != next.Band:
-		return true, ReasonBand
+		return true, reasonBand
 	case last.Cell != next.Cell || last.TAC != next.TAC:
-		return true, ReasonCell
+		return true, reasonCell
 	case !equalPtr(last.Attached, next.Attached):
-		return true, ReasonAttach
+		return true, reasonAttach
 	case quotaStatus(last.Quota) != quotaStatus(next.Quota):
-		return true, ReasonQuota
+		return true, reasonQuota
 	case beyond(last.RSSI, next.RSSI, db.RSSI):
-		return true, ReasonRSSI
+		return true, reasonRSSI
 	case beyond(last.RSRP, next.RSRP, db.RSRP):
-		return true, ReasonRSRP
+		return true, reasonRSRP
 	case beyond(last.RSRQ, next.RSRQ, db.RSRQ):
-		return true, ReasonRSRQ
+		return true, reasonRSRQ
 	case beyond(last.SINR, next.SINR, db.SINR):
-		return true, ReasonSINR
+		return true, reasonSINR
 	case db.Heartbeat > 0 && !now.Before(lastAt.Add(db.Heartbeat)):
-		return true, ReasonHeartbeat
+		return true, reasonHeartbeat
 	}
 	return false, ""
 }
@@ -92,7 +85,7 @@ func equalPtr[T comparable](a, b *T) bool {
 	return *a == *b
 }
 
-func quotaStatus(q *Quota) string {
+func quotaStatus(q *mqtt.Quota) string {
 	if q == nil {
 		return ""
 	}

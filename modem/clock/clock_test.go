@@ -1,0 +1,43 @@
+package clock
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	s := time.Second
+	for _, c := range []struct {
+		base, limit time.Duration
+		n           int
+		want        time.Duration
+	}{
+		{s, 60 * s, 0, s},
+		{s, 60 * s, 1, s},
+		{s, 60 * s, 2, 2 * s},
+		{s, 60 * s, 6, 32 * s},
+		{s, 60 * s, 7, 60 * s},
+		{s, 60 * s, 1 << 30, 60 * s},
+		{5 * s, 3 * s, 1, 3 * s},
+	} {
+		if got := Backoff(c.base, c.limit, c.n); got != c.want {
+			t.Errorf("Backoff(%s, %s, %d) = %s, want %s", c.base, c.limit, c.n, got, c.want)
+		}
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if err := Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if err := Sleep(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled, zero wait: %v", err)
+	}
+}
