@@ -35,8 +35,9 @@ build:
 
 # Tests use real parts: a mosquitto broker from Debian's packages,
 # systemd-analyze for the unit, qemu-user for the ARM binaries, dpkg-deb
-# for the packages, prometheus and chromium for the fleet exporter's and
-# web view's tests. Each is installed only when its program is missing.
+# for the packages and lintian to check them, prometheus and chromium for
+# the fleet exporter's and web view's tests. Each is installed only when
+# its program is missing.
 deps:
 	@if ! command -v $(GO) >/dev/null; then echo "Go not found: install Go 1.25 or newer into /usr/local/go"; exit 1; fi
 	@need=""; \
@@ -44,6 +45,7 @@ deps:
 	  command -v systemd-analyze >/dev/null || need="$$need systemd"; \
 	  command -v qemu-arm-static >/dev/null && command -v qemu-aarch64-static >/dev/null || need="$$need qemu-user-static"; \
 	  command -v dpkg-deb >/dev/null || need="$$need dpkg"; \
+	  command -v lintian >/dev/null || need="$$need lintian"; \
 	  command -v prometheus >/dev/null || need="$$need prometheus"; \
 	  command -v chromium >/dev/null || need="$$need chromium"; \
 	  if [ -n "$$need" ]; then \

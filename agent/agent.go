@@ -11,6 +11,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/agent/link"
 	"cellagent/agent/messaging"
 	"cellagent/agent/ratelimit"
@@ -106,14 +108,20 @@ type daemon struct {
 	tele     atomic.Pointer[teleSettings]
 	kickTele chan struct{}
 	results  chan struct{}
-	beat     atomic.Int64 // unix ns of the telemetry loop's last round
+	// dirty asks the main loop to rewrite the status file: every state
+	// change does, so `cellagent status` never shows a stale link.
+	dirty chan struct{}
+	beat  atomic.Int64 // unix ns of the telemetry loop's last round
 
 	mu       sync.Mutex
-	pending  []mqtt.Event // raised before the MQTT client existed
+	pending  []event.Event // raised before the MQTT client existed
+	ident    mqtt.Identity // for the birth: the last session's, else the stored one
 	deviceID string
 	lastErr  string
 	modem    *bg96.Status
 	modemAt  time.Time
+	simSMSC  string // the SIM's service centre, read in session smscSeq
+	smscSeq  int
 }
 
 type teleSettings struct {
@@ -141,7 +149,7 @@ func newDaemon(o Options) *daemon {
 		o.StoreCheck = 15 * time.Second
 	}
 	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
-		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1)}
+		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
 	return d
 }
@@ -168,6 +176,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}
 	}()
 	d.feed = newFeed(d.st.Feed())
+
+	d.ident = d.storedIdentity()
 
 	// Components are started in dependency order and stopped in reverse,
 	// each with its own context, so that on shutdown the outbox can finish
@@ -324,6 +334,9 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 			if _, err := d.link.Current(); err == nil {
 				markReady("modem initialised")
 			}
+			d.writeStatus()
+		case <-d.dirty:
+			d.writeStatus()
 		case <-ready.C:
 			markReady("modem not answering yet; recovering")
 		case c := <-d.o.Reload:
@@ -420,39 +433,89 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 }
 
-// linkChanged turns link changes into events. It runs on the link's
-// goroutine, before the MQTT client may exist: events go straight to the
-// store's queue, which the client drains once it runs.
+// linkChanged turns link changes into events and keeps the birth's
+// identity current. It runs on the link's goroutine, before the MQTT
+// client may exist: events go straight to the store's queue, which the
+// client drains once it runs.
 func (d *daemon) linkChanged(s *link.Session, err error) {
+	defer kick(d.dirty)
 	if s != nil {
-		attrs := map[string]string{"seq": fmt.Sprint(s.Seq), "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
-		d.event(mqtt.Event{Type: mqtt.EventModem, Level: "info", Msg: "modem session up", Attrs: attrs})
-		d.checkSIM(s.Identity.ICCID)
+		attrs := event.Attrs{"seq": s.Seq, "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
+		d.event(event.Event{Type: event.Modem, Level: event.Info, Msg: "modem session up", Attrs: attrs})
+		d.checkSwap("iccid", event.SIM, "SIM changed", s.Identity.ICCID)
+		d.checkSwap("imei", event.Modem, "modem changed", s.Identity.IMEI)
+		d.setIdentity(s.Identity)
 		return
 	}
 	d.setErr(err)
-	d.event(mqtt.Event{Type: mqtt.EventModem, Level: "warn", Msg: "modem session down: " + err.Error()})
+	d.event(event.Event{Type: event.Modem, Level: event.Warn, Msg: "modem session down: " + err.Error()})
 }
 
-// checkSIM remembers the ICCID and reports a SIM swap.
-func (d *daemon) checkSIM(iccid string) {
-	if iccid == "" {
+// checkSwap remembers an identity field (the ICCID, the IMEI) under key
+// and reports a change of SIM or modem.
+func (d *daemon) checkSwap(key, typ, msg, now string) {
+	if now == "" {
 		return
 	}
-	prev, err := d.st.LoadState("iccid")
+	prev, err := d.st.LoadState(key)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		d.log.Warn("agent: reading the last ICCID", "err", err)
+		d.log.Warn("agent: reading the last "+key, "err", err)
 		return
 	}
-	if string(prev) == iccid {
+	if string(prev) == now {
 		return
 	}
 	if len(prev) > 0 {
-		d.event(mqtt.Event{Type: mqtt.EventSIM, Level: "warn", Msg: "SIM changed",
-			Attrs: map[string]string{"from": string(prev), "to": iccid}})
+		d.event(event.Event{Type: typ, Level: event.Warn, Msg: msg, Attrs: event.Attrs{"from": string(prev), "to": now}})
 	}
-	if err := d.st.SaveState("iccid", []byte(iccid)); err != nil {
-		d.log.Warn("agent: saving the ICCID", "err", err)
+	if err := d.st.SaveState(key, []byte(now)); err != nil {
+		d.log.Warn("agent: saving the "+key, "err", err)
+	}
+}
+
+// identityKey is where the last birth identity is kept, so the birth
+// after a restart names the modem before its session is up again.
+const identityKey = "identity"
+
+func (d *daemon) storedIdentity() mqtt.Identity {
+	var id mqtt.Identity
+	if b, err := d.st.LoadState(identityKey); err == nil {
+		if err := json.Unmarshal(b, &id); err != nil {
+			d.log.Warn("agent: stored identity unreadable; the next session's replaces it", "err", err)
+		}
+	}
+	id.Agent = d.o.Version
+	return id
+}
+
+// setIdentity takes a session's identity for the birth. A field the
+// session could not read (a SIM still busy) keeps its last value, so a
+// slow SIM does not blank the fleet's inventory; a swap replaces it.
+func (d *daemon) setIdentity(i bg96.Identity) {
+	d.mu.Lock()
+	id := d.ident
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{
+		{&id.IMEI, i.IMEI}, {&id.ICCID, i.ICCID}, {&id.IMSI, i.IMSI}, {&id.Model, i.Model}, {&id.Firmware, i.Firmware},
+	} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	changed := id != d.ident
+	d.ident = id
+	c := d.client
+	d.mu.Unlock()
+	if c != nil {
+		c.SetIdentity(id)
+	}
+	if changed {
+		b, _ := json.Marshal(id) // strings only: cannot fail
+		if err := d.st.SaveState(identityKey, b); err != nil {
+			d.log.Warn("agent: saving the identity", "err", err)
+		}
 	}
 }
 
@@ -524,11 +587,9 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 		conn.Broker, conn.AllowPlaintext = b.URL(), true
 		d.log.Warn("agent: no mqtt.broker configured: telemetry goes to an embedded broker on this device", "url", b.URL())
 	}
-	var id mqtt.Identity
-	if s, err := d.link.Current(); err == nil {
-		id = identityOf(s.Identity)
-	}
-	id.Agent = d.o.Version
+	d.mu.Lock()
+	id := d.ident
+	d.mu.Unlock()
 	c, err := mqtt.New(mqtt.Options{
 		Conn:         conn,
 		Prefix:       m.Prefix,
@@ -538,6 +599,7 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 		Telemetry:    mqtt.Adapt(d.st.Telemetry()),
 		TelemetryQoS: byte(m.TelemetryQoS),
 		NextSession:  d.nextSession,
+		OnChange:     func() { kick(d.dirty) },
 		Commands: mqtt.Commands{
 			Enabled:   m.Commands,
 			PerMinute: m.CommandsPerMinute,
@@ -563,9 +625,12 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 	d.client = c
 	pending := d.pending
 	d.pending = nil
+	// A session that came up while the client was made has set d.ident
+	// without a client to tell.
+	c.SetIdentity(d.ident)
 	d.mu.Unlock()
 	for _, e := range pending {
-		if err := c.QueueEvent(e); err != nil {
+		if err := c.QueueEvent(wireEvent(e)); err != nil {
 			d.log.Error("agent: event not queued", "type", e.Type, "err", err)
 		}
 	}
@@ -577,10 +642,6 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return done, nil
-}
-
-func identityOf(i bg96.Identity) mqtt.Identity {
-	return mqtt.Identity{IMEI: i.IMEI, ICCID: i.ICCID, IMSI: i.IMSI, Model: i.Model, Firmware: i.Firmware}
 }
 
 // nextSession numbers MQTT sessions across restarts, so the fleet can
@@ -599,12 +660,12 @@ func (d *daemon) nextSession() (uint64, error) {
 }
 
 // event logs e and queues it durably for MQTT.
-func (d *daemon) event(e mqtt.Event) {
+func (d *daemon) event(e event.Event) {
 	lvl := slog.LevelInfo
 	switch e.Level {
-	case "warn":
+	case event.Warn:
 		lvl = slog.LevelWarn
-	case "error":
+	case event.Err:
 		lvl = slog.LevelError
 	}
 	d.log.Log(context.Background(), lvl, "event: "+e.Msg, "type", e.Type, "attrs", e.Attrs)
@@ -613,10 +674,11 @@ func (d *daemon) event(e mqtt.Event) {
 
 // queueEvent queues e durably for MQTT; for events their source has
 // logged already (the supervisor's).
-func (d *daemon) queueEvent(e mqtt.Event) {
-	if e.TS == 0 {
-		e.TS = d.now().Unix()
+func (d *daemon) queueEvent(e event.Event) {
+	if e.Time.IsZero() {
+		e.Time = d.now()
 	}
+	defer kick(d.dirty)
 	if err := d.feed.push(noticeEvent(e)); err != nil {
 		d.log.Warn("agent: event not written to the local feed", "type", e.Type, "err", err)
 	}
@@ -630,10 +692,15 @@ func (d *daemon) queueEvent(e mqtt.Event) {
 	}
 	d.mu.Unlock()
 	if c != nil {
-		if err := c.QueueEvent(e); err != nil {
+		if err := c.QueueEvent(wireEvent(e)); err != nil {
 			d.log.Error("agent: event not queued", "type", e.Type, "err", err)
 		}
 	}
+}
+
+// wireEvent is e as MQTT carries it.
+func wireEvent(e event.Event) mqtt.Event {
+	return mqtt.Event{TS: e.Time.Unix(), Type: e.Type, Level: e.Level, Msg: e.Msg, Attrs: e.Attrs}
 }
 
 // runOutbox sends MO messages whenever a session is up, until ctx ends or
@@ -673,6 +740,7 @@ func (d *daemon) runInbox(ctx context.Context) {
 			return
 		}
 		changed := d.link.Changed()
+		d.readSMSC(ctx, s)
 		in := messaging.NewInbox(s.AT, messaging.InboxConfig{
 			Store: d.st, Publish: d.publishSMS, Logger: d.log, Now: d.now,
 		})

@@ -31,10 +31,10 @@ type msg struct {
 	retained bool
 }
 
-func watch(t *testing.T, url string) *watcher {
+func watch(t *testing.T, url string, id ...string) *watcher {
 	t.Helper()
 	w := &watcher{}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID("test-watcher").SetAutoReconnect(true)
+	o := paho.NewClientOptions().AddBroker(url).SetClientID("test-watcher" + strings.Join(id, "")).SetAutoReconnect(true)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("watcher connect: %v", tok.Error())
@@ -190,7 +190,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.wait(t, iccid+"/event", `"type":"modem"`, `session down`)
-	w.wait(t, iccid+"/event", `"type":"modem"`, `"seq":"2"`)
+	w.wait(t, iccid+"/event", `"type":"modem"`, `"seq":2`)
 
 	var st Status
 	eventually(t, "status file", func() bool {

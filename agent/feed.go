@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"sync"
 
+	"cellagent/agent/event"
 	"cellagent/agent/messaging"
 	"cellagent/agent/store"
 	"cellagent/transport/localapi"
-	"cellagent/transport/mqtt"
 )
 
 // feed is the store's log for local readers, with a broadcast of every
@@ -91,7 +91,7 @@ func smsStatusOf(it store.OutboxItem) localapi.SMSStatus {
 		Created: it.Created, Updated: it.Updated, SentAt: it.SentAt}
 }
 
-func noticeEvent(e mqtt.Event) localapi.Event {
-	return localapi.Event{Type: localapi.EventNotice, TS: unixUTC(e.TS),
+func noticeEvent(e event.Event) localapi.Event {
+	return localapi.Event{Type: localapi.EventNotice, TS: e.Time.UTC(),
 		Notice: &localapi.Notice{Kind: e.Type, Level: e.Level, Msg: e.Msg, Attrs: e.Attrs}}
 }

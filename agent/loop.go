@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
+	"cellagent/agent/jsonout"
+	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/agent/supervisor"
 	"cellagent/modem/bg96"
@@ -100,12 +103,16 @@ const StatusFile = "status.json"
 // status` on the same machine: the port belongs to the daemon while it
 // runs.
 type Status struct {
+	// V is jsonout.Version; the file follows the command-line JSON
+	// conventions (SCHEMA.md).
+	V        int          `json:"v"`
 	Written  time.Time    `json:"written"`
 	Version  string       `json:"version"`
 	DeviceID string       `json:"device_id"`
 	PID      int          `json:"pid"`
 	Started  time.Time    `json:"started"`
 	Link     LinkStatus   `json:"link"`
+	SMS      SMSStatus    `json:"sms"`
 	Modem    *bg96.Status `json:"modem,omitempty"`
 	ModemAt  time.Time    `json:"modem_at,omitzero"`
 	MQTT     mqtt.Stats   `json:"mqtt"`
@@ -122,6 +129,16 @@ type Status struct {
 	Goroutines   int    `json:"goroutines"`
 	HeapBytes    uint64 `json:"heap_bytes"`
 	RuntimeBytes uint64 `json:"runtime_bytes"`
+}
+
+// SMSStatus is the outgoing SMS set-up.
+type SMSStatus struct {
+	// SMSC is the service centre MO SMS go through; empty while the SIM's
+	// is not read yet.
+	SMSC string `json:"smsc,omitempty"`
+	// SMSCFrom says where it comes from: "config" ([sms] smsc) or "sim"
+	// (the SIM's own, AT+CSCA).
+	SMSCFrom string `json:"smsc_from"`
 }
 
 // SMSCommandsStatus counts the commands that came by SMS since the
@@ -147,25 +164,67 @@ func (d *daemon) status() Status {
 	now := d.now()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Status{Written: now, Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
-		Started: d.started, Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
+	st := Status{V: jsonout.Version, Written: jsonout.UTC(now), Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
+		Started: jsonout.UTC(d.started), Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
 		Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc, RuntimeBytes: ms.Sys - ms.HeapReleased}
 	if s, err := d.link.Current(); err == nil {
-		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, s.Since
+		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, jsonout.UTC(s.Since)
 	}
+	st.SMS = SMSStatus{SMSC: d.cfg.SMS.SMSC, SMSCFrom: "config"}
 	d.mu.Lock()
-	st.Modem, st.ModemAt = d.modem, d.modemAt
+	if d.cfg.SMS.SMSC == "" {
+		st.SMS = SMSStatus{SMSC: d.simSMSC, SMSCFrom: "sim"}
+	}
+	st.Modem, st.ModemAt = d.modem, jsonout.UTC(d.modemAt)
 	c := d.client
 	d.mu.Unlock()
 	if c != nil {
 		st.MQTT = c.Stats()
 	}
 	if d.sup != nil {
-		snap := d.sup.Snapshot()
+		snap := utcSnapshot(d.sup.Snapshot())
 		st.Supervisor = &snap
 	}
 	if c := d.smsCmds; c != nil {
 		st.SMSCommands = &SMSCommandsStatus{Run: c.run.Load(), Refused: c.refused.Load()}
 	}
 	return st
+}
+
+// utcSnapshot puts the supervisor's times in the status file's one form.
+func utcSnapshot(s supervisor.Snapshot) supervisor.Snapshot {
+	s.Since, s.NextActionAt, s.At = jsonout.UTC(s.Since), jsonout.UTC(s.NextActionAt), jsonout.UTC(s.At)
+	s.Budgets = slices.Clone(s.Budgets)
+	for i := range s.Budgets {
+		s.Budgets[i].NextAllowed = jsonout.UTC(s.Budgets[i].NextAllowed)
+	}
+	s.LastActions = slices.Clone(s.LastActions)
+	for i := range s.LastActions {
+		s.LastActions[i].At = jsonout.UTC(s.LastActions[i].At)
+	}
+	return s
+}
+
+// readSMSC learns the SIM's service centre once per session when the
+// configuration names none, for the status file; MO SMS then leave the
+// PDU's field empty and the modem uses it.
+func (d *daemon) readSMSC(ctx context.Context, s *link.Session) {
+	d.mu.Lock()
+	known := d.smscSeq == s.Seq
+	d.mu.Unlock()
+	if d.cfg.SMS.SMSC != "" || known {
+		return
+	}
+	num, err := s.Modem.SMSC(ctx)
+	if err != nil {
+		d.log.Warn("agent: reading the SIM's service centre", "err", err)
+		return
+	}
+	if num == "" {
+		d.log.Warn("agent: the SIM names no service centre (AT+CSCA); MO SMS will fail until [sms] smsc is set")
+	}
+	d.mu.Lock()
+	d.simSMSC, d.smscSeq = num, s.Seq
+	d.mu.Unlock()
+	kick(d.dirty)
 }

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cellagent/agent/event"
 	"cellagent/agent/messaging"
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
-	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 	"cellagent/transport/smscmd"
 )
@@ -128,8 +128,8 @@ func (d *daemon) smsCommand(ctx context.Context, m messaging.Inbound) (bool, err
 	}
 	s.run.Add(1)
 	result := d.runSMSCommand(ctx, cmd)
-	d.event(mqtt.Event{Type: mqtt.EventSMSCommand, Level: "info", Msg: "SMS command " + cmd.Verb,
-		Attrs: map[string]string{"counter": strconv.FormatUint(cmd.Counter, 10), "args": strings.Join(cmd.Args, " "), "result": strings.Join(result, " ")}})
+	d.event(event.Event{Type: event.SMSCommand, Level: event.Info, Msg: "SMS command " + cmd.Verb,
+		Attrs: event.Attrs{"counter": cmd.Counter, "args": strings.Join(cmd.Args, " "), "result": strings.Join(result, " ")}})
 	d.replySMSCommand(iccid, m.From, cmd, result)
 	return true, nil
 }
@@ -143,8 +143,8 @@ func (d *daemon) refuseSMSCommand(why string) {
 	if s.events.Allow("refusal-events", 1) != nil {
 		return
 	}
-	d.queueEvent(mqtt.Event{Type: mqtt.EventSMSCommand, Level: "warn", Msg: "SMS command refused",
-		Attrs: map[string]string{"reason": why, "refused": strconv.FormatUint(n, 10)}})
+	d.queueEvent(event.Event{Type: event.SMSCommand, Level: event.Warn, Msg: "SMS command refused",
+		Attrs: event.Attrs{"reason": why, "refused": n}})
 }
 
 // runSMSCommand runs a verified command through the agent's Operations,

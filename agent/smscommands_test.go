@@ -110,7 +110,7 @@ func TestSMSCommandAtMostOnce(t *testing.T) {
 	for _, e := range d.pending {
 		if e.Msg == "SMS command refused" {
 			events++
-			if strings.Contains(e.Attrs["reason"]+e.Msg, "#CA1") {
+			if strings.Contains(e.Attr("reason")+e.Msg, "#CA1") {
 				t.Errorf("event carries the text: %+v", e)
 			}
 		}

@@ -99,6 +99,13 @@ func TestUnitShape(t *testing.T) {
 	if got := u["Service.CapabilityBoundingSet"]; len(got) != 1 || got[0] != "" {
 		t.Errorf("CapabilityBoundingSet = %q, want empty (no capabilities)", got)
 	}
+	// The modem on USB or on any of the common UARTs, and the GPIO chips.
+	allowed := strings.Join(u["Service.DeviceAllow"], ",")
+	for _, want := range []string{"char-ttyUSB rw", "char-ttyS rw", "char-ttyAMA rw", "char-ttymxc rw", "char-gpiochip rw"} {
+		if !strings.Contains(","+allowed+",", ","+want+",") {
+			t.Errorf("DeviceAllow = %q: no %q", allowed, want)
+		}
+	}
 	// PrivateDevices= would hide the modem's tty and the GPIO chips.
 	if got := u["Service.PrivateDevices"]; got != nil {
 		t.Errorf("PrivateDevices = %q: the agent needs /dev/ttyUSB* and /dev/gpiochip*", got)

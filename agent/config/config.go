@@ -60,8 +60,10 @@ type ModemConfig struct {
 
 // SMSConfig governs SMS.
 type SMSConfig struct {
-	// SMSC is the service centre MO messages go through; the operator's
-	// interface guide mandates +882 285 00001 6860.
+	// SMSC is the service centre MO messages go through. Empty: the
+	// SIM's own (AT+CSCA), right for any operator; the operator whose
+	// interface guide mandates +882 285 00001 6860 gets it from the
+	// package's configuration.
 	SMSC string `toml:"smsc"`
 	// Outgoing limits: SMS costs money and an agent must not become a
 	// spam cannon. Zero disables a limit, but one of the global ones
@@ -183,7 +185,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func Default() Config {
 	return Config{
 		Modem:       ModemConfig{Port: "/dev/ttyUSB2", Baud: 115200},
-		SMS:         SMSConfig{SMSC: "+882 285 00001 6860", PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
+		SMS:         SMSConfig{PerMinute: 5, PerHour: 30, PerDay: 100, PerDestinationDay: 50},
 		SMSCommands: defaultSMSCommands(),
 		BSC:         BSCConfig{Timeout: Duration{15 * time.Second}},
 		MQTT: MQTTConfig{

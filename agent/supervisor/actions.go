@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 	"time"
 
+	"cellagent/agent/event"
 	"cellagent/agent/link"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/transport/bsc"
-	"cellagent/transport/mqtt"
 )
 
 // BG96 power timings the power-cycle step waits on, in real time.
@@ -133,7 +133,7 @@ func (s *Supervisor) bscFailed(what string, err error) outcome {
 		}
 		return outcome{result: resultThrottled, retryAt: s.clock.Now().Add(wait),
 			detail: fmt.Sprintf("%s: the operator API asked to wait %s", what, wait),
-			attrs:  map[string]string{"retry_after": wait.String()}}
+			attrs:  event.Attrs{"retry_after": wait.String()}}
 	}
 	s.lad.bscDown = err.Error()
 	s.publish()
@@ -153,16 +153,16 @@ func (s *Supervisor) checkQuota(ctx context.Context) outcome {
 		return s.bscFailed("data quota", err)
 	}
 	sms, smsErr := s.deps.BSC.SMSQuota(ctx, iccid)
-	attrs := map[string]string{}
+	attrs := event.Attrs{}
 	describe := func(kind string, q *bsc.Quota, err error) {
 		if err != nil {
 			attrs[kind+"_error"] = err.Error()
 			return
 		}
 		attrs[kind+"_status"] = q.Status
-		attrs[kind+"_left"] = strconv.FormatFloat(q.Remaining, 'f', -1, 64)
-		attrs[kind+"_total"] = strconv.FormatFloat(q.Total, 'f', -1, 64)
-		attrs[kind+"_used_pct"] = strconv.FormatFloat(q.UsedPercent(), 'f', 1, 64)
+		attrs[kind+"_left"] = q.Remaining
+		attrs[kind+"_total"] = q.Total
+		attrs[kind+"_used_pct"] = math.Round(q.UsedPercent()*10) / 10
 	}
 	describe("data", data, err)
 	describe("sms", sms, smsErr)
@@ -187,7 +187,7 @@ func (s *Supervisor) checkQuota(ctx context.Context) outcome {
 	case sms != nil && sms.Exhausted():
 		level, msg = "warn", "SMS quota exhausted (the data quota is available)"
 	}
-	s.emit(mqtt.EventQuota, level, msg, attrs)
+	s.emit(event.Quota, level, msg, attrs)
 	s.setVerdict(v)
 	if exhausted {
 		return outcome{result: resultExhausted, detail: msg, attrs: attrs}
@@ -207,7 +207,7 @@ func (s *Supervisor) bscReset(ctx context.Context) outcome {
 		return s.bscFailed("reset", err)
 	}
 	return outcome{result: resultDone, detail: fmt.Sprintf("queued by the platform (id %s, status %s)", r.ID, r.Status),
-		attrs: map[string]string{"reset_id": string(r.ID)}}
+		attrs: event.Attrs{"reset_id": string(r.ID)}}
 }
 
 // reboot resets the modem with AT+CFUN=1,1 and waits for its new session.

@@ -2,11 +2,11 @@ package supervisor
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/modem/bg96"
 )
 
@@ -260,10 +260,10 @@ func regSummary(r bg96.Registration) string {
 }
 
 // figures are the numbers behind a state, for events and the status file.
-func (o observation) figures() map[string]string {
-	f := map[string]string{}
+func (o observation) figures() event.Attrs {
+	f := event.Attrs{}
 	if o.session > 0 {
-		f["session"] = strconv.Itoa(o.session)
+		f["session"] = o.session
 	}
 	if o.reg != nil {
 		for _, d := range []*bg96.Reg{o.reg.EPS, o.reg.GPRS, o.reg.CS} {
@@ -273,22 +273,22 @@ func (o observation) figures() map[string]string {
 		}
 	}
 	if o.attached != nil {
-		f["attached"] = strconv.FormatBool(*o.attached)
+		f["attached"] = *o.attached
 	}
 	if q := o.signal.QCSQ; q != nil {
 		f["mode"] = string(q.Mode)
 		if q.RSRP != nil {
-			f["rsrp_dbm"] = strconv.Itoa(*q.RSRP)
+			f["rsrp_dbm"] = *q.RSRP
 		}
 		if q.SINR != nil {
-			f["sinr_db"] = strconv.FormatFloat(*q.SINR, 'g', -1, 64)
+			f["sinr_db"] = *q.SINR
 		}
 	}
 	if rssi := signalRSSI(o.signal); rssi != nil {
-		f["rssi_dbm"] = strconv.Itoa(*rssi)
+		f["rssi_dbm"] = *rssi
 	}
 	if o.dataPath != nil {
-		f["data_path"] = strconv.FormatBool(*o.dataPath)
+		f["data_path"] = *o.dataPath
 	}
 	if !o.atOK && o.atErr != "" {
 		f["at_error"] = o.atErr

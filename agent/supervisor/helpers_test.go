@@ -14,6 +14,7 @@ import (
 
 	"cellagent/agent/bench"
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
@@ -22,7 +23,6 @@ import (
 	"cellagent/modem/sim"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscsim"
-	"cellagent/transport/mqtt"
 )
 
 // The daemon's parts fit the supervisor's interfaces.
@@ -194,26 +194,26 @@ func regain(m *sim.Modem) func() {
 // events records what the supervisor emitted.
 type events struct {
 	mu   sync.Mutex
-	list []mqtt.Event
+	list []event.Event
 }
 
-func (e *events) add(ev mqtt.Event) {
+func (e *events) add(ev event.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.list = append(e.list, ev)
 }
 
-func (e *events) all() []mqtt.Event {
+func (e *events) all() []event.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]mqtt.Event(nil), e.list...)
+	return append([]event.Event(nil), e.list...)
 }
 
 // taken are the recovery events of steps that acted or tried to.
-func (e *events) taken() []mqtt.Event {
-	var out []mqtt.Event
+func (e *events) taken() []event.Event {
+	var out []event.Event
 	for _, ev := range e.all() {
-		if ev.Type == mqtt.EventRecovery && ev.Attrs["attempt"] != "" {
+		if ev.Type == event.Recovery && ev.Attr("attempt") != "" {
 			out = append(out, ev)
 		}
 	}
@@ -225,7 +225,7 @@ func (e *events) states() []string {
 	var out []string
 	for _, ev := range e.all() {
 		if ev.Type == EventState {
-			out = append(out, ev.Attrs["to"])
+			out = append(out, ev.Attr("to"))
 		}
 	}
 	return out
@@ -234,7 +234,7 @@ func (e *events) states() []string {
 func (e *events) dump() string {
 	var b strings.Builder
 	for _, ev := range e.all() {
-		fmt.Fprintf(&b, "  %s %-8s %-5s %s\n", time.Unix(ev.TS, 0).Sub(t0), ev.Type, ev.Level, ev.Msg)
+		fmt.Fprintf(&b, "  %s %-8s %-5s %s\n", ev.Time.Sub(t0), ev.Type, ev.Level, ev.Msg)
 	}
 	return b.String()
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strconv"
 	"strings"
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/modem/clock"
-	"cellagent/transport/mqtt"
 )
 
 type stepID int
@@ -90,7 +89,7 @@ const (
 type outcome struct {
 	result  string
 	detail  string
-	attrs   map[string]string
+	attrs   event.Attrs
 	retryAt time.Time
 }
 
@@ -152,9 +151,9 @@ func (s *Supervisor) tick(ctx context.Context) {
 		l.goodSince, l.since, l.steps, l.last = time.Time{}, v.since, 0, stepObserve
 		s.publish()
 		s.plan(start, "climb the ladder")
-		s.emit(mqtt.EventRecovery, "warn", fmt.Sprintf("%s: outage confirmed (%s); next step not before %s",
+		s.emit(event.Recovery, "warn", fmt.Sprintf("%s: outage confirmed (%s); next step not before %s",
 			StepObserve, v.reason, start.UTC().Format(time.RFC3339)),
-			map[string]string{"step": StepObserve, "outcome": "watching", "reason": v.reason, "until": start.UTC().Format(time.RFC3339)})
+			event.Attrs{"step": StepObserve, "outcome": "watching", "reason": v.reason, "until": start.UTC().Format(time.RFC3339)})
 	}
 	if now.Before(l.due) {
 		return
@@ -243,7 +242,7 @@ func (s *Supervisor) park(v verdict) {
 	rounds := l.rounds
 	s.publish()
 	s.save()
-	attrs := map[string]string{"reason": v.reason, "rounds": strconv.Itoa(rounds), "parked_until": until.UTC().Format(time.RFC3339)}
+	attrs := event.Attrs{"reason": v.reason, "rounds": rounds, "parked_until": until.UTC().Format(time.RFC3339)}
 	s.emit(EventAlert, "error", fmt.Sprintf("recovery ladder reached the top without success (%s); parked until %s, still observing",
 		v.reason, until.UTC().Format(time.RFC3339)), attrs)
 }
@@ -268,12 +267,12 @@ func (s *Supervisor) recovered(now time.Time) {
 	l.parkedUntil, l.goodSince = time.Time{}, now
 	s.publish()
 	s.endClimb(now)
-	attrs := map[string]string{"step": stepNames[last], "outcome": "recovered", "steps": strconv.Itoa(steps), "outage": outage.String()}
+	attrs := event.Attrs{"step": stepNames[last], "outcome": "recovered", "steps": steps, "outage": outage.String()}
 	msg := fmt.Sprintf("link recovered after %s (%d steps), outage %s", stepNames[last], steps, outage)
 	if steps == 0 {
 		msg = fmt.Sprintf("link healed during observe, without action, outage %s", outage)
 	}
-	s.emit(mqtt.EventRecovery, "info", msg, attrs)
+	s.emit(event.Recovery, "info", msg, attrs)
 }
 
 // watchQuota rechecks an exhausted quota on its slow timer.
@@ -344,11 +343,11 @@ func (s *Supervisor) unavailable(id stepID) string {
 
 func (s *Supervisor) skip(id stepID, why string, requested bool) {
 	s.record(Action{Step: stepNames[id], At: s.clock.Now(), Outcome: resultSkipped, Detail: why, Requested: requested})
-	attrs := map[string]string{"step": stepNames[id], "outcome": resultSkipped, "why": why}
+	attrs := event.Attrs{"step": stepNames[id], "outcome": resultSkipped, "why": why}
 	if requested {
-		attrs["requested"] = "true"
+		attrs["requested"] = true
 	}
-	s.emit(mqtt.EventRecovery, "warn", stepNames[id]+": skipped: "+why, attrs)
+	s.emit(event.Recovery, "warn", stepNames[id]+": skipped: "+why, attrs)
 }
 
 func (s *Supervisor) record(a Action) {
@@ -381,12 +380,12 @@ func (s *Supervisor) take(ctx context.Context, id stepID, reason string, request
 	}
 	b := s.hist.budget(id, cfg, now)
 	s.record(Action{Step: name, At: at, Outcome: out.result, Detail: out.detail, Requested: requested})
-	attrs := map[string]string{
-		"step": name, "outcome": out.result, "attempt": strconv.Itoa(attempt), "reason": reason,
-		"budget_hour_left": strconv.Itoa(b.hourLeft), "budget_day_left": strconv.Itoa(b.dayLeft),
+	attrs := event.Attrs{
+		"step": name, "outcome": out.result, "attempt": attempt, "reason": reason,
+		"budget_hour_left": b.hourLeft, "budget_day_left": b.dayLeft,
 	}
 	if requested {
-		attrs["requested"] = "true"
+		attrs["requested"] = true
 	}
 	maps.Copy(attrs, out.attrs)
 	if d := now.Sub(at); d > 0 {
@@ -400,6 +399,6 @@ func (s *Supervisor) take(ctx context.Context, id stepID, reason string, request
 	if out.detail != "" {
 		msg += ": " + out.detail
 	}
-	s.emitAt(at, mqtt.EventRecovery, level, msg, attrs)
+	s.emitAt(at, event.Recovery, level, msg, attrs)
 	return out
 }

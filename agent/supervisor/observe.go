@@ -7,9 +7,9 @@ import (
 	"net"
 	"time"
 
+	"cellagent/agent/event"
 	"cellagent/agent/link"
 	"cellagent/modem/at"
-	"cellagent/transport/mqtt"
 )
 
 // poll gathers one observation and updates the verdict.
@@ -53,7 +53,7 @@ func (s *Supervisor) observed(o observation) {
 	v := s.health.verdict(o.at)
 	s.publish()
 	if cleared {
-		s.emit(mqtt.EventQuota, "info", "connectivity is back; the quota is no longer taken as exhausted", nil)
+		s.emit(event.Quota, "info", "connectivity is back; the quota is no longer taken as exhausted", nil)
 	}
 	s.setVerdict(v)
 }

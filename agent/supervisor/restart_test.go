@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/agent/event"
 	"cellagent/modem/clock/clocktest"
-	"cellagent/transport/mqtt"
 )
 
 // An agent that crashes every six minutes during a long outage starts
@@ -27,7 +27,7 @@ func TestCrashLoopKeepsBudgets(t *testing.T) {
 		}
 		var steps []string
 		for _, ev := range r.events.taken() {
-			steps = append(steps, ev.Attrs["step"])
+			steps = append(steps, ev.Attr("step"))
 		}
 		return steps
 	}
@@ -81,8 +81,8 @@ func TestCrashLoopKeepsBudgetsAcrossClockSteps(t *testing.T) {
 		d := r.deps()
 		d.Clock = steppedClock{r.clock, step}
 		// Events back on the rig's clock, for the budget check.
-		d.Emit = func(ev mqtt.Event) {
-			ev.TS -= int64(step / time.Second)
+		d.Emit = func(ev event.Event) {
+			ev.Time = ev.Time.Add(-step)
 			r.events.add(ev)
 		}
 		s, err := New(r.cfg, d)
@@ -94,7 +94,7 @@ func TestCrashLoopKeepsBudgetsAcrossClockSteps(t *testing.T) {
 	checkBudgets(t, r.cfg, r.events.taken())
 	n := 0
 	for _, ev := range r.events.taken() {
-		if ev.Attrs["step"] == StepReattach {
+		if ev.Attr("step") == StepReattach {
 			n++
 		}
 	}
@@ -135,10 +135,10 @@ func TestRequests(t *testing.T) {
 	}
 	var at []string
 	for _, ev := range r.events.taken() {
-		if ev.Attrs["requested"] != "true" || ev.Attrs["outcome"] != resultDone || !strings.Contains(ev.Msg, "AT+CGATT=0: OK; AT+CGATT=1: OK") {
+		if ev.Attr("requested") != "true" || ev.Attr("outcome") != resultDone || !strings.Contains(ev.Msg, "AT+CGATT=0: OK; AT+CGATT=1: OK") {
 			t.Errorf("request event %s %v", ev.Msg, ev.Attrs)
 		}
-		at = append(at, time.Unix(ev.TS, 0).Sub(t0).String())
+		at = append(at, ev.Time.Sub(t0).String())
 	}
 	if !slices.Equal(at, []string{"0s", "1m0s", "2m0s"}) {
 		t.Errorf("requests ran at %v", at)
@@ -183,7 +183,7 @@ func TestCorruptHistory(t *testing.T) {
 	s := r.newSupervisor(r.cfg)
 	r.run(s, time.Minute, 20*time.Second)
 	evs := r.events.all()
-	if len(evs) == 0 || evs[0].Type != EventAlert || !strings.Contains(evs[0].Attrs["error"], "version 7") {
+	if len(evs) == 0 || evs[0].Type != EventAlert || !strings.Contains(evs[0].Attr("error"), "version 7") {
 		t.Errorf("events %v", evs)
 	}
 }

@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/agent/event"
 	"cellagent/modem/sim"
 	"cellagent/transport/bsc/bscsim"
-	"cellagent/transport/mqtt"
 )
 
 // stepsAt lists "step@offset" for every step taken.
-func stepsAt(evs []mqtt.Event) []string {
+func stepsAt(evs []event.Event) []string {
 	var out []string
 	for _, ev := range evs {
-		out = append(out, ev.Attrs["step"]+"@"+time.Unix(ev.TS, 0).Sub(t0).String())
+		out = append(out, ev.Attr("step")+"@"+ev.Time.Sub(t0).String())
 	}
 	return out
 }
@@ -38,7 +38,7 @@ func TestShortOutageHealsDuringObserve(t *testing.T) {
 	}
 	var healed bool
 	for _, ev := range r.events.all() {
-		healed = healed || ev.Type == mqtt.EventRecovery && ev.Attrs["outcome"] == "recovered" && ev.Attrs["steps"] == "0"
+		healed = healed || ev.Type == event.Recovery && ev.Attr("outcome") == "recovered" && ev.Attr("steps") == "0"
 	}
 	if !healed {
 		t.Errorf("no event says the outage healed without action\n%s", r.events.dump())
@@ -67,8 +67,8 @@ func TestLostRegistrationClimbs(t *testing.T) {
 		t.Fatalf("steps %v, want %v\n%s", got, want, r.events.dump())
 	}
 	for _, ev := range r.events.taken() {
-		if ev.Attrs["outcome"] != resultDone {
-			t.Errorf("%s: outcome %q: %s", ev.Attrs["step"], ev.Attrs["outcome"], ev.Msg)
+		if ev.Attr("outcome") != resultDone {
+			t.Errorf("%s: outcome %q: %s", ev.Attr("step"), ev.Attr("outcome"), ev.Msg)
 		}
 	}
 	if st, _ := r.srv.SIM(r.iccid); st.ResetCount != 1 {
@@ -109,14 +109,14 @@ func TestQuotaExhaustedStopsTheLadder(t *testing.T) {
 	if got := r.events.states(); !slices.Contains(got, string(StateQuota)) {
 		t.Errorf("states %v: quota-exhausted never reported", got)
 	}
-	var quotaEv *mqtt.Event
+	var quotaEv *event.Event
 	for _, ev := range r.events.all() {
-		if ev.Type == mqtt.EventQuota {
+		if ev.Type == event.Quota {
 			quotaEv = &ev
 			break
 		}
 	}
-	if quotaEv == nil || quotaEv.Level != "error" || quotaEv.Attrs["data_status"] != "EXHAUSTED" || quotaEv.Attrs["data_left"] != "0" {
+	if quotaEv == nil || quotaEv.Level != "error" || quotaEv.Attr("data_status") != "EXHAUSTED" || quotaEv.Attr("data_left") != "0" {
 		t.Errorf("quota event %+v", quotaEv)
 	}
 	if snap := s.Snapshot(); snap.State != StateQuota || snap.NextAction != "recheck the quota" || !snap.NextActionAt.Equal(t0.Add(3*time.Hour+8*time.Minute)) {
@@ -140,10 +140,10 @@ func TestThrottledResetWaitsForRetryAfter(t *testing.T) {
 		t.Fatalf("steps %v, want %v\n%s", got, want, r.events.dump())
 	}
 	first, second := r.events.taken()[2], r.events.taken()[3]
-	if first.Attrs["outcome"] != resultThrottled || first.Attrs["retry_after"] != "10m0s" || first.Attrs["budget_day_left"] != "3" {
+	if first.Attr("outcome") != resultThrottled || first.Attr("retry_after") != "10m0s" || first.Attr("budget_day_left") != "3" {
 		t.Errorf("throttled attempt: %v", first.Attrs)
 	}
-	if second.Attrs["outcome"] != resultDone || second.Attrs["attempt"] != "1" || second.Attrs["budget_day_left"] != "2" {
+	if second.Attr("outcome") != resultDone || second.Attr("attempt") != "1" || second.Attr("budget_day_left") != "2" {
 		t.Errorf("retried attempt: %v", second.Attrs)
 	}
 	if st, _ := r.srv.SIM(r.iccid); st.ResetCount != 1 {
@@ -166,8 +166,8 @@ func TestUnresponsiveModemIsRebootedThenPowerCycled(t *testing.T) {
 	if steps := stepsAt(got); !slices.Equal(steps, []string{"reboot@4m0s", "power-cycle@4m0s"}) {
 		t.Fatalf("steps %v\n%s", steps, r.events.dump())
 	}
-	if got[0].Attrs["outcome"] != resultFailed || got[1].Attrs["outcome"] != resultDone {
-		t.Errorf("outcomes %q, %q\n%s", got[0].Attrs["outcome"], got[1].Attrs["outcome"], r.events.dump())
+	if got[0].Attr("outcome") != resultFailed || got[1].Attr("outcome") != resultDone {
+		t.Errorf("outcomes %q, %q\n%s", got[0].Attr("outcome"), got[1].Attr("outcome"), r.events.dump())
 	}
 	if !strings.Contains(got[1].Msg, "PWRKEY off: the port vanished") || !strings.Contains(got[1].Msg, "came back") {
 		t.Errorf("power-cycle: %s", got[1].Msg)
@@ -183,7 +183,7 @@ func TestUnresponsiveModemIsRebootedThenPowerCycled(t *testing.T) {
 	if !slices.Contains(states, string(StateUnresponsive)) || states[len(states)-1] != string(StateHealthy) {
 		t.Errorf("states %v", states)
 	}
-	if snap := s.Snapshot(); snap.State != StateHealthy || snap.Figures["session"] == "1" {
+	if snap := s.Snapshot(); snap.State != StateHealthy || snap.Figures["session"] == 1 {
 		t.Errorf("snapshot: %s on session %s", snap.State, snap.Figures["session"])
 	}
 }
@@ -203,7 +203,7 @@ func TestHungModemGetsResetN(t *testing.T) {
 	r.run(s, 10*time.Minute, 30*time.Second)
 
 	got := r.events.taken()
-	if steps := stepsAt(got); !slices.Equal(steps, []string{"reboot@4m0s", "power-cycle@4m0s"}) || got[1].Attrs["outcome"] != resultDone {
+	if steps := stepsAt(got); !slices.Equal(steps, []string{"reboot@4m0s", "power-cycle@4m0s"}) || got[1].Attr("outcome") != resultDone {
 		t.Fatalf("steps %v\n%s", steps, r.events.dump())
 	}
 	for _, want := range []string{"PWRKEY off: the port is still there", "RESET_N pulsed; the modem came back"} {
@@ -241,8 +241,8 @@ func TestModemGoneIsPoweredOn(t *testing.T) {
 
 	var got []string
 	for _, ev := range r.events.all() {
-		if ev.Type == mqtt.EventRecovery {
-			got = append(got, ev.Attrs["step"]+" "+ev.Attrs["outcome"])
+		if ev.Type == event.Recovery {
+			got = append(got, ev.Attr("step")+" "+ev.Attr("outcome"))
 		}
 	}
 	want := []string{"observe watching", "reboot skipped", "power-cycle done", "power-cycle recovered"}
@@ -275,7 +275,7 @@ func TestPortVanishesAndReturns(t *testing.T) {
 	if err != nil || cur.Seq < 2 {
 		t.Fatalf("link: %v, %v", cur, err)
 	}
-	if snap := s.Snapshot(); snap.State != StateHealthy || snap.Figures["session"] != "2" {
+	if snap := s.Snapshot(); snap.State != StateHealthy || snap.Figures["session"] != 2 {
 		t.Errorf("snapshot: %s on session %s", snap.State, snap.Figures["session"])
 	}
 }
@@ -292,7 +292,7 @@ func TestStartsBeforeTheSession(t *testing.T) {
 	if got := r.events.states(); !slices.Equal(got, []string{"healthy"}) {
 		t.Errorf("states %v\n%s", got, r.events.dump())
 	}
-	if snap := s.Snapshot(); snap.Figures["session"] != "2" {
+	if snap := s.Snapshot(); snap.Figures["session"] != 2 {
 		t.Errorf("figures %v", snap.Figures)
 	}
 }
@@ -358,8 +358,8 @@ func TestOutageScenarioClimbs(t *testing.T) {
 	}
 	var got []step
 	for _, ev := range r.events.all() {
-		if ev.Type == mqtt.EventRecovery || ev.Type == EventAlert {
-			got = append(got, step{time.Unix(ev.TS, 0).Sub(t0), ev.Attrs["step"], ev.Attrs["outcome"]})
+		if ev.Type == event.Recovery || ev.Type == EventAlert {
+			got = append(got, step{ev.Time.Sub(t0), ev.Attr("step"), ev.Attr("outcome")})
 		}
 	}
 	ok := len(got) == len(want)

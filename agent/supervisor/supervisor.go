@@ -37,10 +37,10 @@ import (
 	"time"
 
 	"cellagent/agent/config"
+	"cellagent/agent/event"
 	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/transport/bsc"
-	"cellagent/transport/mqtt"
 )
 
 // Config is the [supervisor] section of the configuration.
@@ -86,7 +86,7 @@ type StateStore interface {
 // StateName is the name the supervisor saves its state under.
 const StateName = "supervisor"
 
-// Event types beside mqtt.EventRecovery and mqtt.EventQuota.
+// Event types beside event.Recovery and event.Quota.
 const (
 	EventState = "state" // a state change: from, to, reason, figures
 	EventAlert = "alert" // the ladder parked at the top, or lost its history
@@ -107,17 +107,17 @@ type Deps struct {
 	Store StateStore
 	// Emit receives every event; it must not block (the daemon queues
 	// them durably for MQTT).
-	Emit   func(mqtt.Event)
+	Emit   func(event.Event)
 	Clock  Clock
 	Logger *slog.Logger
 }
 
 // Snapshot is the supervisor's view for the status file.
 type Snapshot struct {
-	State   State             `json:"state"`
-	Reason  string            `json:"reason,omitempty"`
-	Since   time.Time         `json:"since,omitzero"` // when State began
-	Figures map[string]string `json:"figures,omitempty"`
+	State   State       `json:"state"`
+	Reason  string      `json:"reason,omitempty"`
+	Since   time.Time   `json:"since,omitzero"` // when State began
+	Figures event.Attrs `json:"figures,omitempty"`
 	// Step is the ladder step of the current outage (the last taken, or
 	// "observe" before any); empty without an outage.
 	Step         string    `json:"step,omitempty"`
@@ -243,7 +243,7 @@ type view struct {
 	lad     ladder
 	hist    history
 	actions []Action
-	figures map[string]string // the last observation's; nil before one
+	figures event.Attrs // the last observation's; nil before one
 }
 
 // publish makes Run's current state the one readers see.
@@ -374,7 +374,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer s.dropURCs()
 	if s.loadErr != nil {
 		s.emit(EventAlert, "error", "the ladder's saved history was unreadable; budgets start afresh",
-			map[string]string{"error": s.loadErr.Error()})
+			event.Attrs{"error": s.loadErr.Error()})
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -455,7 +455,7 @@ func (s *Supervisor) setVerdict(v verdict) {
 	if changed {
 		s.vSince = s.clock.Now()
 	}
-	var figs map[string]string
+	var figs event.Attrs
 	if s.health.seen {
 		figs = s.health.last.figures()
 	}
@@ -463,7 +463,7 @@ func (s *Supervisor) setVerdict(v verdict) {
 	if !changed {
 		return
 	}
-	attrs := map[string]string{"from": string(old.state), "to": string(v.state)}
+	attrs := event.Attrs{"from": string(old.state), "to": string(v.state)}
 	if v.reason != "" {
 		attrs["reason"] = v.reason
 	}
@@ -481,13 +481,13 @@ var stateLevel = map[State]string{
 }
 
 // emit logs an event and hands it to Deps.Emit.
-func (s *Supervisor) emit(typ, level, msg string, attrs map[string]string) {
+func (s *Supervisor) emit(typ, level, msg string, attrs event.Attrs) {
 	s.emitAt(s.clock.Now(), typ, level, msg, attrs)
 }
 
 // emitAt is emit for an event that happened at ts, such as a step that
 // started at ts and took minutes.
-func (s *Supervisor) emitAt(ts time.Time, typ, level, msg string, attrs map[string]string) {
+func (s *Supervisor) emitAt(ts time.Time, typ, level, msg string, attrs event.Attrs) {
 	lv := map[string]slog.Level{"info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[level]
 	args := []any{"type", typ}
 	keys := slices.Collect(maps.Keys(attrs))
@@ -497,7 +497,7 @@ func (s *Supervisor) emitAt(ts time.Time, typ, level, msg string, attrs map[stri
 	}
 	s.log.Log(context.Background(), lv, "supervisor: "+msg, args...)
 	if s.deps.Emit != nil {
-		s.deps.Emit(mqtt.Event{TS: ts.Unix(), Type: typ, Level: level, Msg: msg, Attrs: attrs})
+		s.deps.Emit(event.Event{Time: ts, Type: typ, Level: level, Msg: msg, Attrs: attrs})
 	}
 }
 

@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/transport/mqtt"
+	"cellagent/agent/event"
 )
 
 // checkBudgets verifies every step's actions against its sliding windows
 // and minimum interval, and returns the count per step.
-func checkBudgets(t *testing.T, cfg Config, taken []mqtt.Event) map[string]int {
+func checkBudgets(t *testing.T, cfg Config, taken []event.Event) map[string]int {
 	t.Helper()
 	times := map[string][]time.Time{}
 	for _, ev := range taken {
-		if ev.Attrs["outcome"] == resultThrottled {
+		if ev.Attr("outcome") == resultThrottled {
 			continue
 		}
-		times[ev.Attrs["step"]] = append(times[ev.Attrs["step"]], time.Unix(ev.TS, 0))
+		times[ev.Attr("step")] = append(times[ev.Attr("step")], ev.Time)
 	}
 	counts := map[string]int{}
 	for _, st := range cfg.Steps.Named() {
@@ -79,7 +79,7 @@ func TestPermanentOutageKeepsBudgetsForAWeek(t *testing.T) {
 		switch {
 		case ev.Type == EventAlert:
 			alerts++
-		case ev.Type == mqtt.EventRecovery && ev.Attrs["outcome"] == resultSkipped:
+		case ev.Type == event.Recovery && ev.Attr("outcome") == resultSkipped:
 			skips++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -24,13 +25,71 @@ type portFlags struct {
 	baud    int
 	trace   bool
 	verbose bool
+	wait    time.Duration
+	// level is the engine's log level; ready quiets it while a booting
+	// modem's timeouts are expected.
+	level slog.LevelVar
 }
 
 func (p *portFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&p.path, "port", "p", "", "serial port of the modem's AT interface, e.g. /dev/ttyUSB2 or the simulator's link (required)")
+	fs.StringVarP(&p.path, "port", "p", "", "serial port of the modem's AT interface, e.g. /dev/ttyUSB2, /dev/ttyS1, the simulator's link, or auto (the BG96's AT port, found in sysfs as run finds it)")
 	fs.IntVar(&p.baud, "baud", port.DefaultBaud, "baud rate")
 	fs.BoolVar(&p.trace, "trace", false, "log the raw AT traffic to stderr")
 	fs.BoolVarP(&p.verbose, "verbose", "v", false, "log debug detail to stderr")
+	fs.DurationVar(&p.wait, "wait", time.Minute, "how long to wait for a modem that is starting up (after a power-up or a reboot)")
+}
+
+// ready waits, within --wait, for a modem that is starting up: silent for
+// seconds, then its start-up URCs, then SIM busy while the SIM
+// initialises. The first part is the wait `cellagent run` does
+// (bg96.WaitReady); a modem that is up passes at once. On a terminal a
+// line says what is going on when it takes more than a second.
+func (p *portFlags) ready(ctx context.Context, e *env, a *at.AT) error {
+	wctx, cancel := context.WithTimeout(ctx, p.wait)
+	defer cancel()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if isTerminal(e.stderr) {
+		wg.Go(func() {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				fmt.Fprintf(e.stderr, "waiting for the modem on %s to start up (at most %s)...\n", p.path, p.wait)
+			case <-done:
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(done)
+	// A booting modem ignores the polls: their timeouts are no news,
+	// except with --verbose.
+	if l := p.level.Level(); l < slog.LevelError && !p.verbose && !p.trace {
+		p.level.Set(slog.LevelError)
+		defer p.level.Set(l)
+	}
+	if err := bg96.WaitReady(wctx, a, a); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("modem not answering on %s within --wait %s: %w", p.path, p.wait, err)
+		}
+		return err
+	}
+	// +CPIN: READY can come before the SIM answers: retry SIM busy
+	// (+CME ERROR: 14) on a command that reads the SIM.
+	delay := 250 * time.Millisecond
+	for {
+		_, err := a.Command(wctx, "AT+CIMI")
+		var cme *at.CMEError
+		if !errors.As(err, &cme) || cme.Code != 14 {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("SIM on %s still busy after --wait %s", p.path, p.wait)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // open opens the port and starts an engine on it.
@@ -38,7 +97,18 @@ func (p *portFlags) open(e *env, opts ...at.Option) (*at.AT, error) {
 	if p.path == "" {
 		return nil, usageError{errors.New("--port is required")}
 	}
-	log := logger(e.stderr, p.verbose || p.trace)
+	p.level.Set(slog.LevelWarn)
+	if p.verbose || p.trace {
+		p.level.Set(slog.LevelDebug)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: &p.level}))
+	if p.path == "auto" {
+		found, err := port.Find(port.SysfsRoot)
+		if err != nil {
+			return nil, err
+		}
+		p.path = found
+	}
 	sp, err := port.Open(p.path, p.baud)
 	if err != nil {
 		return nil, err
@@ -129,6 +199,9 @@ Examples:
 
 	if fs.NArg() == 0 {
 		return repl(ctx, e, a, pf.path, out, opts)
+	}
+	if err := pf.ready(ctx, e, a); err != nil {
+		return err
 	}
 	for _, cmd := range fs.Args() {
 		var info []string

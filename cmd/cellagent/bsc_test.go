@@ -126,6 +126,13 @@ func TestBSCReset(t *testing.T) {
 	if st, _ := srv.SIM(testICCID); st.ResetCount != 1 {
 		t.Errorf("platform counted %d resets, want 1", st.ResetCount)
 	}
+
+	// The README documents --json: it prints the queued request.
+	o = cli(t, "", "bsc", "reset", "--config", cfg, "--iccid", testICCID, "--json")
+	var r resetJSON
+	if err := strictJSON(o.stdout, &r); o.code != 0 || err != nil || r.ICCID != testICCID || r.Status != "QUEUED" || r.ID == "" || r.RequestedAt.IsZero() {
+		t.Errorf("--json: code %d err %v stdout %q stderr %q", o.code, err, o.stdout, o.stderr)
+	}
 }
 
 func TestBSCErrors(t *testing.T) {

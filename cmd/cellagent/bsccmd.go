@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"cellagent/agent/config"
+	"cellagent/agent/jsonout"
 	"cellagent/transport/bsc"
 	"cellagent/transport/secret"
 )
@@ -205,13 +206,7 @@ Examples:
 		return s.explain(err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			ICCID string     `json:"iccid"`
-			Data  *bsc.Quota `json:"data"`
-			SMS   *bsc.Quota `json:"sms"`
-		}{s.iccid, data, smsq})
+		return jsonout.Write(e.stdout, quotaJSON{V: jsonout.Version, ICCID: s.iccid, Data: quotaOf(data), SMS: quotaOf(smsq)})
 	}
 	printQuota(e.stdout, s.iccid, data, smsq)
 	return nil
@@ -265,7 +260,8 @@ func bytesString(v float64) string {
 
 func runBSCReset(ctx context.Context, e *env, args []string) error {
 	var af apiFlags
-	fs := newFlags(e, "bsc reset", "[--config FILE] [--iccid ICCID]",
+	var asJSON bool
+	fs := newFlags(e, "bsc reset", "[--config FILE] [--iccid ICCID] [--json]",
 		`Ask the platform for a network-side connectivity reset of the SIM: the
 network detaches it and the modem registers again. A positive answer only
 means the reset was queued; watch the modem (cellagent status --watch) to see
@@ -274,8 +270,9 @@ so a flaky link cannot cost the device two resets.
 
 Examples:
   cellagent bsc reset
-  cellagent bsc reset --config /tmp/c.toml --iccid 89882280666012345678`)
+  cellagent bsc reset --config /tmp/c.toml --iccid 89882280666012345678 --json`)
 	af.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -293,11 +290,47 @@ Examples:
 	if err != nil {
 		return s.explain(err)
 	}
+	if asJSON {
+		return jsonout.Write(e.stdout, resetJSON{V: jsonout.Version, ICCID: s.iccid, ID: string(q.ID), Status: q.Status,
+			RequestedAt: jsonout.UTC(q.RequestedAt.Time)})
+	}
 	fmt.Fprintf(e.stdout, "reset of SIM %s queued (request %s, status %s", s.iccid, q.ID, q.Status)
 	if !q.RequestedAt.IsZero() {
 		fmt.Fprintf(e.stdout, ", requested %s", q.RequestedAt.UTC().Format("2006-01-02 15:04:05 MST"))
 	}
 	fmt.Fprintln(e.stdout, ")")
-	fmt.Fprintln(e.stdout, "queued only: the modem should lose and regain its registration shortly; check with 'cellagent status --port PORT'")
+	fmt.Fprintln(e.stdout, "queued only: the modem should lose and regain its registration shortly; check with 'cellagent status'")
 	return nil
+}
+
+// quotaJSON is `bsc quota --json` (SCHEMA.md, command-line JSON).
+type quotaJSON struct {
+	V     int          `json:"v"`
+	ICCID string       `json:"iccid"`
+	Data  quotaAmounts `json:"data"`
+	SMS   quotaAmounts `json:"sms"`
+}
+
+type quotaAmounts struct {
+	Status     string         `json:"status"`
+	Total      float64        `json:"total"`
+	Remaining  float64        `json:"remaining"`
+	Unit       string         `json:"unit"`
+	UsedPct    float64        `json:"used_pct"`
+	Expires    time.Time      `json:"expires,omitzero"`
+	Thresholds bsc.Thresholds `json:"thresholds"`
+}
+
+func quotaOf(q *bsc.Quota) quotaAmounts {
+	return quotaAmounts{Status: q.Status, Total: q.Total, Remaining: q.Remaining, Unit: q.Unit,
+		UsedPct: math.Round(q.UsedPercent()*10) / 10, Expires: jsonout.UTC(q.Expiry.Time), Thresholds: q.Thresholds}
+}
+
+// resetJSON is `bsc reset --json`.
+type resetJSON struct {
+	V           int       `json:"v"`
+	ICCID       string    `json:"iccid"`
+	ID          string    `json:"id"`
+	Status      string    `json:"status"`
+	RequestedAt time.Time `json:"requested_at,omitzero"`
 }

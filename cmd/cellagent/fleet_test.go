@@ -78,9 +78,13 @@ func TestFleetList(t *testing.T) {
 	}
 
 	o = cli(t, "", "fleet", "list", "--broker", broker, "--allow-plaintext", "--settle", "300ms", "--json")
-	var gws []mqtt.Gateway
-	if err := json.Unmarshal([]byte(o.stdout), &gws); o.code != 0 || err != nil {
+	var list fleetListJSON
+	if err := strictJSON(o.stdout, &list); o.code != 0 || err != nil {
 		t.Fatalf("code %d err %v stdout %q stderr %q", o.code, err, o.stdout, o.stderr)
+	}
+	var gws []mqtt.Gateway
+	for _, g := range list.Gateways {
+		gws = append(gws, g.Gateway)
 	}
 	if len(gws) != 2 || gws[0].ID != "gw-a" || gws[0].Online || gws[1].ID != "gw-b" || !gws[1].Online ||
 		gws[1].RSRP == nil || *gws[1].RSRP != -95 || gws[1].Act != "CAT-M1" || gws[1].Model != "BG96" {
@@ -299,5 +303,42 @@ func TestAgo(t *testing.T) {
 	}
 	if got := ago(now, time.Time{}); got != "never" {
 		t.Errorf("zero time: %q", got)
+	}
+}
+
+// On a terminal the table is redrawn from the top; a footer (the demo's
+// commands to try) stays below it at every redraw.
+func TestFleetWatchFooter(t *testing.T) {
+	var out strings.Builder
+	w := &fleetWatch{e: &env{stdout: &out}, terminal: true, title: "t", footer: "Try in another terminal:\n  cellagent fleet list\n",
+		rows: map[string]mqtt.Gateway{"gw-a": {ID: "gw-a", Online: true}}}
+	for range 2 {
+		if err := w.draw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := strings.Split(out.String(), "\x1b[H")
+	if len(frames) != 3 {
+		t.Fatalf("%d frames", len(frames)-1)
+	}
+	for _, f := range frames[1:] {
+		table, foot, ok := strings.Cut(f, "Try in another terminal:")
+		if !ok || !strings.Contains(table, "gw-a") || !strings.Contains(foot, "cellagent fleet list") {
+			t.Errorf("frame without the table above the footer: %q", f)
+		}
+	}
+}
+
+// fleet send checks a command before it goes out, and says when no
+// result comes.
+func TestFleetSendErrors(t *testing.T) {
+	broker := mqtttest.Start(t, mqtttest.Options{}).URL()
+	o := cli(t, "", "fleet", "send", "--broker", broker, "--allow-plaintext", "gw-a", "sms/send", `{"id":"x","to":"abc","text":"hi"}`)
+	if o.code != 2 || !strings.Contains(o.stderr, `to "abc"`) {
+		t.Errorf("bad payload: code %d stderr %q", o.code, o.stderr)
+	}
+	o = cli(t, "", "fleet", "send", "--broker", broker, "--allow-plaintext", "--wait", "500ms", "gw-a", "status")
+	if o.code != 1 || !strings.Contains(o.stderr, "no result") {
+		t.Errorf("no gateway: code %d stderr %q", o.code, o.stderr)
 	}
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -19,12 +22,13 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/spf13/pflag"
 
+	"cellagent/agent/jsonout"
 	"cellagent/transport/fleetinflux"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 )
 
-const fleetUsage = `Usage: cellagent fleet <watch|list|exporter|serve> [flags]
+const fleetUsage = `Usage: cellagent fleet <watch|list|send|exporter|serve> [flags]
 
 Follow the gateways that report to an MQTT broker (topic schema:
 transport/mqtt/SCHEMA.md).
@@ -32,6 +36,7 @@ transport/mqtt/SCHEMA.md).
   watch   a live table of the gateways, redrawn in place on a terminal;
           one JSON line per update with --json
   list    the current snapshot from the retained messages, printed once
+  send      send a command to a gateway and print its result
   exporter  Prometheus metrics of every gateway on /metrics
   serve     a live web view: fleet table, signal sparklines, timeline
 
@@ -44,7 +49,7 @@ Run 'cellagent fleet <subcommand> --help' for its flags.
 func runFleet(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, fleetUsage)
-		return usageError{errors.New("missing subcommand: watch, list, exporter or serve")}
+		return usageError{errors.New("missing subcommand: watch, list, send, exporter or serve")}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -54,12 +59,14 @@ func runFleet(ctx context.Context, e *env, args []string) error {
 		return runFleetWatch(ctx, e, args[1:])
 	case "list":
 		return runFleetList(ctx, e, args[1:])
+	case "send":
+		return runFleetSend(ctx, e, args[1:])
 	case "exporter":
 		return runFleetExporter(ctx, e, args[1:])
 	case "serve":
 		return runFleetServe(ctx, e, args[1:])
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want watch, list, exporter or serve", args[0])}
+	return usageError{fmt.Errorf("unknown subcommand %q: want watch, list, send, exporter or serve", args[0])}
 }
 
 // brokerFlags are how both subcommands reach the broker.
@@ -201,9 +208,11 @@ Examples:
 		return bf.explain(err)
 	}
 	if bf.asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(gws)
+		out := fleetListJSON{V: jsonout.Version, Gateways: make([]gatewayJSON, 0, len(gws))}
+		for _, g := range gws {
+			out.Gateways = append(out.Gateways, gatewayOf(g))
+		}
+		return jsonout.Write(e.stdout, out)
 	}
 	if len(gws) == 0 {
 		_, err := fmt.Fprintf(e.stdout, "no gateways under %s/ on %s\n", o.Prefix, bf.broker)
@@ -218,7 +227,7 @@ Examples:
 
 func runFleetWatch(ctx context.Context, e *env, args []string) error {
 	var bf brokerFlags
-	var share, format string
+	var share, format, footerFile string
 	fs := newFlags(e, "fleet watch", "--broker URL [--prefix P] [--json|--format F] [--share GROUP] [flags]",
 		`Show the gateways under the prefix and follow their status, telemetry and
 events until interrupted. On a terminal the table is redrawn in place;
@@ -242,9 +251,18 @@ Examples:
   cellagent fleet watch --broker tcp://127.0.0.1:1883 --allow-plaintext --json`)
 	bf.register(fs)
 	fs.StringVar(&share, "share", "", "join the shared subscription GROUP")
+	fs.StringVar(&footerFile, "footer-file", "", "on a terminal, print this file's text below the table at every redraw (notes, commands to try)")
 	fs.StringVar(&format, "format", "table", "output: table, json (as --json) or influx (line protocol)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	var footer string
+	if footerFile != "" {
+		b, err := os.ReadFile(footerFile)
+		if err != nil {
+			return usageError{fmt.Errorf("--footer-file: %w", err)}
+		}
+		footer = string(b)
 	}
 	switch format {
 	case "table":
@@ -274,6 +292,7 @@ Examples:
 		rows:     map[string]mqtt.Gateway{},
 		emitted:  map[string][]byte{},
 		signal:   make(chan struct{}, 1),
+		footer:   footer,
 	}
 	w.title = fmt.Sprintf("cellagent fleet watch  %s  %s/", bf.broker, o.Prefix)
 	if w.shared {
@@ -338,6 +357,7 @@ type fleetWatch struct {
 	terminal bool
 	title    string
 	warn     *lastLine // terminal only
+	footer   string    // below the table, terminal only
 
 	rows    map[string]mqtt.Gateway
 	emitted map[string][]byte // per gateway, the last JSON line or text row
@@ -491,7 +511,7 @@ func (w *fleetWatch) update(g mqtt.Gateway) error {
 	var line []byte
 	if w.bf.asJSON {
 		var err error
-		if line, err = json.Marshal(g); err != nil {
+		if line, err = json.Marshal(gatewayOf(g)); err != nil {
 			return err
 		}
 	} else {
@@ -536,6 +556,9 @@ func (w *fleetWatch) draw() error {
 		writeTable(&body, gws, now)
 	} else {
 		body.WriteString("(no gateways yet)\n")
+	}
+	if w.footer != "" {
+		body.WriteString("\n" + strings.TrimRight(w.footer, "\n") + "\n")
 	}
 	var out bytes.Buffer
 	out.WriteString("\x1b[H")
@@ -683,6 +706,93 @@ func (l *lastLine) String() string {
 		return ""
 	}
 	return l.at.Format("15:04:05") + " " + l.line
+}
+
+// fleetListJSON is `fleet list --json`; `fleet watch --json` prints one
+// gatewayJSON per line (SCHEMA.md, command-line JSON).
+type fleetListJSON struct {
+	V        int           `json:"v"`
+	Gateways []gatewayJSON `json:"gateways"`
+}
+
+type gatewayJSON struct {
+	V int `json:"v"`
+	mqtt.Gateway
+}
+
+func gatewayOf(g mqtt.Gateway) gatewayJSON {
+	g.LastSeen, g.LastEventAt = jsonout.UTC(g.LastSeen), jsonout.UTC(g.LastEventAt)
+	return gatewayJSON{V: jsonout.Version, Gateway: g}
+}
+
+func runFleetSend(ctx context.Context, e *env, args []string) error {
+	var bf brokerFlags
+	var wait time.Duration
+	fs := newFlags(e, "fleet send", "--broker URL [flags] DEVICE COMMAND [JSON]",
+		`Send a command to a gateway, as a fleet operator does, and print the
+gateway's result. COMMAND is one of sms/send, status, recover; JSON is its
+payload as SCHEMA.md documents it (without JSON: {"id":"<a new id>"}). The
+payload is checked before it is sent; the command goes out with QoS 1 and
+is not retained, so a gateway that is offline runs it when it is back.
+Exit status 1 when the gateway refuses the command or no result comes
+within --wait.
+
+Examples:
+  cellagent fleet send --broker tcp://127.0.0.1:1883 --allow-plaintext 89882280666012345678 status
+  cellagent fleet send --broker tcp://127.0.0.1:1883 --allow-plaintext 89882280666012345678 \
+      sms/send '{"id":"op-1","to":"5432145","text":"hello from the fleet"}'`)
+	bf.register(fs)
+	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the gateway's result")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 || fs.NArg() > 3 {
+		return usageError{errors.New("want DEVICE COMMAND [JSON]")}
+	}
+	device, name := fs.Arg(0), fs.Arg(1)
+	payload := []byte(fs.Arg(2))
+	if fs.NArg() == 2 {
+		var b [4]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		payload = []byte(`{"id":"cli-` + hex.EncodeToString(b[:]) + `"}`)
+	}
+	o, err := bf.options()
+	if err != nil {
+		return err
+	}
+	r, err := mqtt.SendCommand(ctx, o, device, name, payload, wait)
+	var ce *mqtt.CommandError
+	switch {
+	case errors.As(err, &ce):
+		return usageError{fmt.Errorf("%s %s: %s", name, device, ce.Reason)}
+	case errors.Is(err, mqtt.ErrNoResult):
+		return err
+	case err != nil:
+		return bf.explain(err)
+	}
+	if bf.asJSON {
+		if err := jsonout.Write(e.stdout, sendJSON{V: jsonout.Version, Device: device, Command: name, ID: r.ID, OK: r.OK,
+			Error: r.Error, At: jsonout.UTC(time.Unix(r.TS, 0))}); err != nil {
+			return err
+		}
+	} else if r.OK {
+		fmt.Fprintf(e.stdout, "%s %s: accepted by %s\n", name, r.ID, device)
+	}
+	if !r.OK {
+		return fmt.Errorf("%s %s: refused by %s: %s", name, r.ID, device, r.Error)
+	}
+	return nil
+}
+
+// sendJSON is `fleet send --json`: the gateway's result.
+type sendJSON struct {
+	V       int       `json:"v"`
+	Device  string    `json:"device"`
+	Command string    `json:"command"`
+	ID      string    `json:"id"`
+	OK      bool      `json:"ok"`
+	Error   string    `json:"error,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // watchInflux prints every message the reader applies as line protocol,

@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"cellagent/cmd/internal/clidoc"
 	"cellagent/cmd/internal/cmdline"
 )
 
@@ -88,9 +90,37 @@ func run(ctx context.Context, e *env, args []string) int {
 		Name:     "cellagent",
 		Title:    fmt.Sprintf("cellagent %s — the agent for gateways with a BG96-class cellular modem", version),
 		Commands: map[string]cmdline.Command{},
+		Version:  version,
+		Manual: clidoc.Page{
+			Summary: "agent for gateways with a BG96-class cellular modem",
+			Description: `cellagent drives a Quectel BG96-class modem with AT commands on its serial
+port, sends and receives SMS without losing any, reports attach,
+registration and signal state over MQTT to fleet operators, and recovers
+degraded links up to the operator's SIM reset API and a GPIO power cycle.
+
+As a service, 'cellagent run' reads /etc/cellagent/cellagent.toml
+('cellagent config example' prints every key) and logs to the journal
+with each line's priority. The other commands are the tools around it:
+talk to the modem, show status, send SMS, ask the operator platform,
+watch the fleet and send it commands.
+
+Usage mistakes exit with 2, failures with 1. The MQTT topics and every
+JSON output are documented in /usr/share/doc/cellagent/SCHEMA.md.`,
+			SeeAlso: []string{"systemctl(1)", "journalctl(1)"},
+		},
 	}
 	for name, c := range commands {
 		p.Commands[name] = cmdline.Command{Summary: c.summary, Run: func(ctx context.Context, args []string) error { return c.run(ctx, e, args) }}
+	}
+	if len(args) > 0 && args[0] == cmdline.DocsCommand {
+		err := p.Docs(args[1:], func(args []string, out io.Writer) {
+			run(ctx, &env{stdin: strings.NewReader(""), stdout: out, stderr: out}, args)
+		})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "cellagent: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	return p.Main(ctx, e.stdout, e.stderr, args)
 }

@@ -195,7 +195,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	m.Silence(true)
-	o := cli(t, "", "status", "--port", m.PTY())
+	o := cli(t, "", "status", "--port", m.PTY(), "--wait", "2s")
 	if o.code != 1 || !strings.Contains(o.stderr, "modem not answering on "+m.PTY()) {
 		t.Errorf("silent modem: code %d stderr %q", o.code, o.stderr)
 	}
@@ -293,5 +293,64 @@ func TestATInteractiveQuit(t *testing.T) {
 	o := cli(t, "ATE0\nquit\nAT+CSQ\n", "at", "--port", m.PTY())
 	if o.code != 0 || o.stdout != "OK\n" {
 		t.Fatalf("code %d stdout %q stderr %q: 'quit' must end the session before AT+CSQ", o.code, o.stdout, o.stderr)
+	}
+}
+
+// What a new user tripped over on the command line (issue: --version,
+// --port shown as required where it is optional, --port auto refused by
+// the CLI while run accepts it).
+func TestCLIConventions(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		if o := cli(t, "", args...); o.code != 0 || o.stdout != "cellagent "+version+"\n" {
+			t.Errorf("%v: code %d stdout %q stderr %q", args, o.code, o.stdout, o.stderr)
+		}
+	}
+	o := cli(t, "", "status", "--help")
+	if o.code != 0 || !strings.Contains(o.stdout, "--port") || strings.Contains(o.stdout, "(required)") {
+		t.Errorf("status --help: code %d stdout %q", o.code, o.stdout)
+	}
+	// No BG96 on the USB bus here (or no sysfs): the answer says what
+	// was searched, not that a port named "auto" does not exist.
+	o = cli(t, "", "at", "--port", "auto", "AT")
+	if o.code != 1 || strings.Contains(o.stderr, "open auto") || !strings.Contains(o.stderr, "BG96") {
+		t.Errorf("at --port auto: code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+// Right after a power-up or a reboot the modem ignores commands for
+// seconds, then prints its start-up URCs and answers SIM commands with
+// SIM busy for a while: status, sms and at wait for it, as run does,
+// instead of failing with "modem not answering" or an ICCID error.
+func TestCLIBootingModem(t *testing.T) {
+	m := sim.New(sim.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	for _, args := range [][]string{
+		{"status", "--port", m.PTY()},
+		{"sms", "list", "--port", m.PTY()},
+		{"at", "--port", m.PTY(), "AT+QCCID"},
+	} {
+		m.Reboot()
+		start := time.Now()
+		o := cli(t, "", args...)
+		took := time.Since(start)
+		if o.code != 0 || strings.Contains(o.stdout, "! ") {
+			t.Errorf("%v on a booting modem: code %d after %s\nstdout %q\nstderr %q", args, o.code, took, o.stdout, o.stderr)
+		}
+		if args[0] == "status" && !strings.Contains(o.stdout, m.ICCID()) {
+			t.Errorf("status on a booting modem shows no ICCID:\n%s", o.stdout)
+		}
+		if args[0] == "at" && !strings.Contains(o.stdout, "+QCCID: "+m.ICCID()) {
+			t.Errorf("at AT+QCCID on a booting modem: %q", o.stdout)
+		}
+		t.Logf("%v: answered after %s", args, took.Round(100*time.Millisecond))
+	}
+	// A modem that never comes up: bounded by --wait.
+	m.PowerOff()
+	o := cli(t, "", "status", "--port", m.PTY(), "--wait", "2s")
+	if o.code != 1 || !strings.Contains(o.stderr, "not answering on "+m.PTY()+" within --wait 2s") {
+		t.Errorf("powered-off modem: code %d stderr %q", o.code, o.stderr)
 	}
 }

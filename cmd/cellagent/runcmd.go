@@ -171,17 +171,12 @@ func loadRunConfig(f *runFlags, changed func(string) bool) (string, config.Confi
 	return path, cfg, nil
 }
 
-// serviceLogger logs to stderr, which systemd hands to the journal; the
-// journal stamps every line itself, so the time is left out there.
+// serviceLogger logs to stderr: under systemd, when stderr is the
+// journal's stream, each line carries its priority; elsewhere (a
+// terminal, a file) it is plain text.
 func serviceLogger(e *env, level *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("JOURNAL_STREAM") != "" {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
+	if journalStream(e.stderr) {
+		return slog.New(newJournalHandler(e.stderr, level))
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts))
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }

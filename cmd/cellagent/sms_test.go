@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,25 +11,32 @@ import (
 )
 
 func TestSMSSend(t *testing.T) {
-	m := startSim(t)
+	// A SIM of some other operator, with its own service centre.
+	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, SMSC: "+491710760000"})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	// By default the SIM's SMSC carries the message: the PDU names none.
 	o := cli(t, "", "sms", "send", "--port", m.PTY(), "--to", "5432145", "--text", "hello")
-	if o.code != 0 || o.stdout != "1 part, GSM 7-bit\nmessage reference: 0\n" {
+	if o.code != 0 || o.stdout != "1 part, GSM 7-bit\nservice centre +491710760000 (the SIM's)\nmessage reference: 0\n" {
 		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
 	}
 	sent := m.SentMessages()
 	if len(sent) != 1 || sent[0].To != "5432145" || sent[0].Text != "hello" {
 		t.Fatalf("sent %+v", sent)
 	}
-	if got := sms.Decode(sent[0].PDU).SMSC; got != "+882285000016860" {
-		t.Errorf("SMSC field %q, want the operator's", got)
+	if got := sms.Decode(sent[0].PDU).SMSC; got != "" || sent[0].SMSC != "+491710760000" {
+		t.Errorf("SMSC field %q, carried by %q; want the SIM's", got, sent[0].SMSC)
 	}
+	// --smsc overrides it, written into every part.
 	long := strings.Repeat("emoji 🛰️ ", 40)
-	o = cli(t, "", "sms", "send", "--port", m.PTY(), "--to", "+491701234567", "--text", long, "--smsc", "", "--report")
-	if o.code != 0 || !strings.HasPrefix(o.stdout, "6 parts, UCS-2\nmessage references: 1, 2, 3, 4, 5, 6\n") {
+	o = cli(t, "", "sms", "send", "--port", m.PTY(), "--to", "+491701234567", "--text", long, "--smsc", "+882 285 00001 6860", "--report")
+	if o.code != 0 || !strings.HasPrefix(o.stdout, "6 parts, UCS-2\nservice centre +882 285 00001 6860 (--smsc)\nmessage references: 1, 2, 3, 4, 5, 6\n") {
 		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
 	}
-	if last := sms.Decode(m.SentMessages()[6].PDU); last.SMSC != "" || last.Concat == nil || last.Concat.Seq != 6 {
-		t.Errorf("--smsc \"\" part: %+v", last)
+	if last := m.SentMessages()[6]; sms.Decode(last.PDU).SMSC != "+882285000016860" || last.SMSC != "+882285000016860" {
+		t.Errorf("--smsc part: %+v", last)
 	}
 	o = cli(t, "", "sms", "send", "--port", m.PTY(), "--to", "5432145", "--hex", "00ff1a")
 	if o.code != 0 || !strings.HasPrefix(o.stdout, "1 part, 8-bit data\n") {
@@ -70,17 +77,11 @@ func TestSMSListAndDelete(t *testing.T) {
 		}
 	}
 	o = cli(t, "", "sms", "list", "--port", m.PTY(), "--json")
-	var items []struct {
-		Indexes []int
-		Stat    string
-		Text    string
-		Missing []int
-		Error   string
-		PDUs    []string
-	}
-	if err := json.Unmarshal([]byte(o.stdout), &items); err != nil || len(items) != 4 {
+	var list smsListJSON
+	if err := strictJSON(o.stdout, &list); err != nil || len(list.Messages) != 4 {
 		t.Fatalf("json: %v\n%s", err, o.stdout)
 	}
+	items := list.Messages
 	if items[0].Text != "hi there €" || items[0].Stat != "REC READ" || items[1].Text != long || len(items[1].Indexes) != 2 {
 		t.Errorf("json items %+v", items[:2])
 	}

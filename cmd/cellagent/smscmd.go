@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"cellagent/agent/jsonout"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
@@ -59,6 +59,10 @@ func smsSession(ctx context.Context, e *env, pf *portFlags) (*at.AT, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pf.ready(ctx, e, a); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if _, err := a.Command(ctx, "AT", at.WithTimeout(2*time.Second)); err != nil {
 		a.Close()
 		return nil, explain(pf.path, err)
@@ -78,7 +82,6 @@ func runSMSSend(ctx context.Context, e *env, args []string) error {
 	var af agentFlags
 	var to, text, hexData, smsc string
 	var report bool
-	var wait time.Duration
 	fs := newFlags(e, "sms send", "[--port PORT] --to NUMBER (--text TEXT | --hex HEX) [flags]",
 		`Send an SMS. Text goes in the GSM 7-bit alphabet when every character is in
 it or its extension table (€ [ ] { } ^ ~ \ |), else in UCS-2; text that does
@@ -86,14 +89,14 @@ not fit one SMS is split into concatenated parts (at most 255). --hex sends
 the bytes as 8-bit data (DCS 4). The number of parts and the alphabet are
 printed before sending, the message reference of each part after.
 
-The service centre (SMSC) is written into each PDU, by default the
-operator's `+bg96.OperatorSMSC+`. --smsc "" leaves the PDU's SMSC field empty,
-so the modem uses its own AT+CSCA setting; a modem without one answers
-+CMS ERROR 330 (SMSC address unknown).
+The service centre (SMSC) is by default the SIM's own (AT+CSCA), which
+suits any operator; it is printed before sending. --smsc writes another
+into each PDU, e.g. Business Smart Connect's `+bg96.OperatorSMSC+`.
 
 While the agent runs (no --port, or the port is the agent's), the message
 goes into the agent's durable outbox: the id it was queued under is
-printed once it is on disk, and with --wait the outcome once it is known
+printed once it is on disk, and with --wait given the outcome once it is
+known, waiting up to that long
 (the message references, or why it failed; with --report the delivery
 report). The agent uses its own SMSC setting and rate limits.
 
@@ -101,14 +104,13 @@ Examples:
   cellagent sms send --to 5432145 --text "hello" --wait 2m
   cellagent sms send --port /tmp/ttyBG96 --to 5432145 --text "hello"
   cellagent sms send --port /dev/ttyUSB2 --to +491701234567 --hex 0102FF --report
-  cellagent sms send --port /dev/ttyUSB2 --to 5432145 --text "hi" --smsc ""`)
+  cellagent sms send --port /dev/ttyUSB2 --to 5432145 --text "hi" --smsc "+882 285 00001 6860"`)
 	pf.register(fs)
 	fs.StringVar(&to, "to", "", "destination: +<country code><number>, or a national number or short code such as 5432145 (required)")
 	fs.StringVar(&text, "text", "", "message text")
 	fs.StringVar(&hexData, "hex", "", "8-bit data in hex instead of text")
-	fs.StringVar(&smsc, "smsc", bg96.OperatorSMSC, `service centre written into each PDU; "" uses the modem's AT+CSCA`)
+	fs.StringVar(&smsc, "smsc", "", "service centre written into each PDU (default: the SIM's own, AT+CSCA)")
 	fs.BoolVar(&report, "report", false, "ask the network for a delivery status report (arrives later as +CDS)")
-	fs.DurationVar(&wait, "wait", 0, "through the agent: wait up to this long for the outcome")
 	af.register(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -159,6 +161,11 @@ Examples:
 		if hexData != "" {
 			req.Text, req.Data = "", data
 		}
+		// --wait, given, also waits that long for the outcome.
+		var wait time.Duration
+		if fs.Changed("wait") {
+			wait = pf.wait
+		}
 		return sendViaAgent(ctx, e, c, req, wait)
 	}
 	if err != nil {
@@ -166,6 +173,18 @@ Examples:
 	}
 	defer a.Close()
 	fmt.Fprintf(e.stdout, "%s, %s\n", plural(len(pdus), "part"), alpha)
+	if smsc != "" {
+		fmt.Fprintf(e.stdout, "service centre %s (--smsc)\n", smsc)
+	} else {
+		sim, err := bg96.New(a).SMSC(ctx)
+		switch {
+		case err != nil:
+			return fmt.Errorf("reading the SIM's service centre: %w", explain(pf.path, err))
+		case sim == "":
+			return errors.New("the SIM names no service centre (AT+CSCA is empty): give one with --smsc")
+		}
+		fmt.Fprintf(e.stdout, "service centre %s (the SIM's)\n", sim)
+	}
 	mrs, err := sms.Send(ctx, a, pdus...)
 	if len(mrs) > 0 {
 		fmt.Fprintf(e.stdout, "message reference%s: %s\n", map[bool]string{true: "s"}[len(mrs) > 1], joinInts(mrs))
@@ -234,9 +253,16 @@ Examples:
 
 func showItems(e *env, items []listItem, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(items)
+		out := smsListJSON{V: jsonout.Version, Messages: make([]listItem, 0, len(items))}
+		for _, it := range items {
+			if it.SCTS != nil {
+				// The sender's zone is in the text view; JSON has one form.
+				t := jsonout.UTC(*it.SCTS)
+				it.SCTS = &t
+			}
+			out.Messages = append(out.Messages, it)
+		}
+		return jsonout.Write(e.stdout, out)
 	}
 	printItems(e.stdout, items)
 	return nil
@@ -469,4 +495,10 @@ func joinInts(v []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// smsListJSON is `sms list --json` (SCHEMA.md, command-line JSON).
+type smsListJSON struct {
+	V        int        `json:"v"`
+	Messages []listItem `json:"messages"`
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cellagent/agent"
+	"cellagent/agent/jsonout"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
@@ -65,6 +66,9 @@ Examples:
 			return err
 		}
 		defer a.Close()
+		if err := pf.ready(ctx, e, a); err != nil {
+			return err
+		}
 		st, err := readStatus(ctx, a)
 		if err != nil {
 			return explain(pf.path, err)
@@ -148,8 +152,7 @@ func watchStatus(ctx context.Context, e *env, pf *portFlags, every time.Duration
 
 func render(w io.Writer, st bg96.Status, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		return enc.Encode(st)
+		return json.NewEncoder(w).Encode(modemJSON{V: jsonout.Version, Status: st})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
@@ -329,6 +332,11 @@ func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) 
 		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
 	}
 	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	smsc := st.SMS.SMSC
+	if smsc == "" {
+		smsc = "not read yet"
+	}
+	fmt.Fprintf(tw, "SMSC\t%s (%s)\n", smsc, map[string]string{"sim": "the SIM's", "config": "[sms] smsc"}[st.SMS.SMSCFrom])
 	mq := "disconnected"
 	if st.MQTT.Connected {
 		mq = fmt.Sprintf("connected (session %d)", st.MQTT.Session)
@@ -376,4 +384,11 @@ func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) 
 		return render(e.stdout, *st.Modem, false)
 	}
 	return nil
+}
+
+// modemJSON is `status --port --json`: the modem's status under the
+// command-line JSON conventions (SCHEMA.md).
+type modemJSON struct {
+	V int `json:"v"`
+	bg96.Status
 }

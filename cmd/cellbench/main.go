@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"cellagent/cmd/internal/clidoc"
 	"cellagent/cmd/internal/cmdline"
 )
 
@@ -42,14 +43,32 @@ func run(ctx context.Context, e *env, args []string) int {
 	bind := func(f func(context.Context, *env, []string) error) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error { return f(ctx, e, args) }
 	}
-	return cmdline.Program{
-		Name:  "cellbench",
-		Title: fmt.Sprintf("cellbench %s — simulators for the cellagent bench", version),
+	p := cmdline.Program{
+		Name:    "cellbench",
+		Title:   fmt.Sprintf("cellbench %s — simulators for the cellagent bench", version),
+		Version: version,
 		Commands: map[string]cmdline.Command{
 			"sim": {Summary: "run the BG96 simulator on a pseudo-terminal, or a fleet of them ('sim fleet')", Run: bind(runSim)},
 			"bsc": {Summary: "run the operator platform (BSC) simulator ('bsc sim')", Run: bind(runBSC)},
 		},
-	}.Main(ctx, e.stdout, e.stderr, args)
+		Manual: clidoc.Page{
+			Summary: "simulators for the cellagent bench",
+			Description: `cellbench runs what a bench needs around cellagent, on one machine: a
+simulated Quectel BG96 on a pseudo-terminal, a simulator of the
+operator's Business Smart Connect platform, and a fleet of simulated
+gateways. It is never installed on a gateway.`,
+			SeeAlso: []string{"cellagent(1)"},
+		},
+	}
+	if len(args) > 0 && args[0] == cmdline.DocsCommand {
+		err := p.Docs(args[1:], func(args []string, out io.Writer) { run(ctx, &env{stdout: out, stderr: out}, args) })
+		if err != nil {
+			fmt.Fprintf(e.stderr, "cellbench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	return p.Main(ctx, e.stdout, e.stderr, args)
 }
 
 func newFlags(e *env, name, args, about string) *pflag.FlagSet {

@@ -123,6 +123,21 @@ func FuzzParseCGATT(f *testing.F) {
 	})
 }
 
+func FuzzParseCSCA(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		num, err := ParseCSCA(line)
+		if err != nil {
+			parseErrOnly(t, err)
+			return
+		}
+		if num != "" {
+			if _, _, err := NormalizeSMSC(num); err != nil {
+				t.Fatalf("accepted %q: %v", num, err)
+			}
+		}
+	})
+}
+
 func FuzzParseCFUN(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		fun, err := ParseCFUN(line)

@@ -65,6 +65,27 @@ func Script(cfg InitConfig) ([]Step, error) {
 	return steps, nil
 }
 
+// ParseCSCA parses the answer to AT+CSCA?, `+CSCA: "+491710760000",145`,
+// into the service centre number as the modem holds it; "" when the SIM
+// names none (`+CSCA: "",129`).
+func ParseCSCA(line string) (string, error) {
+	f, err := fields(line, "+CSCA:")
+	if err != nil {
+		return "", err
+	}
+	if len(f) > 2 {
+		return "", parseErr(line, "want a number and its type, got %d values", len(f))
+	}
+	num := f[0]
+	if num == "" {
+		return "", nil
+	}
+	if _, _, err := NormalizeSMSC(num); err != nil {
+		return "", parseErr(line, "%q is not a service centre number", num)
+	}
+	return num, nil
+}
+
 // NormalizeSMSC turns a service centre number into the form AT+CSCA takes
 // and its type of address: 145 international ("+" prefix), 129 otherwise.
 func NormalizeSMSC(s string) (string, int, error) {

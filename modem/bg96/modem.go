@@ -198,6 +198,12 @@ func (m *Modem) NetworkInfo(ctx context.Context) (NetInfo, error) {
 	return query(ctx, m, "network info", "AT+QNWINFO", "+QNWINFO:", ParseQNWINFO)
 }
 
+// SMSC reads the service centre the modem sends MO SMS through when a
+// PDU names none, AT+CSCA?: the SIM's own unless something set it.
+func (m *Modem) SMSC(ctx context.Context) (string, error) {
+	return query(ctx, m, "service centre", "AT+CSCA?", "+CSCA:", ParseCSCA)
+}
+
 // Attached reads the packet-domain attach state, AT+CGATT?.
 func (m *Modem) Attached(ctx context.Context) (bool, error) {
 	return query(ctx, m, "attach state", "AT+CGATT?", "+CGATT:", ParseCGATT)

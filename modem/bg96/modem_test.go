@@ -248,8 +248,8 @@ func TestStatus(t *testing.T) {
 		"functionality": 1.0,
 		"registration": map[string]any{
 			"creg":  map[string]any{"domain": "CREG", "n": 2.0, "stat": "denied"},
-			"cgreg": map[string]any{"domain": "CGREG", "n": 2.0, "stat": "home", "lac": 9750.0, "ci": 232450561.0, "act": "LTE"},
-			"cereg": map[string]any{"domain": "CEREG", "n": 2.0, "stat": "home", "lac": 9750.0, "ci": 232450561.0, "act": "LTE"},
+			"cgreg": map[string]any{"domain": "CGREG", "n": 2.0, "stat": "home", "lac": "2616", "ci": "DDAEA01", "act": "LTE"},
+			"cereg": map[string]any{"domain": "CEREG", "n": 2.0, "stat": "home", "lac": "2616", "ci": "DDAEA01", "act": "LTE"},
 		},
 		"registered": true, "reg_state": "home", "reg_domain": "CEREG",
 		"operator": map[string]any{"mode": 0.0, "format": 0.0, "name": "NTT DOCOMO", "act": "LTE"},

@@ -223,3 +223,22 @@ func TestParseSmall(t *testing.T) {
 		check(t, tc.name, tc.got.v, tc.got.err, tc.want, "")
 	}
 }
+
+func TestParseCSCA(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+		ok         bool
+	}{
+		{`+CSCA: "+491710760000",145`, "+491710760000", true},
+		{`+CSCA: "",129`, "", true},
+		{`+CSCA: "+882285000016860"`, "+882285000016860", true},
+		{`+CSCA: "abc",129`, "", false},
+		{`+CSCA: "+49",145,7`, "", false},
+		{`+CSQ: 1,2`, "", false},
+	} {
+		got, err := ParseCSCA(tc.line)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseCSCA(%q) = %q, %v", tc.line, got, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bg96
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -151,6 +152,55 @@ type Reg struct {
 	LAC    *uint32 `json:"lac,omitempty"`
 	CI     *uint32 `json:"ci,omitempty"`
 	AcT    *AcT    `json:"act,omitempty"`
+}
+
+// regJSON is Reg as JSON: the area and cell as hex strings, as the modem
+// prints them and as telemetry carries them, so the same cell reads the
+// same everywhere.
+type regJSON struct {
+	Domain Domain  `json:"domain"`
+	N      *int    `json:"n,omitempty"`
+	Stat   RegStat `json:"stat"`
+	LAC    string  `json:"lac,omitempty"`
+	CI     string  `json:"ci,omitempty"`
+	AcT    *AcT    `json:"act,omitempty"`
+}
+
+// MarshalJSON writes LAC and CI in hex.
+func (r Reg) MarshalJSON() ([]byte, error) {
+	j := regJSON{Domain: r.Domain, N: r.N, Stat: r.Stat, AcT: r.AcT}
+	if r.LAC != nil {
+		j.LAC = strconv.FormatUint(uint64(*r.LAC), 16)
+	}
+	if r.CI != nil {
+		j.CI = strconv.FormatUint(uint64(*r.CI), 16)
+	}
+	j.LAC, j.CI = strings.ToUpper(j.LAC), strings.ToUpper(j.CI)
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *Reg) UnmarshalJSON(b []byte) error {
+	var j regJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = Reg{Domain: j.Domain, N: j.N, Stat: j.Stat, AcT: j.AcT}
+	for _, f := range []struct {
+		s   string
+		dst **uint32
+	}{{j.LAC, &r.LAC}, {j.CI, &r.CI}} {
+		if f.s == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(f.s, 16, 32)
+		if err != nil {
+			return fmt.Errorf("bg96: registration: %q is not hex", f.s)
+		}
+		v32 := uint32(v)
+		*f.dst = &v32
+	}
+	return nil
 }
 
 // ParseReg parses a +CREG:, +CGREG: or +CEREG: line in the given form.

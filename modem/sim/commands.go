@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type cmdType int
@@ -75,6 +76,13 @@ func (m *Modem) handleLine(line string, overflow bool) {
 	}
 }
 
+// simCommands are the commands that need the SIM, which answer SIM busy
+// while it initialises after a boot.
+var simCommands = map[string]bool{
+	"+CPIN": true, "+QCCID": true, "+CIMI": true, "+CSCA": true, "+CPMS": true,
+	"+CMGL": true, "+CMGR": true, "+CMGD": true, "+CMGS": true, "+CMGW": true, "+CNUM": true,
+}
+
 // execLocked runs the commands of one line; like V.250 DCEs it stops at
 // the first error and drops the remaining commands.
 func (m *Modem) execLocked(cmds []command) resp {
@@ -82,6 +90,9 @@ func (m *Modem) execLocked(cmds []command) resp {
 	for i, c := range cmds {
 		if f, ok := m.faultLocked(c.name); ok {
 			return resp{info: out.info, final: f}
+		}
+		if simCommands[c.name] && time.Now().Before(m.st.simBusyUntil) {
+			return resp{info: out.info, final: m.cmeLocked(14)}
 		}
 		h, ok := handlers[c.name]
 		if !ok {

@@ -46,6 +46,11 @@ type Config struct {
 	// BootDelay is how long the modem ignores input after a reset before it
 	// prints RDY (default 3s; tests use a few hundred milliseconds).
 	BootDelay time.Duration
+	// SIMBusy is how long after the start-up URCs the SIM commands
+	// (AT+CPIN?, AT+QCCID, AT+CIMI, AT+CSCA, the SMS storage) still answer
+	// +CME ERROR: 14, SIM busy, as a BG96 does while its SIM initialises
+	// (default 0: ready with the URCs).
+	SIMBusy time.Duration
 	// RegisterDelay is how long the radio takes to (re)register after
 	// AT+CFUN=1, a reboot or a re-attach (default 2s).
 	RegisterDelay time.Duration

@@ -26,8 +26,11 @@ type SentMessage struct {
 	PDU  []byte     // as received, SMSC field included
 	TPDU *tpdu.TPDU // decoded SMS-SUBMIT
 	To   string     // destination number
-	Text string     // decoded user data of this segment ("" if undecodable)
-	Time time.Time  // when the modem accepted it
+	// SMSC is the service centre that carried it: the PDU's SMSC field,
+	// or the modem's AT+CSCA when the field is empty.
+	SMSC string
+	Text string    // decoded user data of this segment ("" if undecodable)
+	Time time.Time // when the modem accepted it
 }
 
 // StoredMessage is one occupied SM slot.
@@ -411,9 +414,19 @@ func (m *Modem) submitLocked(p *prompt, input string) resp {
 	if !m.st.registered() {
 		return errResp(m.cmsLocked(331))
 	}
+	smsc := m.st.csca
+	if len(pdu) > 0 && pdu[0] > 0 {
+		var a pdumode.SMSCAddress
+		if _, err := a.UnmarshalBinary(pdu); err == nil {
+			smsc = a.Address.Number()
+		}
+	}
+	if smsc == "" {
+		return errResp(m.cmsLocked(330))
+	}
 	mr := m.st.mr
 	m.st.mr = (m.st.mr + 1) % 256
-	msg := SentMessage{MR: mr, PDU: pdu, TPDU: t, To: t.DA.Number(), Time: time.Now()}
+	msg := SentMessage{MR: mr, PDU: pdu, TPDU: t, To: t.DA.Number(), SMSC: smsc, Time: time.Now()}
 	if txt, err := sms.Decode([]*tpdu.TPDU{t}); err == nil {
 		msg.Text = string(txt)
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Domain selects which registration a change applies to: the circuit
@@ -121,6 +122,9 @@ type state struct {
 	sent    []SentMessage
 	mr      int
 	prompt  *prompt
+
+	// simBusyUntil: SIM commands answer SIM busy until then (after boot).
+	simBusyUntil time.Time
 }
 
 func newState(cfg *Config) state {
@@ -330,6 +334,7 @@ func (m *Modem) powerOffLocked(p power) {
 func (m *Modem) boot() {
 	m.mu.Lock()
 	m.st.power = powerOn
+	m.st.simBusyUntil = time.Now().Add(m.cfg.SIMBusy)
 	urcs := []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "APP RDY"}
 	urcs = append(urcs, m.applyLocked()...)
 	m.afterLocked(m.cfg.RegisterDelay, m.radioUp)

@@ -40,6 +40,17 @@ func (k Kind) String() string {
 // MarshalText names the kind in JSON.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads what MarshalText writes, so JSON output decodes.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for _, c := range []Kind{Unknown, Deliver, StatusReport, Submit} {
+		if string(b) == c.String() {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("sms: unknown kind %q", b)
+}
+
 // Concat is the concatenation information element of one part.
 type Concat struct {
 	Ref     int `json:"ref"`

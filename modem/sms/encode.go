@@ -68,6 +68,17 @@ func (a Alphabet) MarshalText() ([]byte, error) {
 	return nil, fmt.Errorf("sms: unknown alphabet %d", int(a))
 }
 
+// UnmarshalText reads what MarshalText writes, so JSON output decodes.
+func (a *Alphabet) UnmarshalText(b []byte) error {
+	for _, c := range []Alphabet{GSM7, Data8, UCS2} {
+		if t, _ := c.MarshalText(); string(t) == string(b) {
+			*a = c
+			return nil
+		}
+	}
+	return fmt.Errorf("sms: unknown alphabet %q", b)
+}
+
 // RefSource hands out the 8-bit concatenation reference for the next
 // multi-part message to a destination. The recipient tells messages apart
 // by (originator, reference), so a reference must not repeat for one

@@ -294,7 +294,7 @@ func (r *rig) check(o outcome, cleanExit error) ([]*invariant, figures) {
 	}
 	for _, e := range dedupeEvents(o.events) {
 		if taken(e) {
-			f.steps[e.Attrs["step"]]++
+			f.steps[e.attr("step")]++
 		}
 	}
 
@@ -325,7 +325,7 @@ func taken(e event) bool {
 	if e.Type != "recovery" {
 		return false
 	}
-	switch e.Attrs["outcome"] {
+	switch e.attr("outcome") {
 	case "done", "failed", "quota-exhausted":
 		return true
 	}
@@ -346,11 +346,11 @@ func (r *rig) checkBudgets(o outcome, budgets, history *invariant) int {
 			// Budgets hold in real time, whatever the agent's clock said.
 			ts, ok := r.realTime(e.TS)
 			if !ok {
-				budgets.check(false, "%s at %d (agent clock): made under no one clock offset of the run", e.Attrs["step"], e.TS)
+				budgets.check(false, "%s at %d (agent clock): made under no one clock offset of the run", e.attr("step"), e.TS)
 				violations++
 				continue
 			}
-			byStep[e.Attrs["step"]] = append(byStep[e.Attrs["step"]], ts)
+			byStep[e.attr("step")] = append(byStep[e.attr("step")], ts)
 		}
 	}
 	for _, st := range r.cfg.Supervisor.Steps.Named() {

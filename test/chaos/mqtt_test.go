@@ -47,11 +47,20 @@ type outResult struct {
 }
 
 type event struct {
-	Q     uint64            `json:"q"`
-	TS    int64             `json:"ts"`
-	Type  string            `json:"type"`
-	Msg   string            `json:"msg"`
-	Attrs map[string]string `json:"attrs"`
+	Q     uint64         `json:"q"`
+	TS    int64          `json:"ts"`
+	Type  string         `json:"type"`
+	Msg   string         `json:"msg"`
+	Attrs map[string]any `json:"attrs"`
+}
+
+// attr is attribute k as text; attrs keep their JSON types on the wire.
+func (e event) attr(k string) string {
+	v, ok := e.Attrs[k]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(v)
 }
 
 type cmdResult struct {

@@ -111,12 +111,13 @@ type InboundSMS struct {
 	PDUs     []string  `json:"pdus"`
 }
 
-// Notice is an agent event, as MQTT's events topic carries it.
+// Notice is an agent event, as MQTT's event topic carries it: Attrs
+// keep their types (strings, numbers, booleans).
 type Notice struct {
-	Kind  string            `json:"kind"`
-	Level string            `json:"level,omitempty"`
-	Msg   string            `json:"msg,omitempty"`
-	Attrs map[string]string `json:"attrs,omitempty"`
+	Kind  string         `json:"kind"`
+	Level string         `json:"level,omitempty"`
+	Msg   string         `json:"msg,omitempty"`
+	Attrs map[string]any `json:"attrs,omitempty"`
 }
 
 // GapInfo tells a reader what it missed.

@@ -27,7 +27,8 @@ type Options struct {
 	// session (clean-session false) and its queued commands; default
 	// DeviceID, which lets a broker ACL pattern use %c as well as %u.
 	ClientID string
-	Identity Identity // for the birth message
+	// Identity is for the birth message; SetIdentity changes it.
+	Identity Identity
 
 	// Ordered holds events, SMS in and SMS results: published with QoS 1
 	// in queue order, acknowledged in the queue only after PUBACK. It
@@ -57,6 +58,10 @@ type Options struct {
 	PollInterval time.Duration
 
 	Commands Commands
+
+	// OnChange, when set, is called after a session comes up or goes
+	// down, so the daemon can rewrite its status file; it must not block.
+	OnChange func()
 
 	Logger *slog.Logger
 	// Clock stamps payloads and drives back-off, command expiry and rate
@@ -90,9 +95,13 @@ type Client struct {
 	running atomic.Bool
 	synced  atomic.Bool // the broker's session holds this run's command subscriptions
 
-	mu   sync.Mutex
-	sess *session // nil while offline
-	next uint64   // default session counter
+	mu    sync.Mutex
+	sess  *session // nil while offline
+	next  uint64   // default session counter
+	ident Identity
+	// identNew: ident changed since the session's birth, which serve
+	// publishes again.
+	identNew bool
 
 	stats struct {
 		connects, connectFailures, published, poisoned atomic.Uint64
@@ -182,6 +191,7 @@ func New(o Options) (*Client, error) {
 		clock:  o.Clock,
 		run:    rand.Uint64(),
 		kick:   make(chan struct{}, 1),
+		ident:  o.Identity,
 		redial: make(chan struct{}, 1),
 	}
 	if c.cmds, err = newCommander(o.Commands, c); err != nil {
@@ -192,18 +202,18 @@ func New(o Options) (*Client, error) {
 
 // Stats are counters for the agent's health telemetry and for tests.
 type Stats struct {
-	Connected       bool
-	Session         uint64 // current, 0 while offline
-	Connects        uint64 // sessions established
-	ConnectFailures uint64
-	TLSHandshakes   uint64
-	TLSResumed      uint64 // handshakes that resumed a TLS session
-	Published       uint64 // queued messages confirmed
-	Poisoned        uint64 // queued records that could not be decoded, skipped
-	BytesSent       uint64 // on the wire (TCP payload, TLS included)
-	BytesReceived   uint64
-	CommandsDone    uint64
-	CommandsRefused uint64 // invalid, expired, rate-limited or busy
+	Connected       bool   `json:"connected"`
+	Session         uint64 `json:"session"`  // current, 0 while offline
+	Connects        uint64 `json:"connects"` // sessions established
+	ConnectFailures uint64 `json:"connect_failures"`
+	TLSHandshakes   uint64 `json:"tls_handshakes"`
+	TLSResumed      uint64 `json:"tls_resumed"`    // handshakes that resumed a TLS session
+	Published       uint64 `json:"published"`      // queued messages confirmed
+	Poisoned        uint64 `json:"poisoned"`       // queued records that could not be decoded, skipped
+	BytesSent       uint64 `json:"bytes_sent"`     // on the wire (TCP payload, TLS included)
+	BytesReceived   uint64 `json:"bytes_received"` // likewise
+	CommandsDone    uint64 `json:"commands_done"`
+	CommandsRefused uint64 `json:"commands_refused"` // invalid, expired, rate-limited or busy
 }
 
 // Stats returns a snapshot of the counters.
@@ -236,6 +246,40 @@ func (c *Client) setCurrent(s *session) {
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
+	if c.o.OnChange != nil {
+		c.o.OnChange()
+	}
+}
+
+// SetIdentity changes the identity the birth carries. The identity is
+// known only once the modem answers, often after the first birth, and a
+// SIM or modem swap changes it: a change is published at once as a new
+// retained birth of the current session.
+func (c *Client) SetIdentity(id Identity) {
+	c.mu.Lock()
+	changed := id != c.ident
+	if changed {
+		c.ident, c.identNew = id, true
+	}
+	c.mu.Unlock()
+	if changed {
+		c.notify()
+	}
+}
+
+// takeIdentity returns the identity for a birth, which then is current.
+func (c *Client) takeIdentity() Identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.identNew = false
+	return c.ident
+}
+
+// identityChanged says whether the identity changed since the last birth.
+func (c *Client) identityChanged() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.identNew
 }
 
 // Run keeps a session up until ctx ends, then publishes a clean offline
@@ -321,17 +365,24 @@ func (c *Client) nextSession() (uint64, error) {
 	return c.next, nil
 }
 
-func (c *Client) statusPayload(state string, n uint64, clean bool) []byte {
-	st := Status{V: SchemaVersion, State: state, Session: n, Clean: clean}
-	if state == Online {
-		st.TS = c.clock.Now().Unix()
-		st.KeepAlive = int(c.tr.keepAlive / time.Second)
-		st.Identity = c.o.Identity
-	} else if clean {
+// statusPayload is the offline status of session n (a will unless
+// clean).
+func (c *Client) statusPayload(n uint64, clean bool) []byte {
+	st := Status{V: SchemaVersion, State: Offline, Session: n, Clean: clean}
+	if clean {
 		st.TS = c.clock.Now().Unix()
 	}
 	b, _ := json.Marshal(st) // plain strings and numbers: cannot fail
 	return b
+}
+
+// birth is session n's online status, with the identity as it is now.
+func (c *Client) birth(n uint64) outgoing {
+	id := c.takeIdentity()
+	st := Status{V: SchemaVersion, State: Online, Session: n, TS: c.clock.Now().Unix(),
+		KeepAlive: int(c.tr.keepAlive / time.Second), Identity: id}
+	b, _ := json.Marshal(st) // plain strings and numbers: cannot fail
+	return outgoing{c.topics.Topic(KindStatus), 1, true, b}
 }
 
 // connect opens session n: CONNECT with the session's will, the birth,
@@ -351,7 +402,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)
 	o.SetResumeSubs(false)
-	o.SetBinaryWill(c.topics.Topic(KindStatus), c.statusPayload(Offline, n, false), 1, true)
+	o.SetBinaryWill(c.topics.Topic(KindStatus), c.statusPayload(n, false), 1, true)
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { s.lose(err) })
 	s.cli = paho.NewClient(o)
 	// Routes go in before CONNECT: with a persistent session the broker
@@ -374,7 +425,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		s.cli.Disconnect(0)
 		return nil, fmt.Errorf("mqtt: %s: %w", what, err)
 	}
-	birth := s.publish(outgoing{c.topics.Topic(KindStatus), 1, true, c.statusPayload(Online, n, false)})[0]
+	birth := s.publish(c.birth(n))[0]
 	if err := waitToken(ctx, birth, s.lost, limit); err != nil {
 		return fail("birth", err)
 	}
@@ -429,7 +480,7 @@ func (c *Client) syncCommands(ctx context.Context, s *session, present bool) err
 func (c *Client) shutdown(s *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tok := s.publish(outgoing{c.topics.Topic(KindStatus), 1, true, c.statusPayload(Offline, s.n, true)})[0]
+	tok := s.publish(outgoing{c.topics.Topic(KindStatus), 1, true, c.statusPayload(s.n, true)})[0]
 	if err := waitToken(ctx, tok, s.lost, 5*time.Second); err != nil {
 		c.log.Warn("mqtt: offline status not confirmed; the will covers it", "err", err)
 		s.abort(err)

@@ -182,7 +182,7 @@ func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 	r := newRig(t, b, nil)
 	waitFor(t, 5*time.Second, "online", func() bool { return r.c.Stats().Connected })
 
-	if err := r.c.QueueEvent(Event{Type: EventAgent, Msg: "live"}); err != nil {
+	if err := r.c.QueueEvent(Event{Type: "agent", Msg: "live"}); err != nil {
 		t.Fatal(err)
 	}
 	live := decode[EventMsg](t, w.next(t, 5*time.Second, nil).payload)
@@ -199,7 +199,7 @@ func TestStoreAndForwardAcrossBrokerRestart(t *testing.T) {
 		case 0:
 			err = r.c.QueueSMSIn(SMSIn{ID: fmt.Sprintf("sms-%02d", i), From: "+4915112345678", Text: "hi", Parts: 1, PDUs: []string{"00"}, Received: time.Unix(1700000000, 0).UTC()})
 		case 1:
-			err = r.c.QueueEvent(Event{Type: EventRecovery, Msg: fmt.Sprintf("ev-%02d", i)})
+			err = r.c.QueueEvent(Event{Type: "recovery", Msg: fmt.Sprintf("ev-%02d", i)})
 		default:
 			err = r.c.QueueSMSResult(SMSResult{ID: fmt.Sprintf("res-%02d", i), State: "sent", Refs: []int{i}})
 		}
@@ -293,7 +293,7 @@ func TestQueueFaults(t *testing.T) {
 	if err := r.ordered.Push([]byte("not a record")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.QueueEvent(Event{Type: EventAgent, Msg: "after poison"}); err != nil {
+	if err := r.c.QueueEvent(Event{Type: "agent", Msg: "after poison"}); err != nil {
 		t.Fatal(err)
 	}
 	if m := decode[EventMsg](t, w.next(t, 5*time.Second, nil).payload); m.Msg != "after poison" || m.Q != 2 {
@@ -305,7 +305,7 @@ func TestQueueFaults(t *testing.T) {
 	}
 
 	r.ordered.setFailAck(true)
-	if err := r.c.QueueEvent(Event{Type: EventAgent, Msg: "sticky"}); err != nil {
+	if err := r.c.QueueEvent(Event{Type: "agent", Msg: "sticky"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
@@ -338,7 +338,7 @@ func TestStalledLinkDoesNotBlockShutdown(t *testing.T) {
 	r.dial.stall()
 	// Enough to fill the pipe, paho's writer and its hand-off channels.
 	for i := range 3 * r.c.o.MaxInflight {
-		if err := r.c.QueueEvent(Event{Type: EventAgent, Msg: fmt.Sprintf("ev-%d", i)}); err != nil {
+		if err := r.c.QueueEvent(Event{Type: "agent", Msg: fmt.Sprintf("ev-%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

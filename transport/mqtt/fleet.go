@@ -346,7 +346,7 @@ func (f *Fleet) apply(p ParsedTopic, msg *FleetMessage, now time.Time) (*Gateway
 	var v struct {
 		V int `json:"v"`
 	}
-	if err := json.Unmarshal(payload, &v); err != nil || v.V != SchemaVersion {
+	if err := json.Unmarshal(payload, &v); err != nil || v.V < 1 || v.V > Version(p.Kind) {
 		f.log.Warn("mqtt: fleet: ignoring payload", "topic", p.Device+"/"+string(p.Kind), "v", v.V, "err", err)
 		return nil, false
 	}

@@ -62,7 +62,7 @@ func TestFleetSnapshotAndList(t *testing.T) {
 		}
 	}
 	must(r1.c.QueueTelemetry(Telemetry{Reg: Registration{CS: "searching", EPS: "home"}, Act: "CAT-M1", Operator: "26201", RSRP: ptr(-95), SINR: ptr(7.4), RSSI: ptr(-65)}))
-	must(r1.c.QueueEvent(Event{Type: EventRecovery, Msg: "cfun reset"}))
+	must(r1.c.QueueEvent(Event{Type: "recovery", Msg: "cfun reset"}))
 	must(r2.c.QueueTelemetry(Telemetry{Reg: Registration{EPS: "roaming"}, Act: "NB-IoT", Operator: "23415", RSRP: ptr(-110)}))
 
 	waitFor(t, 5*time.Second, "fleet snapshot", func() bool {
@@ -178,7 +178,8 @@ func TestFleetApply(t *testing.T) {
 		{p + "sms/out/result", `{"v":1,"ts":1700000050,"id":"op-1","state":"failed","reason":"+CMS ERROR: 500"}`, false, true,
 			func(g Gateway) bool { return g.LastEvent == "sms out: op-1 failed (+CMS ERROR: 500)" }},
 		{"cellagent/v1/a/b/status", `{"v":1}`, false, false, nil},
-		{p + "event", `{"v":1,"seq":1,"q":11,"ts":1700000300,"type":"sim","msg":"SIM removed"}`, false, true,
+		{p + "event", `{"v":3,"seq":1,"q":11,"ts":1700000300,"type":"sim","msg":"from the future"}`, false, false, nil},
+		{p + "event", `{"v":2,"seq":1,"q":11,"ts":1700000300,"type":"sim","msg":"SIM removed","attrs":{"slot":1}}`, false, true,
 			func(g Gateway) bool { return g.LastEvent == "sim: SIM removed" && g.LastEventAt.Unix() == 1700000300 }},
 		{p + "status", ``, true, true, func(g Gateway) bool { return g.Removed && g.ID == "gw" }},
 	}

@@ -149,6 +149,19 @@ func (c *Client) serve(ctx context.Context, s *session) {
 	// poll later.
 	stallWait := time.Second
 	for {
+		if c.identityChanged() {
+			// A new birth of the same session: the retained status is
+			// replaced, the session number stays.
+			c.log.Info("mqtt: identity changed; publishing the birth again", "session", s.n)
+			tok := s.publish(c.birth(s.n))[0]
+			if err := waitToken(ctx, tok, s.lost, c.tr.timeout); err != nil {
+				if !errors.Is(err, errSessionLost) && ctx.Err() == nil {
+					c.log.Warn("mqtt: birth failed; dropping the session", "session", s.n, "err", err)
+					s.abort(err)
+				}
+				return
+			}
+		}
 		busy, stalled := false, false
 		for _, q := range queues {
 			n, err := c.drain(ctx, s, q.q, q.qos)
@@ -278,7 +291,7 @@ func (c *Client) render(s *session, it QueueItem) (topic string, payload []byte,
 	s.seq[r.Kind]++
 	var b bytes.Buffer
 	b.Grow(len(body) + 48)
-	b.WriteString(`{"v":` + strconv.Itoa(SchemaVersion) + `,"seq":` + strconv.FormatUint(s.seq[r.Kind], 10) +
+	b.WriteString(`{"v":` + strconv.Itoa(Version(r.Kind)) + `,"seq":` + strconv.FormatUint(s.seq[r.Kind], 10) +
 		`,"q":` + strconv.FormatUint(it.Seq, 10))
 	if r.Run != c.run || r.Session != s.n {
 		b.WriteString(`,"replayed":true`)

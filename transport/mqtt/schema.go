@@ -14,6 +14,19 @@ import (
 // fleet can run beside v1 consumers on the same broker.
 const SchemaVersion = 1
 
+// EventVersion is the "v" of event payloads: 2 since attrs keep their
+// JSON types (numbers as numbers, booleans as booleans); v1 sent every
+// attr as a string. The other kinds are unchanged at SchemaVersion.
+const EventVersion = 2
+
+// Version is the "v" of kind k's payloads.
+func Version(k Kind) int {
+	if k == KindEvent {
+		return EventVersion
+	}
+	return SchemaVersion
+}
+
 // DefaultPrefix is the first topic levels of every topic.
 const DefaultPrefix = "cellagent/v1"
 
@@ -251,26 +264,29 @@ type Telemetry struct {
 	Health   *Health      `json:"health,omitempty"`
 }
 
-// Event types; consumers must accept others.
+// Event types on the wire, for consumers (the agent raises its own,
+// agent/event, under the same names); consumers must accept others.
 const (
-	EventRecovery = "recovery"
-	EventSIM      = "sim"
-	EventModem    = "modem"
-	EventQuota    = "quota"
-	EventError    = "error"
-	EventAgent    = "agent"
-	// EventSMSCommand: a signed SMS command ran, or (rate-limited, never
-	// with its text) one was refused.
+	EventRecovery   = "recovery"
+	EventSIM        = "sim"
+	EventModem      = "modem"
+	EventQuota      = "quota"
+	EventError      = "error"
+	EventAgent      = "agent"
 	EventSMSCommand = "sms_command"
 )
 
-// Event is the body of <prefix>/<id>/event.
+// Event is the body of <prefix>/<id>/event. Type is one of the agent's
+// event types (recovery, sim, modem, quota, error, agent, state, alert,
+// sms_command;
+// consumers must accept others). Attrs values are strings, numbers or
+// booleans, each in its own JSON type (EventVersion).
 type Event struct {
-	TS    int64             `json:"ts"`
-	Type  string            `json:"type"`
-	Level string            `json:"level,omitempty"` // info, warn, error
-	Msg   string            `json:"msg,omitempty"`
-	Attrs map[string]string `json:"attrs,omitempty"`
+	TS    int64          `json:"ts"`
+	Type  string         `json:"type"`
+	Level string         `json:"level,omitempty"` // info, warn, error
+	Msg   string         `json:"msg,omitempty"`
+	Attrs map[string]any `json:"attrs,omitempty"`
 }
 
 // SMSIn is the body of <prefix>/<id>/sms/in, and the agent's inbound

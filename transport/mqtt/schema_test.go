@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -107,10 +108,10 @@ func TestRender(t *testing.T) {
 	}{
 		{"live telemetry", rec(KindTelemetry, c.run, 7, `{"ts":1,"rsrp":-90}`), "cellagent/v1/gw/telemetry", `{"v":1,"seq":1,"q":42,"ts":1,"rsrp":-90}`, true},
 		{"second on topic", rec(KindTelemetry, c.run, 7, `{"ts":2}`), "cellagent/v1/gw/telemetry", `{"v":1,"seq":2,"q":42,"ts":2}`, true},
-		{"queued offline", rec(KindEvent, c.run, 0, `{"ts":3,"type":"sim"}`), "cellagent/v1/gw/event", `{"v":1,"seq":1,"q":42,"replayed":true,"ts":3,"type":"sim"}`, false},
+		{"queued offline", rec(KindEvent, c.run, 0, `{"ts":3,"type":"sim"}`), "cellagent/v1/gw/event", `{"v":2,"seq":1,"q":42,"replayed":true,"ts":3,"type":"sim"}`, false},
 		{"older session", rec(KindSMSResult, c.run, 6, `{"ts":4,"id":"m","state":"sent"}`), "cellagent/v1/gw/sms/out/result", `{"v":1,"seq":1,"q":42,"replayed":true,"ts":4,"id":"m","state":"sent"}`, false},
 		{"previous run", rec(KindSMSIn, c.run+1, 7, `{"id":"x"}`), "cellagent/v1/gw/sms/in", `{"v":1,"seq":1,"q":42,"replayed":true,"id":"x"}`, false},
-		{"empty body", rec(KindEvent, c.run, 7, ` { } `), "cellagent/v1/gw/event", `{"v":1,"seq":2,"q":42}`, false},
+		{"empty body", rec(KindEvent, c.run, 7, ` { } `), "cellagent/v1/gw/event", `{"v":2,"seq":2,"q":42}`, false},
 	}
 	for _, tc := range tests {
 		topic, payload, retain, err := c.render(s, tc.item)
@@ -165,7 +166,10 @@ func TestSchemaExamples(t *testing.T) {
 		case "telemetry":
 			err = strict(payload, new(TelemetryMsg))
 		case "event":
-			err = strict(payload, new(EventMsg))
+			var m EventMsg
+			if err = strict(payload, &m); err == nil && m.V != EventVersion {
+				err = fmt.Errorf("v %d, want %d", m.V, EventVersion)
+			}
 		case "sms/in":
 			err = strict(payload, new(SMSInMsg))
 		case "sms/out/result":

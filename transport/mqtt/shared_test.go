@@ -76,7 +76,7 @@ func TestSharedSubscriptionSplitsGateways(t *testing.T) {
 				}
 			}
 			if i < events {
-				if err := r.c.QueueEvent(Event{Type: EventRecovery, Msg: fmt.Sprintf("step %d", i)}); err != nil {
+				if err := r.c.QueueEvent(Event{Type: "recovery", Msg: fmt.Sprintf("step %d", i)}); err != nil {
 					t.Fatalf("gw%d: %v", d, err)
 				}
 			}

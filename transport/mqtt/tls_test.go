@@ -81,7 +81,7 @@ func TestTLSPasswordAndACL(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 	waitFor(t, 5*time.Second, "online", func() bool { return r1.c.Stats().Connected })
-	if err := r1.c.QueueEvent(Event{Type: EventAgent, Msg: "hello"}); err != nil {
+	if err := r1.c.QueueEvent(Event{Type: "agent", Msg: "hello"}); err != nil {
 		t.Fatal(err)
 	}
 	w.next(t, 5*time.Second, onTopic("test/v1/dev1/event"))
@@ -102,7 +102,7 @@ func TestTLSPasswordAndACL(t *testing.T) {
 		o.DeviceID, o.ClientID = "dev2", "forger"
 	})
 	time.Sleep(200 * time.Millisecond)
-	if err := forger.c.QueueEvent(Event{Type: EventAgent, Msg: "forged"}); err != nil {
+	if err := forger.c.QueueEvent(Event{Type: "agent", Msg: "forged"}); err != nil {
 		t.Fatal(err)
 	}
 	w.quiet(t, time.Second, func(m msg) bool { return strings.HasPrefix(m.topic, "test/v1/dev2/") })

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"cellagent/cmd/internal/clidoc"
 )
 
 // A UsageError is caused by the command line: Main exits with 2 for it.
@@ -40,8 +42,16 @@ func NewFlags(stdout, stderr io.Writer, prog, name, args, about string) *pflag.F
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: %s %s %s\n\n%s\n\nFlags:\n%s", prog, name, args, about, fs.FlagUsages())
 	}
+	if onFlags != nil {
+		onFlags(fs, args, about)
+	}
 	return fs
 }
+
+// onFlags, while the documentation is made, is told of every flag set a
+// command makes, so the manual and the completion come from the flags
+// themselves (docs.go).
+var onFlags func(fs *pflag.FlagSet, args, about string)
 
 // Parse parses args into fs, turning flag errors into usage errors.
 func Parse(fs *pflag.FlagSet, args []string) error {
@@ -88,6 +98,11 @@ type Command struct {
 type Program struct {
 	Name, Title string
 	Commands    map[string]Command
+	// Manual is what the manual page says besides the commands (its
+	// Prog and Version are the program's).
+	Manual clidoc.Page
+	// Version is printed by --version, as the version command would.
+	Version string
 }
 
 // Main runs the subcommand args[0] and returns the exit code: 0, 1 for
@@ -98,6 +113,11 @@ func (p Program) Main(ctx context.Context, stdout, stderr io.Writer, args []stri
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	switch args[0] {
+	case "--version":
+		fmt.Fprintf(stdout, "%s %s\n", p.Name, p.Version)
 		return 0
 	}
 	c, ok := p.Commands[args[0]]
