@@ -100,7 +100,8 @@ degraded links up to the operator's SIM reset API and a GPIO power cycle.
 
 As a service, 'cellagent run' reads /etc/cellagent/cellagent.toml
 ('cellagent config example' prints every key) and logs to the journal
-with each line's priority. The other commands are the tools around it:
+with each entry's priority and its attributes as fields (journalctl -o
+verbose shows them). The other commands are the tools around it:
 talk to the modem, show status, send SMS, ask the operator platform,
 watch the fleet and send it commands.
 

@@ -171,12 +171,13 @@ func loadRunConfig(f *runFlags, changed func(string) bool) (string, config.Confi
 	return path, cfg, nil
 }
 
-// serviceLogger logs to stderr: under systemd, when stderr is the
-// journal's stream, each line carries its priority; elsewhere (a
-// terminal, a file) it is plain text.
+// serviceLogger logs, under systemd (stderr is the journal's stream), to
+// the journal's native socket with priority and fields, or to stderr with
+// each line's priority when the socket is out of reach; elsewhere (a
+// terminal, a file) to stderr in plain text.
 func serviceLogger(e *env, level *slog.LevelVar) *slog.Logger {
 	if journalStream(e.stderr) {
-		return slog.New(newJournalHandler(e.stderr, level))
+		return slog.New(newJournalHandler(e.stderr, level, journalSocketPath))
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }

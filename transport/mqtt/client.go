@@ -385,8 +385,8 @@ func (c *Client) birth(n uint64) outgoing {
 	return outgoing{c.topics.Topic(KindStatus), 1, true, b}
 }
 
-// connect opens session n: CONNECT with the session's will, the birth,
-// then the command subscriptions.
+// connect opens session n: CONNECT with the session's will, the command
+// subscriptions, then the birth.
 func (c *Client) connect(ctx context.Context) (*session, error) {
 	n, err := c.nextSession()
 	if err != nil {
@@ -425,12 +425,15 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		s.cli.Disconnect(0)
 		return nil, fmt.Errorf("mqtt: %s: %w", what, err)
 	}
+	// Subscribed (SUBACK in hand) before the birth: a fleet tool sends a
+	// command as soon as it sees "online", and a broker drops a message
+	// for a topic the session has not subscribed yet, even at QoS 1.
+	if err := c.syncCommands(ctx, s, present); err != nil {
+		return fail("command subscriptions", err)
+	}
 	birth := s.publish(c.birth(n))[0]
 	if err := waitToken(ctx, birth, s.lost, limit); err != nil {
 		return fail("birth", err)
-	}
-	if err := c.syncCommands(ctx, s, present); err != nil {
-		return fail("command subscriptions", err)
 	}
 	c.stats.connects.Add(1)
 	c.setCurrent(s)

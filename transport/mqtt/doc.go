@@ -10,7 +10,7 @@
 // QueueSMSIn, QueueSMSResult); each call returns once the record is in a
 // durable Queue, so nothing depends on the link being up. Client.Run keeps
 // one session at a time: CONNECT with a last will carrying the session
-// number, a retained birth, the command subscriptions, then it drains the
+// number, the command subscriptions, a retained birth, then it drains the
 // ordered queue (QoS 1, acknowledged in the queue only after PUBACK) and
 // the telemetry queue, flagging what waited across a disconnect as
 // replayed. The agent store's queues plug in through Adapt; this package
