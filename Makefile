@@ -23,7 +23,7 @@ GATEWAY_FORBIDDEN := ^cellagent/.*(sim|test|bench)(/|$$)|^github.com/creack/pty
 # format itself instead.
 GATEWAY_HEAVY := ^google.golang.org/protobuf|^github.com/prometheus/
 
-.PHONY: all build deps test lint run cross deb fuzz bench clean chaos
+.PHONY: all build deps test lint run cross deb fuzz bench clean chaos soak-day bench-wire
 
 all: build
 
@@ -114,6 +114,17 @@ chaos:
 
 bench:
 	./scripts/bench
+
+# A day's SMS traffic against one agent whose store already holds seven
+# days of records, accelerated into MINUTES (default 40); writes
+# benchmarks/soak-day.{csv,svg} (scripts/soak-day).
+soak-day:
+	./scripts/soak-day $(or $(MINUTES),40)
+
+# Bytes per day on the cellular link at the IP level, the agent's broker
+# connection in a network namespace (root; scripts/bench-wire).
+bench-wire:
+	./scripts/bench-wire
 
 clean:
 	rm -rf bin dist

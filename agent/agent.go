@@ -74,6 +74,10 @@ type Options struct {
 	// the store has open (default 15 s); see store.ErrGone.
 	StoreCheck time.Duration
 	Now        func() time.Time
+	// Trim, when set, is called every minute to give memory the process
+	// no longer uses back to the system (memtrim.Trim in the daemon). A
+	// process that runs many agents leaves it nil.
+	Trim func()
 	// APIAfterQueued, when set, runs between an SMS from the local API
 	// reaching the disk and the client hearing so (a test hook).
 	APIAfterQueued func()
@@ -238,7 +242,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	work, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor} {
+	for _, f := range []func(context.Context){d.runInbox, d.runResults, d.runTelemetry, d.runSupervisor, d.runHousekeeping} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(work) }()
 	}

@@ -191,7 +191,7 @@ func Default() Config {
 		MQTT: MQTTConfig{
 			EmbeddedListen:    "127.0.0.1:1883",
 			Prefix:            "cellagent/v1",
-			KeepAlive:         Duration{300 * time.Second},
+			KeepAlive:         Duration{1200 * time.Second},
 			CommandsPerMinute: 6,
 			AllowTo:           []string{},
 		},

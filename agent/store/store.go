@@ -195,7 +195,7 @@ func (o Options) withDefaults() (Options, error) {
 
 // Store is an open store file. Create it with [Open].
 type Store struct {
-	db        *bolt.DB
+	db        *mappedDB
 	path      string
 	dev, ino  uint64 // the file opened, to notice it deleted or replaced
 	opts      Options
@@ -231,7 +231,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, opts: o}
+	s := &Store{db: &mappedDB{DB: db}, path: path, opts: o}
 	s.telemetry = &Queue{s: s, name: "telemetry", bucket: bTelemetry, max: o.MaxTelemetry, policy: DropOldest}
 	s.events = &Queue{s: s, name: "events", bucket: bEvents, max: o.MaxEvents, policy: RejectWhenFull}
 	s.results = &Queue{s: s, name: "results", bucket: bResults, max: 4 * o.MaxOutbox, policy: DropOldest}

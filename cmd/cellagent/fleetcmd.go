@@ -114,7 +114,7 @@ func (b *brokerFlags) options() (mqtt.FleetOptions, error) {
 			CAFile: b.caFile, CertFile: b.certFile, KeyFile: b.keyFile,
 			Username: b.username,
 			// An operator's host is on a wired link: notice a dead
-			// connection within a minute rather than the gateways' 300 s.
+			// connection within a minute rather than the gateways' 20 min.
 			KeepAlive:      time.Minute,
 			PingTimeout:    10 * time.Second,
 			ConnectTimeout: b.timeout,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"cellagent/agent/memtrim"
 	"cellagent/cmd/internal/clidoc"
 	"cellagent/cmd/internal/cmdline"
 )
@@ -61,6 +62,7 @@ func main() {
 	daemon := len(os.Args) > 1 && os.Args[1] == "run"
 	if daemon {
 		sigs = sigs[:2]
+		memtrim.Setup()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	go func() {

@@ -15,6 +15,7 @@ import (
 
 	"cellagent/agent"
 	"cellagent/agent/config"
+	"cellagent/agent/memtrim"
 )
 
 const defaultConfigPath = "/etc/cellagent/cellagent.toml"
@@ -105,6 +106,14 @@ Examples:
 		RuntimeDir: runtimeDir,
 		Reload:     reload,
 		Now:        clockNow,
+		Trim: func() {
+			r, err := memtrim.Trim()
+			if err != nil {
+				log.Warn("giving memory back to the system", "err", err)
+				return
+			}
+			log.Debug("memory given back to the system", "heap", r.Heap, "executable", r.Executable)
+		},
 
 		APIAfterQueued: apiAfterQueued,
 	})

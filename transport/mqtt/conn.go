@@ -17,15 +17,21 @@ import (
 
 // Defaults for Conn.
 const (
-	// DefaultKeepAlive is 300 s. An idle MQTT-over-TLS link costs one
-	// PINGREQ/PINGRESP round trip per keep-alive, ≈150–250 B on the wire
-	// with TCP/IP and TLS record overhead: ≈45–70 kB/day at 300 s against
-	// 215–360 kB/day at 60 s, which alone would break the 150 KiB/day
-	// budget. Going longer (brokers accept up to 1200 s) saves little more
-	// but leaves a silently dropped carrier NAT binding, and the commands
-	// it blocks, undetected for longer, and makes the last will arrive up
-	// to 1.5 keep-alives late.
-	DefaultKeepAlive = 300 * time.Second
+	// DefaultKeepAlive is 1200 s, the longest common cloud brokers
+	// accept. Each PINGREQ/PINGRESP costs three packets, 204 B at the IP
+	// level with TLS 1.3 and TCP timestamps: 57 KiB a day at 300 s, 14
+	// KiB at 1200 s, measured in a network namespace
+	// (scripts/bench-wire, BENCHMARKS.md); at 300 s the pings alone
+	// broke the 50 KiB/day budget. The keep-alive must stay below the
+	// carrier NAT's idle timeout, which varies by network: 6 h for
+	// Twilio's Super SIM (twilio.com/docs/iot/supersim/super-sim-network-timeouts),
+	// under 4.5 min on one French mobile network
+	// (blog.wirelessmoves.com, 2020/09), and RFC 5382 asks for at least
+	// 2 h 4 min. On a network that drops idle bindings sooner, lower
+	// mqtt.keepalive below its timeout; the agent otherwise notices a
+	// dropped binding only at the next ping and reconnects (2.7 KiB).
+	// The last will comes up to 1.5 keep-alives late.
+	DefaultKeepAlive = 1200 * time.Second
 	// DefaultPingTimeout is generous because a cellular round trip can
 	// take seconds while the radio wakes from its idle state; declaring
 	// the link dead too early costs a full reconnect (~6.5 kB).
@@ -60,9 +66,20 @@ type Conn struct {
 	PingTimeout    time.Duration // default DefaultPingTimeout
 	ConnectTimeout time.Duration // default DefaultConnectTimeout
 
-	// Dial opens the TCP connection; default net.Dialer. Tests use it to
+	// Dial opens the TCP connection; default the package's Dial. Tests use it to
 	// cut a connection abruptly, a relay can count bytes through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Dial opens the TCP connection to the broker when Conn.Dial is nil. It
+// turns the kernel's TCP keep-alive off: Go's default dialer probes an
+// idle connection after 15 s and every 15 s after that, each probe and
+// its answer 104 B on the wire (IPv4 and TCP with timestamps), which on
+// a link idle between 300 s MQTT keep-alives is about 550 KiB a day. The
+// MQTT keep-alive already proves the link and holds carrier NAT
+// bindings open.
+func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return (&net.Dialer{KeepAlive: -1}).DialContext(ctx, network, addr)
 }
 
 // transport is a validated Conn: the parsed URL, the TLS configuration
@@ -155,7 +172,7 @@ func (c Conn) check(loadTLS bool) (*transport, error) {
 		return nil, errors.New("mqtt: config: KeepAlive must fit MQTT's 16-bit seconds field")
 	}
 	if t.dial == nil {
-		t.dial = (&net.Dialer{}).DialContext
+		t.dial = Dial
 	}
 	return t, nil
 }

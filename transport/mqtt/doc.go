@@ -29,8 +29,9 @@
 //
 // # Cellular cost
 //
-// Bytes are the budget (≤150 KiB/day at defaults): compact JSON with short
-// keys, telemetry only by exception, a 300 s keep-alive, TLS session
+// Bytes are the budget (≤50 KiB/day at defaults, at the IP level): compact
+// JSON with short keys, telemetry only by exception, a 20 min keep-alive
+// and no TCP keep-alive probes, TLS session
 // resumption, jittered back-off, and exact command subscriptions rather
 // than a wildcard that would echo our own results back over the link.
 package mqtt
