@@ -64,8 +64,10 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags chaosclock ./cmd/cellagent
+	$(GO) vet -tags apikill ./cmd/cellagent
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags chaosclock ./cmd/cellagent
+	$(GO) run $(STATICCHECK) -tags apikill ./cmd/cellagent
 	$(GO) mod verify
 	@# The gateway binary links no simulator, test helper, bench wiring or
 	@# pty package: those belong to cmd/cellbench and the tests.

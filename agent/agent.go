@@ -33,6 +33,7 @@ import (
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
+	"cellagent/transport/localapi"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/embedded"
 	"cellagent/transport/secret"
@@ -77,6 +78,9 @@ type Options struct {
 	// no longer uses back to the system (memtrim.Trim in the daemon). A
 	// process that runs many agents leaves it nil.
 	Trim func()
+	// APIAfterQueued, when set, runs between an SMS from the local API
+	// reaching the disk and the client hearing so (a test hook).
+	APIAfterQueued func()
 }
 
 // StoreFile is the store's name inside the state directory.
@@ -95,6 +99,7 @@ type daemon struct {
 	now func() time.Time
 
 	st     *store.Store
+	feed   *feed
 	link   *link.Link
 	outbox *messaging.Outbox
 	client *mqtt.Client
@@ -176,6 +181,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	d.feed = newFeed(d.st.Feed())
 
 	d.ident = d.storedIdentity()
 
@@ -246,6 +252,13 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); f(work) }()
 	}
 
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
+	apiDone, err := d.startAPI(apiCtx)
+	if err != nil {
+		return err
+	}
+
 	loopErr := d.mainLoop(ctx)
 
 	// Drain, within DrainTimeout: no new intake, the SMS in flight is
@@ -255,6 +268,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.log.Info("agent: shutting down")
 	drain, stopDrain := context.WithTimeout(context.Background(), d.o.DrainTimeout)
 	defer stopDrain()
+	stopAPI()
+	<-apiDone
 	stopWork()
 	close(outStop)
 	d.outbox.Stop()
@@ -611,9 +626,15 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 			PerMinute: m.CommandsPerMinute,
 			AllowTo:   m.AllowTo,
 			Handlers: mqtt.Handlers{
-				SendSMS: d.cmdSendSMS,
-				Status:  d.cmdStatus,
-				Recover: d.cmdRecover,
+				SendSMS: func(ctx context.Context, req mqtt.SMSRequest) error {
+					_, err := d.SendSMS(ctx, messaging.Request(req))
+					return err
+				},
+				Status: func(context.Context) error {
+					d.PublishTelemetry()
+					return nil
+				},
+				Recover: func(_ context.Context, step string) error { return d.Recover(step) },
 			},
 		},
 		Logger: d.log,
@@ -659,23 +680,6 @@ func (d *daemon) nextSession() (uint64, error) {
 	return n, d.st.SaveState("mqtt-session", []byte(fmt.Sprint(n)))
 }
 
-func (d *daemon) cmdSendSMS(_ context.Context, req mqtt.SMSRequest) error {
-	id, parts, err := d.outbox.Submit(messaging.Request(req))
-	if err != nil {
-		return err
-	}
-	d.log.Info("agent: SMS accepted from a command", "id", id, "parts", parts)
-	return nil
-}
-
-func (d *daemon) cmdStatus(context.Context) error {
-	select {
-	case d.kickTele <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
 // event logs e and queues it durably for MQTT.
 func (d *daemon) event(e event.Event) {
 	lvl := slog.LevelInfo
@@ -696,6 +700,9 @@ func (d *daemon) queueEvent(e event.Event) {
 		e.Time = d.now()
 	}
 	defer kick(d.dirty)
+	if err := d.feed.push(noticeEvent(e)); err != nil {
+		d.log.Warn("agent: event not written to the local feed", "type", e.Type, "err", err)
+	}
 	d.mu.Lock()
 	c := d.client
 	if c == nil {
@@ -781,9 +788,14 @@ func (d *daemon) runInbox(ctx context.Context) {
 	}
 }
 
+// publishSMS hands an MT message to local readers and to MQTT, unless it
+// is a command by SMS; it stays pending in the inbox until both took it.
 func (d *daemon) publishSMS(ctx context.Context, m messaging.Inbound) error {
 	if taken, err := d.smsCommand(ctx, m); taken || err != nil {
 		return err
+	}
+	if err := d.feed.push(inboundEvent(m)); err != nil {
+		return fmt.Errorf("local feed: %w", err)
 	}
 	return d.client.QueueSMSIn(mqtt.SMSIn(m))
 }
@@ -819,6 +831,10 @@ func (d *daemon) reportResults() bool {
 			return true
 		}
 		for _, it := range items {
+			if err := d.feed.push(resultEvent(it.Rec)); err != nil {
+				d.log.Warn("agent: SMS result not written to the local feed; retrying later", "err", err)
+				return false
+			}
 			if err := d.client.QueueSMSResult(resultOf(it.Rec)); err != nil {
 				d.log.Warn("agent: SMS result not queued; retrying later", "err", err)
 				return false
@@ -843,6 +859,17 @@ func resultOf(rec []byte) mqtt.SMSResult {
 		Delivered: it.Delivered, Code: it.Code, Reason: it.Reason, Attempts: it.Attempts,
 	}
 }
+
+func resultEvent(rec []byte) localapi.Event {
+	r := resultOf(rec)
+	st := localapi.SMSStatus{V: localapi.V, ID: r.ID, State: r.State, Reason: r.Reason}
+	if it, err := decodeItem(rec); err == nil {
+		st = smsStatusOf(it)
+	}
+	return localapi.Event{Type: localapi.EventSMSResult, TS: unixUTC(r.TS), Result: &st}
+}
+
+func unixUTC(ts int64) time.Time { return time.Unix(ts, 0).UTC() }
 
 func (d *daemon) setErr(err error) {
 	d.mu.Lock()

@@ -180,6 +180,10 @@ type LinkStatus struct {
 }
 
 func (d *daemon) statusJSON() ([]byte, error) {
+	return json.MarshalIndent(d.status(), "", "  ")
+}
+
+func (d *daemon) status() Status {
 	now := d.now()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -220,7 +224,7 @@ func (d *daemon) statusJSON() ([]byte, error) {
 	if c := d.smsCmds; c != nil {
 		st.SMSCommands = &SMSCommandsStatus{Run: c.run.Load(), Refused: c.refused.Load()}
 	}
-	return json.MarshalIndent(st, "", "  ")
+	return st
 }
 
 // utcSnapshot puts the supervisor's times in the status file's one form.

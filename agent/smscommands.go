@@ -147,22 +147,23 @@ func (d *daemon) refuseSMSCommand(why string) {
 		Attrs: event.Attrs{"reason": why, "refused": n}})
 }
 
-// runSMSCommand runs a verified command through the handlers the MQTT
-// commands use and says how it went in reply fields.
+// runSMSCommand runs a verified command through the agent's Operations,
+// as MQTT commands and the local API do, and says how it went in reply
+// fields.
 func (d *daemon) runSMSCommand(ctx context.Context, cmd smscmd.Message) []string {
 	switch cmd.Verb {
 	case "ping":
 		return []string{"ok", "up=" + strconv.FormatInt(int64(d.now().Sub(d.started)/time.Second), 10)}
 	case "status":
-		_ = d.cmdStatus(ctx)
+		d.PublishTelemetry()
 		return append([]string{"ok"}, d.statusFields(ctx)...)
 	case "mqtt-reconnect":
-		if d.client.Reconnect() {
+		if d.ReconnectMQTT() {
 			return []string{"ok", "was=up"}
 		}
 		return []string{"ok", "was=down"}
 	case "recover":
-		if err := d.cmdRecover(ctx, cmd.Args[0]); err != nil {
+		if err := d.Recover(cmd.Args[0]); err != nil {
 			return []string{"err", refusal(err)}
 		}
 		return []string{"ok", "queued"}

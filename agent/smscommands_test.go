@@ -30,7 +30,7 @@ func cmdDaemon(t *testing.T, path string, key []byte) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	d.st = st
+	d.st, d.feed = st, newFeed(st.Feed())
 	if err := st.SaveState("iccid", []byte(cmdICCID)); err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,3 @@ func (d *daemon) runSupervisor(ctx context.Context) {
 		d.log.Error("agent: supervisor stopped", "err", err)
 	}
 }
-
-func (d *daemon) cmdRecover(_ context.Context, step string) error {
-	return d.sup.Request(step)
-}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -41,6 +42,7 @@ type Config struct {
 	Power       PowerConfig       `toml:"power"`
 	Supervisor  SupervisorConfig  `toml:"supervisor"`
 	State       StateConfig       `toml:"state"`
+	API         APIConfig         `toml:"api"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -145,6 +147,20 @@ type StateConfig struct {
 	Dir string `toml:"dir"`
 }
 
+// APIConfig is the local API on a Unix socket, for the CLI and programs on
+// the gateway.
+type APIConfig struct {
+	Enabled bool `toml:"enabled"`
+	// Socket is the socket's path; empty means api.sock in the runtime
+	// directory ($RUNTIME_DIRECTORY, /run/cellagent under systemd).
+	Socket string `toml:"socket"`
+	// Group owns the socket (mode 0660); empty keeps the agent's group,
+	// cellagent under the packaged unit. Its members may use the API.
+	Group string `toml:"group"`
+	// ATCommands lets clients send raw AT commands (POST /v1/at).
+	ATCommands bool `toml:"at_commands"`
+}
+
 // LogConfig sets logging.
 type LogConfig struct {
 	Level string `toml:"level"`
@@ -190,6 +206,7 @@ func Default() Config {
 		},
 		Supervisor: defaultSupervisor(),
 		State:      StateConfig{Dir: "/var/lib/cellagent"},
+		API:        APIConfig{Enabled: true},
 		Log:        LogConfig{Level: "info"},
 	}
 }
@@ -372,6 +389,9 @@ func (c Config) Validate() []Problem {
 	c.Supervisor.validate(bad)
 	if c.State.Dir == "" {
 		bad("state.dir", "must be set")
+	}
+	if c.API.Socket != "" && !filepath.IsAbs(c.API.Socket) {
+		bad("api.socket", "%q: want an absolute path", c.API.Socket)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

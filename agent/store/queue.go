@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -47,6 +48,13 @@ func (s *Store) Events() *Queue { return s.events }
 // oldest when it holds four times Options.MaxOutbox records, which only a
 // reporter that never runs can reach.
 func (s *Store) Results() *Queue { return s.results }
+
+// Feed is a log for local readers (the agent's local API): records are
+// not acknowledged but read by position, so any number of readers each
+// keep their own cursor, the last Seq they saw, across reconnects and
+// restarts. It drops the oldest when full; a reader whose cursor fell
+// behind sees the jump in Seq.
+func (s *Store) Feed() *Queue { return s.feed }
 
 func (q *Queue) countName() string   { return "n/" + string(q.bucket) }
 func (q *Queue) droppedName() string { return "dropped/" + string(q.bucket) }
@@ -115,6 +123,41 @@ func (q *Queue) Peek(n int) ([]QueueItem, error) {
 		return nil
 	})
 	return out, wrap(op, q.bucket, err)
+}
+
+// After returns up to n items with Seq greater than after, oldest first,
+// without removing them.
+func (q *Queue) After(after uint64, n int) ([]QueueItem, error) {
+	op := q.name + " read"
+	if n <= 0 {
+		return nil, wrap(op, q.bucket, fmt.Errorf("%w: n %d, want > 0", ErrInvalid, n))
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	var out []QueueItem
+	err := q.s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(q.bucket).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < n; k, v = c.Next() {
+			seq, err := btou(k)
+			if err != nil {
+				return err
+			}
+			out = append(out, QueueItem{Seq: seq, Rec: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return out, wrap(op, q.bucket, err)
+}
+
+// Last is the Seq of the newest item ever pushed, 0 if none was.
+func (q *Queue) Last() (uint64, error) {
+	var n uint64
+	err := q.s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(q.bucket).Sequence()
+		return nil
+	})
+	return n, wrap(q.name+" last", q.bucket, err)
 }
 
 // Ack removes every item with Seq up to and including through, and returns

@@ -81,3 +81,44 @@ func TestEventsRefuseWhenFull(t *testing.T) {
 		t.Fatalf("Push 9 bytes: %v, want ErrTooLarge", err)
 	}
 }
+
+// The feed is read by position: readers keep cursors, nothing is removed
+// by reading, positions survive a reopen, and a reader that fell behind
+// the drop-oldest bound sees the jump in Seq.
+func TestFeedReadByCursor(t *testing.T) {
+	s, _ := openTest(t, Options{MaxFeed: 3})
+	q := s.Feed()
+	if last, err := q.Last(); err != nil || last != 0 {
+		t.Fatalf("Last of an empty feed = %d, %v", last, err)
+	}
+	for i := range 5 {
+		if err := q.Push([]byte(fmt.Sprint("f", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopen(t, s)
+	q = s.Feed()
+	all, err := q.After(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(recs(all)); got != "[f2 f3 f4]" || all[0].Seq != 3 {
+		t.Fatalf("After(0) = %s from seq %d, want [f2 f3 f4] from 3", got, all[0].Seq)
+	}
+	again, _ := q.After(3, 1)
+	if got := fmt.Sprint(recs(again)); got != "[f3]" || again[0].Seq != 4 {
+		t.Fatalf("After(3, 1) = %s, want [f3] at seq 4", got)
+	}
+	if last, err := q.Last(); err != nil || last != 5 {
+		t.Fatalf("Last = %d, %v; want 5", last, err)
+	}
+	if none, err := q.After(5, 10); err != nil || len(none) != 0 {
+		t.Fatalf("After(last) = %v, %v", recs(none), err)
+	}
+	if none, err := q.After(^uint64(0), 10); err != nil || len(none) != 0 {
+		t.Fatalf("After(max) = %v, %v", recs(none), err)
+	}
+	if _, err := q.After(0, 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("After(0, 0) = %v, want ErrInvalid", err)
+	}
+}

@@ -32,6 +32,7 @@
 //	q_telemetry  seq → payload (drops oldest when full)
 //	q_events     seq → payload (refuses when full)
 //	q_results    seq → OutboxItem at a sent/delivered/failed transition
+//	q_feed       seq → record for local readers, kept after reading (drops oldest)
 //	concat_ref   destination → last concatenation reference
 //	state        name → blob (e.g. the rate limiter's snapshot)
 //
@@ -97,9 +98,10 @@ var (
 	bResults   = []byte("q_results")
 	bConcatRef = []byte("concat_ref")
 	bState     = []byte("state")
+	bFeed      = []byte("q_feed")
 
 	allBuckets = [][]byte{bMeta, bIDs, bExpiry, bInbox, bParts, bOutbox, bOutQueue,
-		bOutRefs, bOutDone, bTelemetry, bEvents, bResults, bConcatRef, bState}
+		bOutRefs, bOutDone, bTelemetry, bEvents, bResults, bConcatRef, bState, bFeed}
 
 	kSchema = []byte("schema")
 )
@@ -124,6 +126,7 @@ type Options struct {
 	MaxOutbox    int              // queued+sending MO items, and again finished ones; default 1000
 	MaxTelemetry int              // telemetry queue, drops oldest; default 10000
 	MaxEvents    int              // event queue, refuses when full; default 1000
+	MaxFeed      int              // feed for local readers, drops oldest; default 5000
 	MaxPayload   int              // bytes per payload; default 64 KiB
 	DedupeWindow time.Duration    // how long published MT ids are remembered; default 7 days
 	Retention    time.Duration    // how long finished MO items are kept; default 7 days
@@ -152,6 +155,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxOutbox", &o.MaxOutbox, 1000},
 		{"MaxTelemetry", &o.MaxTelemetry, 10000},
 		{"MaxEvents", &o.MaxEvents, 1000},
+		{"MaxFeed", &o.MaxFeed, 5000},
 		{"MaxPayload", &o.MaxPayload, 64 << 10},
 	}
 	for _, f := range ints {
@@ -198,6 +202,7 @@ type Store struct {
 	telemetry *Queue
 	events    *Queue
 	results   *Queue
+	feed      *Queue
 	groups    groupCache
 }
 
@@ -230,6 +235,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s.telemetry = &Queue{s: s, name: "telemetry", bucket: bTelemetry, max: o.MaxTelemetry, policy: DropOldest}
 	s.events = &Queue{s: s, name: "events", bucket: bEvents, max: o.MaxEvents, policy: RejectWhenFull}
 	s.results = &Queue{s: s, name: "results", bucket: bResults, max: 4 * o.MaxOutbox, policy: DropOldest}
+	s.feed = &Queue{s: s, name: "feed", bucket: bFeed, max: o.MaxFeed, policy: DropOldest}
 	if err := s.init(dir); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

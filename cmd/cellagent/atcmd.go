@@ -16,6 +16,7 @@ import (
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/modem/port"
+	"cellagent/transport/localapi"
 )
 
 // portFlags are shared by every command that talks to a modem.
@@ -132,13 +133,21 @@ func explain(path string, err error) error {
 
 func runAT(ctx context.Context, e *env, args []string) error {
 	var pf portFlags
+	var af agentFlags
 	var timeout time.Duration
 	var body string
-	fs := newFlags(e, "at", "--port PORT [flags] [COMMAND...]",
+	var force bool
+	fs := newFlags(e, "at", "[--port PORT] [flags] [COMMAND...]",
 		`Send AT commands and print the modem's answer. With COMMANDs, each is sent
 in turn and the command fails at the first error; without, an interactive
 session reads commands from standard input and prints unsolicited result
 codes as they arrive. After AT+CMGS=/AT+CMGW= the session asks for the PDU.
+
+While the agent runs (no --port, or the port is the agent's), COMMANDs go
+through it, in turn with its own, if its [api] at_commands is on. Commands
+that would break its hold on the modem (ATE1, AT+CMGF=1, AT+CFUN=…,
+AT+QPOWD, …) are refused unless --force; queries (?) and tests (=?) are
+free. The interactive session needs the port.
 
 Examples:
   cellagent at --port /tmp/ttyBG96 AT+CSQ
@@ -147,6 +156,8 @@ Examples:
 	pf.register(fs)
 	fs.DurationVar(&timeout, "timeout", 0, "time limit per command (default: the command's own, e.g. 180s for AT+COPS=, 5s for queries)")
 	fs.StringVar(&body, "body", "", "SMS body (PDU hex) for AT+CMGS/AT+CMGW given on the command line")
+	fs.BoolVar(&force, "force", false, "through the agent: send a command that changes state the agent relies on")
+	af.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -166,7 +177,21 @@ Examples:
 			out.println(lines...)
 		}))
 	}
-	a, err := pf.open(e, engineOpts...)
+	var a *at.AT
+	var err error
+	if pf.path != "" {
+		a, err = pf.open(e, engineOpts...)
+	}
+	if pf.path == "" || errors.Is(err, port.ErrBusy) {
+		c, cerr := viaAgent(&af, pf.path != "", err)
+		if cerr != nil {
+			return cerr
+		}
+		if fs.NArg() == 0 {
+			return usageError{errors.New("the interactive session needs the port, which the agent holds; give the commands as arguments")}
+		}
+		return atViaAgent(ctx, c, out, fs.Args(), timeout, force)
+	}
 	if err != nil {
 		return err
 	}
@@ -192,6 +217,23 @@ Examples:
 		out.println(info...)
 		if err != nil {
 			return explain(pf.path, err)
+		}
+		out.println("OK")
+	}
+	return nil
+}
+
+// atViaAgent sends each command through the agent, printing as the port
+// path does: the information lines, then OK; the first failure ends it.
+func atViaAgent(ctx context.Context, c *localapi.Client, out *syncWriter, cmds []string, timeout time.Duration, force bool) error {
+	for _, cmd := range cmds {
+		r, err := c.AT(ctx, localapi.ATRequest{Command: cmd, TimeoutMS: int(timeout / time.Millisecond), Force: force})
+		if err != nil {
+			return err
+		}
+		out.println(r.Lines...)
+		if !r.OK {
+			return errors.New(r.Result)
 		}
 		out.println("OK")
 	}

@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"bsc":     {"operator platform (BSC): quota, reset, SMS and commands by SMS, the forwarder endpoint", runBSC},
 	"fleet":   {"follow the gateways on an MQTT broker: watch, list, Prometheus exporter, web view", runFleet},
 	"run":     {"run the agent (the systemd service)", runRun},
+	"recover": {"ask the running agent for a recovery step", runRecover},
 	"config":  {"check a configuration file, or print an example", runConfig},
 	"version": {"print the version", runVersion},
 }

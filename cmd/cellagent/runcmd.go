@@ -48,7 +48,7 @@ Examples:
 	fs.StringVarP(&f.port, "port", "p", "", "modem AT port, or auto (overrides modem.port)")
 	fs.IntVar(&f.baud, "baud", 0, "baud rate (overrides modem.baud)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "durable state directory (overrides state.dir and $STATE_DIRECTORY)")
-	fs.StringVar(&f.runtimeDir, "runtime-dir", "", "where status.json goes (default $RUNTIME_DIRECTORY)")
+	fs.StringVar(&f.runtimeDir, "runtime-dir", "", "where status.json and the API socket go (default $RUNTIME_DIRECTORY)")
 	fs.StringVar(&f.broker, "broker", "", "MQTT broker URL (overrides mqtt.broker)")
 	fs.BoolVar(&f.plaintext, "allow-plaintext", false, "allow a tcp:// broker (overrides mqtt.allow_plaintext)")
 	fs.BoolVar(&f.commands, "commands", false, "enable MQTT commands (overrides mqtt.commands)")
@@ -116,6 +116,8 @@ Examples:
 			}
 			log.Debug("memory given back to the system", "heap", r.Heap, "executable", r.Executable)
 		},
+
+		APIAfterQueued: apiAfterQueued,
 	})
 }
 

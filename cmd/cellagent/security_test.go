@@ -41,8 +41,15 @@ type agentProc struct {
 
 func startAgentProc(t *testing.T, bin string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentProcEnv(t, bin, nil, args...)
+}
+
+// startAgentProcEnv is startAgentProc with env added to the process's.
+func startAgentProcEnv(t *testing.T, bin string, env []string, args ...string) *agentProc {
+	t.Helper()
 	p := &agentProc{done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

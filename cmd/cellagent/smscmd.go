@@ -15,16 +15,19 @@ import (
 	"cellagent/agent/jsonout"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/port"
 	"cellagent/modem/sms"
+	"cellagent/transport/localapi"
 )
 
-const smsUsage = `Usage: cellagent sms <send|list|delete> --port PORT [flags]
+const smsUsage = `Usage: cellagent sms <send|list|delete> [--port PORT] [flags]
 
-Send, list and delete SMS in PDU mode.
+Send, list and delete SMS in PDU mode. While the agent runs, send and list
+go through it (its local API) instead of the port, which it holds.
 
   send     send a text or 8-bit data; prints the parts and message references
-  list     show the messages stored on the SIM (nothing is deleted)
-  delete   delete one stored message or all of them
+  list     show the messages stored on the SIM, or the agent's inbox
+  delete   delete one stored message or all of them (port only)
 
 Run 'cellagent sms <subcommand> --help' for its flags.
 `
@@ -76,9 +79,10 @@ func smsSession(ctx context.Context, e *env, pf *portFlags) (*at.AT, error) {
 
 func runSMSSend(ctx context.Context, e *env, args []string) error {
 	var pf portFlags
+	var af agentFlags
 	var to, text, hexData, smsc string
 	var report bool
-	fs := newFlags(e, "sms send", "--port PORT --to NUMBER (--text TEXT | --hex HEX) [flags]",
+	fs := newFlags(e, "sms send", "[--port PORT] --to NUMBER (--text TEXT | --hex HEX) [flags]",
 		`Send an SMS. Text goes in the GSM 7-bit alphabet when every character is in
 it or its extension table (€ [ ] { } ^ ~ \ |), else in UCS-2; text that does
 not fit one SMS is split into concatenated parts (at most 255). --hex sends
@@ -89,7 +93,15 @@ The service centre (SMSC) is by default the SIM's own (AT+CSCA), which
 suits any operator; it is printed before sending. --smsc writes another
 into each PDU, e.g. Business Smart Connect's `+bg96.OperatorSMSC+`.
 
+While the agent runs (no --port, or the port is the agent's), the message
+goes into the agent's durable outbox: the id it was queued under is
+printed once it is on disk, and with --wait given the outcome once it is
+known, waiting up to that long
+(the message references, or why it failed; with --report the delivery
+report). The agent uses its own SMSC setting and rate limits.
+
 Examples:
+  cellagent sms send --to 5432145 --text "hello" --wait 2m
   cellagent sms send --port /tmp/ttyBG96 --to 5432145 --text "hello"
   cellagent sms send --port /dev/ttyUSB2 --to +491701234567 --hex 0102FF --report
   cellagent sms send --port /dev/ttyUSB2 --to 5432145 --text "hi" --smsc "+882 285 00001 6860"`)
@@ -99,6 +111,7 @@ Examples:
 	fs.StringVar(&hexData, "hex", "", "8-bit data in hex instead of text")
 	fs.StringVar(&smsc, "smsc", "", "service centre written into each PDU (default: the SIM's own, AT+CSCA)")
 	fs.BoolVar(&report, "report", false, "ask the network for a delivery status report (arrives later as +CDS)")
+	af.register(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -108,15 +121,14 @@ Examples:
 	if (text == "") == (hexData == "") {
 		return usageError{errors.New("give exactly one of --text and --hex")}
 	}
-	if pf.path == "" {
-		return usageError{errors.New("--port is required")}
-	}
 	o := sms.Options{SMSC: smsc, StatusReport: report}
 	var pdus []sms.PDU
 	var err error
 	alpha := sms.Data8
+	var data []byte
 	if hexData != "" {
-		data, herr := hex.DecodeString(strings.TrimSpace(hexData))
+		var herr error
+		data, herr = hex.DecodeString(strings.TrimSpace(hexData))
 		if herr != nil {
 			return usageError{fmt.Errorf("--hex: %w", herr)}
 		}
@@ -135,13 +147,32 @@ Examples:
 		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s, %s\n", plural(len(pdus), "part"), alpha)
-
-	a, err := smsSession(ctx, e, &pf)
+	var a *at.AT
+	if pf.path != "" {
+		a, err = smsSession(ctx, e, &pf)
+	}
+	if pf.path == "" || errors.Is(err, port.ErrBusy) {
+		c, cerr := viaAgent(&af, pf.path != "", err)
+		if cerr != nil {
+			return cerr
+		}
+		fmt.Fprintf(e.stdout, "%s, %s\n", plural(len(pdus), "part"), alpha)
+		req := localapi.SMSRequest{To: to, Text: text, Report: report, IdempotencyKey: newKey()}
+		if hexData != "" {
+			req.Text, req.Data = "", data
+		}
+		// --wait, given, also waits that long for the outcome.
+		var wait time.Duration
+		if fs.Changed("wait") {
+			wait = pf.wait
+		}
+		return sendViaAgent(ctx, e, c, req, wait)
+	}
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	fmt.Fprintf(e.stdout, "%s, %s\n", plural(len(pdus), "part"), alpha)
 	if smsc != "" {
 		fmt.Fprintf(e.stdout, "service centre %s (--smsc)\n", smsc)
 	} else {
@@ -167,25 +198,45 @@ Examples:
 
 func runSMSList(ctx context.Context, e *env, args []string) error {
 	var pf portFlags
+	var af agentFlags
 	var asJSON bool
-	fs := newFlags(e, "sms list", "--port PORT [--json]",
+	var after uint64
+	fs := newFlags(e, "sms list", "[--port PORT] [--json]",
 		`List every message stored on the SIM (AT+CMGL=4), decoded. The parts of
 a concatenated message are joined; one with parts missing is shown as
 incomplete with the parts it lacks; a PDU that does not decode is shown raw
 with the reason. Unread messages become read; nothing is deleted.
+
+While the agent runs, it takes messages off the SIM as they arrive: the
+list is then its inbox (the messages it received, newest 5000 records of
+its feed), each with the feed's seq; --after SEQ lists only later ones.
 
 Examples:
   cellagent sms list --port /tmp/ttyBG96
   cellagent sms list --port /dev/ttyUSB2 --json`)
 	pf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	fs.Uint64Var(&after, "after", 0, "through the agent: only messages after this feed seq")
+	af.register(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if pf.path == "" {
-		return usageError{errors.New("--port is required")}
+	var a *at.AT
+	var err error
+	if pf.path != "" {
+		a, err = smsSession(ctx, e, &pf)
 	}
-	a, err := smsSession(ctx, e, &pf)
+	if pf.path == "" || errors.Is(err, port.ErrBusy) {
+		c, cerr := viaAgent(&af, pf.path != "", err)
+		if cerr != nil {
+			return cerr
+		}
+		items, err := agentInbox(ctx, c, after)
+		if err != nil {
+			return err
+		}
+		return showItems(e, items, asJSON)
+	}
 	if err != nil {
 		return err
 	}
@@ -197,7 +248,10 @@ Examples:
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warning: odd lines in the modem's answer: %v\n", err)
 	}
-	items := listItems(entries)
+	return showItems(e, listItems(entries), asJSON)
+}
+
+func showItems(e *env, items []listItem, asJSON bool) error {
 	if asJSON {
 		out := smsListJSON{V: jsonout.Version, Messages: make([]listItem, 0, len(items))}
 		for _, it := range items {
@@ -214,10 +268,44 @@ Examples:
 	return nil
 }
 
+// agentInbox reads the agent's inbox after the cursor, every page.
+func agentInbox(ctx context.Context, c *localapi.Client, after uint64) ([]listItem, error) {
+	items := []listItem{}
+	for {
+		actx, cancel := apiCall(ctx)
+		in, err := c.Inbox(actx, after, 0)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range in.Messages {
+			m := ev.SMS
+			if m == nil {
+				continue
+			}
+			it := listItem{Seq: ev.Seq, Stat: "received by the agent", ID: m.ID, Kind: sms.Deliver, From: m.From,
+				Alphabet: alphabetOf(m.Alphabet), Text: m.Text, Parts: m.Parts, Missing: m.Missing, Error: m.Error, PDUs: m.PDUs}
+			if !m.SCTS.IsZero() {
+				scts := m.SCTS
+				it.SCTS = &scts
+			}
+			if m.Data != nil {
+				it.DataHex = strings.ToUpper(hex.EncodeToString(m.Data))
+			}
+			items = append(items, it)
+		}
+		if len(in.Messages) == 0 || in.Next == after {
+			return items, nil
+		}
+		after = in.Next
+	}
+}
+
 // listItem is one message as the list shows it: a single PDU or the joined
 // parts of a concatenated message, with the SIM slots it occupies.
 type listItem struct {
 	Indexes  []int        `json:"indexes"`
+	Seq      uint64       `json:"seq,omitempty"` // the agent's feed, when listed through it
 	Stat     string       `json:"stat"`
 	ID       string       `json:"id"`
 	Kind     sms.Kind     `json:"kind"`
@@ -299,7 +387,11 @@ func printItems(w io.Writer, items []listItem) {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		fmt.Fprintf(tw, "index\t%s (%s)\n", joinInts(it.Indexes), it.Stat)
+		if it.Seq > 0 {
+			fmt.Fprintf(tw, "seq\t%d (%s)\n", it.Seq, it.Stat)
+		} else {
+			fmt.Fprintf(tw, "index\t%s (%s)\n", joinInts(it.Indexes), it.Stat)
+		}
 		switch {
 		case it.Report != nil:
 			fmt.Fprintf(tw, "status report\tmessage reference %d to %s: status %d (%s)\n", it.Report.MR, it.Report.Recipient, it.Report.Status, reportText(it.Report))

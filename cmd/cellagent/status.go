@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +25,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	var pf portFlags
 	var asJSON bool
 	var watch time.Duration
-	var runtimeDir string
+	var af agentFlags
 	fs := newFlags(e, "status", "[--port PORT] [--json] [--watch INTERVAL]",
 		`Show the modem's identity, registration per domain (CREG/CGREG/CEREG),
 operator, access technology, band and signal. Values the modem reports as
@@ -32,9 +33,9 @@ unknown are left out rather than shown as numbers. With --watch the view is
 refreshed until interrupted, and the port is reopened if it goes away.
 
 Without --port, or when the port belongs to a running agent, the agent's
-own view is shown instead, from the status file it keeps in its runtime
-directory: the modem as it last read it, the link, MQTT, queues and the
-recovery ladder.
+own view is shown instead, asked of its local API (api.sock in its runtime
+directory), else read from the status file it keeps there: the modem as it
+last read it, the link, MQTT, queues and the recovery ladder.
 
 Examples:
   cellagent status
@@ -42,7 +43,7 @@ Examples:
   cellagent status --port /dev/ttyUSB2 --json
   cellagent status --port /tmp/ttyBG96 --watch 2s`)
 	pf.register(fs)
-	fs.StringVar(&runtimeDir, "runtime-dir", "", "the agent's runtime directory (default $RUNTIME_DIRECTORY or /run/cellagent)")
+	af.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&watch, "watch", 0, "refresh every INTERVAL until interrupted")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -51,20 +52,14 @@ Examples:
 	if watch < 0 || (watch > 0 && watch < 100*time.Millisecond) {
 		return usageError{fmt.Errorf("--watch %s: want at least 100ms", watch)}
 	}
-	if runtimeDir == "" {
-		runtimeDir = os.Getenv("RUNTIME_DIRECTORY")
-	}
-	if runtimeDir == "" {
-		runtimeDir = "/run/cellagent"
-	}
 	if pf.path == "" {
-		return daemonStatus(e, runtimeDir, asJSON, "")
+		return daemonStatus(ctx, e, &af, asJSON, "")
 	}
 	if watch == 0 {
 		a, err := pf.open(e, at.WithInitialFence())
 		if err != nil {
 			if errors.Is(err, port.ErrBusy) {
-				if derr := daemonStatus(e, runtimeDir, asJSON, pf.path+" is held by another program; the running agent's view follows\n"); derr == nil {
+				if derr := daemonStatus(ctx, e, &af, asJSON, pf.path+" is held by another program; the running agent's view follows\n"); derr == nil {
 					return nil
 				}
 			}
@@ -286,17 +281,37 @@ func nonEmpty(ss ...string) []string {
 	return out
 }
 
-// daemonStatus shows the running agent's status file.
-func daemonStatus(e *env, dir string, asJSON bool, note string) error {
-	path := filepath.Join(dir, agent.StatusFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("no agent status at %s (is 'cellagent run' running? or give --port to ask the modem): %w", path, err)
+// daemonStatus shows the running agent's view: from its API, else from
+// its status file.
+func daemonStatus(ctx context.Context, e *env, af *agentFlags, asJSON bool, note string) error {
+	c, err := af.client()
+	if err == nil {
+		actx, cancel := apiCall(ctx)
+		defer cancel()
+		b, err := c.Status(actx)
+		if err != nil {
+			return err
+		}
+		return showAgentStatus(e, c.Path(), b, asJSON, note)
 	}
+	if !errors.Is(err, errNoAgent) {
+		return err
+	}
+	path := filepath.Join(af.dir(), agent.StatusFile)
+	b, ferr := os.ReadFile(path)
+	if ferr != nil {
+		return fmt.Errorf("no agent status at %s (is 'cellagent run' running? or give --port to ask the modem): %w", path, ferr)
+	}
+	return showAgentStatus(e, path, b, asJSON, note)
+}
+
+// showAgentStatus prints the agent's status view b, read from source.
+func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) error {
 	var st agent.Status
 	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("agent status %s: %w", path, err)
+		return fmt.Errorf("agent status from %s: %w", source, err)
 	}
+	b = bytes.TrimSpace(b)
 	if asJSON {
 		_, err := e.stdout.Write(append(b, '\n'))
 		return err
