@@ -37,7 +37,8 @@ build:
 # systemd-analyze for the unit, qemu-user for the ARM binaries, dpkg-deb
 # for the packages and lintian to check them, prometheus and chromium for
 # the fleet exporter's and web view's tests, Debian's pppd and ip (TUN in a
-# network namespace) for the data bearer. Each is installed only when its
+# network namespace) for the data bearer, groff, zsh and fish to check the
+# manual page and completion scripts. Each is installed only when its
 # program is missing.
 deps:
 	@if ! command -v $(GO) >/dev/null; then echo "Go not found: install Go 1.25 or newer into /usr/local/go"; exit 1; fi
@@ -47,6 +48,9 @@ deps:
 	  command -v qemu-arm-static >/dev/null && command -v qemu-aarch64-static >/dev/null || need="$$need qemu-user-static"; \
 	  command -v dpkg-deb >/dev/null || need="$$need dpkg"; \
 	  command -v lintian >/dev/null || need="$$need lintian"; \
+	  command -v groff >/dev/null || need="$$need groff-base"; \
+	  command -v zsh >/dev/null || need="$$need zsh"; \
+	  command -v fish >/dev/null || need="$$need fish"; \
 	  command -v prometheus >/dev/null || need="$$need prometheus"; \
 	  command -v chromium >/dev/null || need="$$need chromium"; \
 	  [ -x /usr/sbin/pppd ] || need="$$need ppp"; \
