@@ -307,8 +307,14 @@ func TestSnapshotVersion2RoundTrip(t *testing.T) {
 		t.Fatalf("snapshot %s, want %s", snap, want)
 	}
 	l2, _ := newTest(t, big)
-	c2 := c
-	l2.now = c2.Now
+	l2.now = c.Now
+	// One boot-clock reading for both snapshots: the machine's own would
+	// move between them.
+	l.boot = func() (string, time.Duration) { return "b1", 2 * time.Hour }
+	l2.boot = l.boot
+	if snap, err = l.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
 	if err := l2.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
