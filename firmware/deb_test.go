@@ -51,6 +51,8 @@ func TestDebContents(t *testing.T) {
 		"./usr/share/doc/cellagent/changelog.gz":                "-rw-r--r--",
 		"./usr/share/doc/cellagent/README.md":                   "-rw-r--r--",
 		"./usr/share/doc/cellagent/SCHEMA.md":                   "-rw-r--r--",
+		"./usr/share/doc/cellagent/API.md":                      "-rw-r--r--",
+		"./usr/share/doc/cellagent/fleet-tools.md":              "-rw-r--r--",
 		"./usr/share/man/man1/cellagent.1.gz":                   "-rw-r--r--",
 		"./usr/share/bash-completion/completions/cellagent":     "-rw-r--r--",
 		"./usr/share/zsh/vendor-completions/_cellagent":         "-rw-r--r--",

@@ -10,10 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -56,36 +53,17 @@ func (u usageError) Unwrap() error { return u.err }
 func (usageError) UsageError()     {}
 
 func main() {
-	// The daemon takes SIGHUP as "reload"; the one-shot commands end on a
-	// closed terminal as on Ctrl-C, so their deferred clean-up still runs.
-	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 	daemon := len(os.Args) > 1 && os.Args[1] == "run"
+	grace := cmdline.Grace
 	if daemon {
-		sigs = sigs[:2]
+		grace = 0
 		memtrim.Setup()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
-	go func() {
-		<-ctx.Done()
-		// The signal was taken over to end the command cleanly; a second
-		// one gets the default action and ends the process at once.
-		stop()
-		if daemon {
-			return // systemd's TimeoutStopSec bounds the drain
-		}
-		// A command blocked in something that takes no context still
-		// ends, after a grace for its clean-up.
-		time.Sleep(signalGrace)
-		fmt.Fprintf(os.Stderr, "cellagent: interrupted; not stopped within %s, exiting\n", signalGrace)
-		os.Exit(1)
-	}()
+	ctx, stop := cmdline.Signals("cellagent", !daemon, grace)
 	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
-
-// signalGrace is how long a bench command may clean up after a signal.
-const signalGrace = 5 * time.Second
 
 func run(ctx context.Context, e *env, args []string) int {
 	p := cmdline.Program{
@@ -111,19 +89,12 @@ Usage mistakes exit with 2, failures with 1. The MQTT topics and every
 JSON output are documented in /usr/share/doc/cellagent/SCHEMA.md.`,
 			SeeAlso: []string{"systemctl(1)", "journalctl(1)"},
 		},
+		Invoke: func(args []string, out io.Writer) {
+			run(ctx, &env{stdin: strings.NewReader(""), stdout: out, stderr: out}, args)
+		},
 	}
 	for name, c := range commands {
 		p.Commands[name] = cmdline.Command{Summary: c.summary, Run: func(ctx context.Context, args []string) error { return c.run(ctx, e, args) }}
-	}
-	if len(args) > 0 && args[0] == cmdline.DocsCommand {
-		err := p.Docs(args[1:], func(args []string, out io.Writer) {
-			run(ctx, &env{stdin: strings.NewReader(""), stdout: out, stderr: out}, args)
-		})
-		if err != nil {
-			fmt.Fprintf(e.stderr, "cellagent: %v\n", err)
-			return 1
-		}
-		return 0
 	}
 	return p.Main(ctx, e.stdout, e.stderr, args)
 }

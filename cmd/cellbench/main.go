@@ -10,8 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -31,9 +29,7 @@ type env struct {
 func usageError(err error) error { return cmdline.Usage(err) }
 
 func main() {
-	// A closed terminal (SIGHUP) ends the simulators as Ctrl-C does, so
-	// their deferred clean-up (links, temporary files) still runs.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := cmdline.Signals("cellbench", true, cmdline.Grace)
 	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)
@@ -59,14 +55,7 @@ operator's Business Smart Connect platform, and a fleet of simulated
 gateways. It is never installed on a gateway.`,
 			SeeAlso: []string{"cellagent(1)"},
 		},
-	}
-	if len(args) > 0 && args[0] == cmdline.DocsCommand {
-		err := p.Docs(args[1:], func(args []string, out io.Writer) { run(ctx, &env{stdout: out, stderr: out}, args) })
-		if err != nil {
-			fmt.Fprintf(e.stderr, "cellbench: %v\n", err)
-			return 1
-		}
-		return 0
+		Invoke: func(args []string, out io.Writer) { run(ctx, &env{stdout: out, stderr: out}, args) },
 	}
 	return p.Main(ctx, e.stdout, e.stderr, args)
 }

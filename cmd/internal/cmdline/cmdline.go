@@ -103,11 +103,21 @@ type Program struct {
 	Manual clidoc.Page
 	// Version is printed by --version, as the version command would.
 	Version string
+	// Invoke runs the binary's command line with args, its output into
+	// out: DocsCommand asks each command for its --help through it.
+	Invoke func(args []string, out io.Writer)
 }
 
 // Main runs the subcommand args[0] and returns the exit code: 0, 1 for
 // a failure, 2 for a usage error.
 func (p Program) Main(ctx context.Context, stdout, stderr io.Writer, args []string) int {
+	if len(args) > 0 && args[0] == DocsCommand && p.Invoke != nil {
+		if err := p.Docs(args[1:], p.Invoke); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		p.usage(stdout)
 		if len(args) == 0 {

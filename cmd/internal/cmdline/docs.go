@@ -15,8 +15,8 @@ import (
 
 // DocsCommand writes a program's manual page and shell completion, for
 // the package build (scripts/deb): no user's command, so neither the
-// usage nor the completion lists it. A binary hands it to Docs before
-// Main.
+// usage nor the completion lists it. Main runs it through the
+// program's Invoke.
 const DocsCommand = "__docs"
 
 // Docs writes <name>.1, <name>.bash, _<name> (zsh) and <name>.fish into
