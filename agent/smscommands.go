@@ -335,7 +335,16 @@ func (d *daemon) replySMSCommand(iccid, to string, cmd smscmd.Message, result []
 // signReply signs the reply to cmd, dropping fields from the end until
 // it fits one SMS.
 func signReply(key []byte, iccid string, cmd smscmd.Message, result []string) (string, error) {
-	r := smscmd.Message{Kind: smscmd.Reply, Counter: cmd.Counter, Verb: cmd.Verb, Args: result}
+	// A field longer than a token (a long string from the modem) is cut
+	// rather than making the whole reply malformed.
+	args := make([]string, len(result))
+	for i, f := range result {
+		if len(f) > smscmd.MaxToken {
+			f = f[:smscmd.MaxToken]
+		}
+		args[i] = f
+	}
+	r := smscmd.Message{Kind: smscmd.Reply, Counter: cmd.Counter, Verb: cmd.Verb, Args: args}
 	text, err := smscmd.Sign(key, iccid, r)
 	for errors.Is(err, smscmd.ErrTooLong) && len(r.Args) > 1 {
 		r.Args = r.Args[:len(r.Args)-1]

@@ -253,3 +253,22 @@ func TestSMSCommandStatusWorstCase(t *testing.T) {
 		t.Logf("%s: %d characters, %d of %d fields: %s", c.name, len(text), len(m.Args)-1, len(fields), text)
 	}
 }
+
+// A field longer than a token, such as an access technology string a
+// modem made up, is cut: the reply still goes out, signed.
+func TestSMSCommandReplyLongField(t *testing.T) {
+	key := []byte(strings.Repeat("k", 32))
+	long := "act=" + strings.Repeat("X", 60)
+	cmd := smscmd.Message{Kind: smscmd.Command, Counter: 7, Verb: "status"}
+	text, err := signReply(key, cmdICCID, cmd, []string{"ok", long, "att=1"})
+	if err != nil {
+		t.Fatalf("reply with a %d-character field: %v", len(long), err)
+	}
+	m, err := smscmd.Verify(key, cmdICCID, text)
+	if err != nil {
+		t.Fatalf("%q: %v", text, err)
+	}
+	if want := long[:smscmd.MaxToken]; len(m.Args) < 2 || m.Args[1] != want {
+		t.Errorf("args %q, want the field cut to %q", m.Args, want)
+	}
+}
