@@ -11,10 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cellagent/agent/bearer"
 	"cellagent/agent/event"
 	"cellagent/agent/messaging"
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
+	"cellagent/agent/supervisor"
+	"cellagent/transport/mqtt"
 	"cellagent/transport/secret"
 	"cellagent/transport/smscmd"
 )
@@ -186,12 +189,9 @@ func refusal(err error) string {
 	return "refused"
 }
 
-// statusFields is the device's state in reply fields: registration,
-// access technology, signal, packet attach, the ladder's state and step,
-// and the queue depths (events/telemetry/outbox), most telling first,
-// since a reply too long for one SMS loses its tail.
+// statusFields is the device's state in reply fields, read from where
+// status.json reads it; statusReply formats them.
 func (d *daemon) statusFields(ctx context.Context) []string {
-	var f []string
 	d.mu.Lock()
 	st, at := d.modem, d.modemAt
 	d.mu.Unlock()
@@ -204,10 +204,60 @@ func (d *daemon) statusFields(ctx context.Context) []string {
 		st, at = d.modem, d.modemAt
 		d.mu.Unlock()
 	}
-	if st == nil {
-		f = append(f, "modem=unknown")
-	} else {
+	var v statusView
+	if st != nil {
 		t := sample(*st)
+		v.modem, v.age = &t, d.now().Sub(at)
+	}
+	if d.sup != nil {
+		snap := d.sup.Snapshot()
+		v.ladder = &snap
+	}
+	if d.data.bearer != nil {
+		b := d.data.bearer.Snapshot()
+		v.bearer = &b
+	}
+	v.events, _ = d.st.Events().Len()
+	v.telemetry, _ = d.st.Telemetry().Len()
+	v.outbox, _ = d.st.OutboxLen()
+	if c := d.client; c != nil {
+		up := c.Stats().Connected
+		v.mqtt = &up
+	}
+	return statusReply(v)
+}
+
+// statusView is what a status reply tells; nil parts are unknown or not
+// configured and leave their fields out.
+type statusView struct {
+	modem *mqtt.Telemetry
+	age   time.Duration // of the modem's reading
+	// bearer is nil in [data] mode off, as in status.json.
+	bearer                    *bearer.Snapshot
+	ladder                    *supervisor.Snapshot
+	events, telemetry, outbox int
+	mqtt                      *bool
+}
+
+// statusReply is v in reply fields: registration, access technology,
+// signal, packet attach, the data bearer (its state, and its interface
+// when up), the reading's age, the ladder's state and step, the queue
+// depths (events/telemetry/outbox) and MQTT, most telling first, since
+// a reply too long for one SMS loses its tail.
+func statusReply(v statusView) []string {
+	var f []string
+	var br []string
+	if b := v.bearer; b != nil {
+		s := field(string(b.State))
+		if b.State == bearer.StateUp && b.Interface != "" {
+			s += "/" + field(b.Interface)
+		}
+		br = []string{"br=" + s}
+	}
+	if t := v.modem; t == nil {
+		f = append(f, "modem=unknown")
+		f = append(f, br...)
+	} else {
 		reg := t.Reg.EPS
 		if reg == "" {
 			reg = t.Reg.PS
@@ -228,22 +278,21 @@ func (d *daemon) statusFields(ctx context.Context) []string {
 		if t.Attached != nil {
 			f = append(f, "att="+map[bool]string{true: "1", false: "0"}[*t.Attached])
 		}
-		f = append(f, fmt.Sprintf("age=%d", int64(d.now().Sub(at)/time.Second)))
+		// The bearer before the reading's age: it is what a reply by SMS
+		// is most often asked about.
+		f = append(f, br...)
+		f = append(f, fmt.Sprintf("age=%d", int64(v.age/time.Second)))
 	}
-	if d.sup != nil {
-		snap := d.sup.Snapshot()
-		lad := field(string(snap.State))
-		if snap.Step != "" {
-			lad += "/" + field(snap.Step)
+	if l := v.ladder; l != nil {
+		lad := field(string(l.State))
+		if l.Step != "" {
+			lad += "/" + field(l.Step)
 		}
 		f = append(f, "ladder="+lad)
 	}
-	ev, _ := d.st.Events().Len()
-	tm, _ := d.st.Telemetry().Len()
-	out, _ := d.st.OutboxLen()
-	f = append(f, fmt.Sprintf("q=%d/%d/%d", ev, tm, out))
-	if c := d.client; c != nil {
-		f = append(f, "mqtt="+map[bool]string{true: "up", false: "down"}[c.Stats().Connected])
+	f = append(f, fmt.Sprintf("q=%d/%d/%d", v.events, v.telemetry, v.outbox))
+	if v.mqtt != nil {
+		f = append(f, "mqtt="+map[bool]string{true: "up", false: "down"}[*v.mqtt])
 	}
 	return f
 }
@@ -270,12 +319,7 @@ func field(s string) string {
 // reply the limits refuse is not sent. Fields are dropped from the end
 // until it fits one SMS.
 func (d *daemon) replySMSCommand(iccid, to string, cmd smscmd.Message, result []string) {
-	r := smscmd.Message{Kind: smscmd.Reply, Counter: cmd.Counter, Verb: cmd.Verb, Args: result}
-	text, err := smscmd.Sign(d.smsCmds.key, iccid, r)
-	for errors.Is(err, smscmd.ErrTooLong) && len(r.Args) > 1 {
-		r.Args = r.Args[:len(r.Args)-1]
-		text, err = smscmd.Sign(d.smsCmds.key, iccid, r)
-	}
+	text, err := signReply(d.smsCmds.key, iccid, cmd, result)
 	if err != nil {
 		d.log.Error("agent: SMS command reply not signed", "verb", cmd.Verb, "err", err)
 		return
@@ -286,4 +330,25 @@ func (d *daemon) replySMSCommand(iccid, to string, cmd smscmd.Message, result []
 		return
 	}
 	d.log.Info("agent: SMS command reply queued", "verb", cmd.Verb, "id", id)
+}
+
+// signReply signs the reply to cmd, dropping fields from the end until
+// it fits one SMS.
+func signReply(key []byte, iccid string, cmd smscmd.Message, result []string) (string, error) {
+	// A field longer than a token (a long string from the modem) is cut
+	// rather than making the whole reply malformed.
+	args := make([]string, len(result))
+	for i, f := range result {
+		if len(f) > smscmd.MaxToken {
+			f = f[:smscmd.MaxToken]
+		}
+		args[i] = f
+	}
+	r := smscmd.Message{Kind: smscmd.Reply, Counter: cmd.Counter, Verb: cmd.Verb, Args: args}
+	text, err := smscmd.Sign(key, iccid, r)
+	for errors.Is(err, smscmd.ErrTooLong) && len(r.Args) > 1 {
+		r.Args = r.Args[:len(r.Args)-1]
+		text, err = smscmd.Sign(key, iccid, r)
+	}
+	return text, err
 }

@@ -241,7 +241,7 @@ func linkedSim(t *testing.T, dir string) (*sim.Modem, string) {
 func agentConfig(t *testing.T, dir, name string, sections map[string][]string) string {
 	t.Helper()
 	var b strings.Builder
-	for _, s := range []string{"device", "modem", "sms", "sms_commands", "bsc", "mqtt", "supervisor", "state", "log"} {
+	for _, s := range []string{"device", "modem", "sms", "sms_commands", "bsc", "mqtt", "data", "supervisor", "state", "log"} {
 		if lines, ok := sections[s]; ok {
 			fmt.Fprintf(&b, "[%s]\n%s\n", s, strings.Join(lines, "\n"))
 		}

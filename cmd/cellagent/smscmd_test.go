@@ -72,6 +72,9 @@ func startSMSRig(t *testing.T) *smsRig {
 		"bsc":          {"base_url = " + q("http://"+r.api), `username = "admin"`, "password_file = " + q(pw), "iccid = " + q(testICCID)},
 		"mqtt":         {"broker = " + q(r.broker.URL()), "allow_plaintext = true"},
 		"state":        {"dir = " + q(filepath.Join(dir, "state"))},
+		// A bearer another program owns, on an interface that is up, so
+		// the status reply has a bearer to tell.
+		"data": {`mode = "external"`, `interface = "lo"`},
 	})
 	r.agent = startAgentProc(t, bin, "run", "--config", cfg)
 	r.agent.waitStderr(t, "supervisor: link healthy")
@@ -176,7 +179,7 @@ func TestSMSCommandsEndToEnd(t *testing.T) {
 	t.Logf("bench: status by SMS, send to verified reply: %v", time.Since(start).Round(time.Millisecond))
 	fields := strings.Join(rep.Fields, " ")
 	if rep.Command != "status" || !rep.OK || !strings.Contains(fields, "reg=home") || !strings.Contains(fields, "mqtt=down") ||
-		!strings.Contains(fields, "ladder=healthy") {
+		!strings.Contains(fields, "ladder=healthy") || !strings.Contains(fields, "att=1 br=up/lo age=") {
 		t.Errorf("status reply %+v", rep)
 	}
 

@@ -248,11 +248,14 @@ func (m Message) check() error {
 	return nil
 }
 
+// MaxToken is the longest argument or reply field.
+const MaxToken = 40
+
 // Token reports whether s may be an argument or a reply field: a
-// non-empty run, at most 40 long, of characters every SMS centre carries
-// in the GSM 7-bit default alphabet.
+// non-empty run, at most MaxToken long, of characters every SMS centre
+// carries in the GSM 7-bit default alphabet.
 func Token(s string) bool {
-	if s == "" || len(s) > 40 {
+	if s == "" || len(s) > MaxToken {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
