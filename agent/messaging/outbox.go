@@ -54,6 +54,8 @@ type Outbox struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
+	// oversizeOnce logs a limiter snapshot the store cannot take once.
+	oversizeOnce sync.Once
 
 	// An outcome the store could not take: kept here and written again
 	// until it can be, before any other message is taken. Sent again
@@ -132,12 +134,8 @@ func (o *Outbox) Submit(req Request) (id string, parts int, err error) {
 		}
 		// Saved before the send: after a crash the budget counts this
 		// message once too often rather than not at all.
-		snap, err := o.cfg.Limiter.Snapshot()
-		if err == nil {
-			err = o.cfg.Store.SaveState(limiterState, snap)
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("outbox: save rate-limit state: %w", err)
+		if err := o.saveLimiter(); err != nil {
+			return "", 0, err
 		}
 	}
 	rec, err := json.Marshal(req)
@@ -158,6 +156,29 @@ func (o *Outbox) Submit(req Request) (id string, parts int, err error) {
 	default:
 	}
 	return id, len(pdus), nil
+}
+
+// saveLimiter writes the limiter's budget to the store. A snapshot the
+// store refuses as too large is logged once and otherwise ignored: the
+// limiter in memory still enforces every budget, only a restart would
+// forget part of today's, while refusing would stop all SMS for good as
+// the snapshot never shrinks before its window passes.
+func (o *Outbox) saveLimiter() error {
+	snap, err := o.cfg.Limiter.Snapshot()
+	if err == nil {
+		err = o.cfg.Store.SaveState(limiterState, snap)
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		o.oversizeOnce.Do(func() {
+			o.log.Error("outbox: rate-limit state too large to save; sending continues, but a restart forgets the budget used since the last save",
+				"err", err)
+		})
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: save rate-limit state: %w", err)
+	}
+	return nil
 }
 
 // Destination groups stored requests for store.Options.OutboxGroup, so

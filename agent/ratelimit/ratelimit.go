@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -180,10 +182,19 @@ func (l *Limiter) prune(now time.Time) {
 	}
 }
 
+// snapshot is the saved state. Version 1 kept one {"t","n"} object per
+// charge, some 32 bytes each, so a day's log under a high per_day outgrew
+// the store's payload limit (64 KiB at about 2,000 SMS) and every later
+// save failed. Version 2 writes each log as a flat list of pairs: the
+// first the second (unix) the charge falls in, the others the seconds
+// since the previous pair, each followed by the SMS charged in that
+// second. Times are rounded up to the second, which keeps a charge in its
+// windows at most a second longer: never less than charged, so never more
+// than the budget after a restore. Restore reads both versions.
 type snapshot struct {
-	Version int                    `json:"v"`
-	Global  []snapEntry            `json:"global"`
-	Dests   map[string][]snapEntry `json:"dests,omitempty"`
+	Version int                        `json:"v"`
+	Global  json.RawMessage            `json:"global"`
+	Dests   map[string]json.RawMessage `json:"dests,omitempty"`
 	// Mark, absent from older snapshots, dates the snapshot on the boot
 	// clock too, so that Restore can tell a step of the wall clock.
 	bootclock.Mark
@@ -194,7 +205,10 @@ type snapEntry struct {
 	N  int   `json:"n"`
 }
 
-const snapshotVersion = 1
+const (
+	snapshotV1      = 1
+	snapshotVersion = 2
+)
 
 // Snapshot encodes what has been charged within the budgets' windows. Save
 // it durably after each successful Allow, before sending: a crash then
@@ -204,7 +218,7 @@ func (l *Limiter) Snapshot() ([]byte, error) {
 	defer l.mu.Unlock()
 	now := l.now()
 	l.prune(now)
-	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global, now), Dests: map[string][]snapEntry{}, Mark: bootclock.Read(now, l.boot)}
+	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global, now), Dests: map[string]json.RawMessage{}, Mark: bootclock.Read(now, l.boot)}
 	for d, log := range l.dests {
 		s.Dests[d] = toSnap(log, now)
 	}
@@ -215,15 +229,40 @@ func (l *Limiter) Snapshot() ([]byte, error) {
 	return b, nil
 }
 
-// toSnap writes each entry as its distance from now on the wall clock now
-// reads: a step of the wall clock since the entry was charged is not in
-// the monotonic reading the distance is measured on.
-func toSnap(log Log, now time.Time) []snapEntry {
-	out := make([]snapEntry, len(log))
-	for i, e := range log {
-		out[i] = snapEntry{At: now.Add(e.At.Sub(now)).UnixNano(), N: e.N}
+// toSnap encodes a log in the version 2 form, each entry dated by its
+// distance from now on the wall clock now reads: a step of the wall clock
+// since the entry was charged is not in the monotonic reading the
+// distance is measured on.
+func toSnap(log Log, now time.Time) json.RawMessage {
+	type pair struct {
+		sec int64
+		n   int
 	}
-	return out
+	var ps []pair
+	for _, e := range log {
+		at := now.Add(e.At.Sub(now))
+		sec := at.Unix()
+		if at.Nanosecond() > 0 {
+			sec++
+		}
+		if k := len(ps) - 1; k >= 0 && ps[k].sec == sec {
+			ps[k].n += e.N
+			continue
+		}
+		ps = append(ps, pair{sec, e.N})
+	}
+	b := []byte{'['}
+	var last int64 // the first pair is written as seconds since the epoch
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, p.sec-last, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(p.n), 10)
+		last = p.sec
+	}
+	return append(b, ']')
 }
 
 // Restore replaces the limiter's state with a Snapshot, possibly taken
@@ -238,8 +277,8 @@ func (l *Limiter) Restore(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("ratelimit: restore: %w", err)
 	}
-	if s.Version != snapshotVersion {
-		return fmt.Errorf("ratelimit: restore: snapshot version %d, want %d", s.Version, snapshotVersion)
+	if s.Version != snapshotV1 && s.Version != snapshotVersion {
+		return fmt.Errorf("ratelimit: restore: snapshot version %d, want %d or %d", s.Version, snapshotV1, snapshotVersion)
 	}
 	if err := s.Mark.Validate(); err != nil {
 		return fmt.Errorf("ratelimit: restore: %w", err)
@@ -247,7 +286,7 @@ func (l *Limiter) Restore(b []byte) error {
 	now := l.now()
 	// Another boot, or no boot clock: nothing tells a step.
 	step, _ := s.Mark.Step(bootclock.Read(now, l.boot))
-	global, err := fromSnap(s.Global, "global", step, now)
+	global, err := fromSnap(s.Version, s.Global, "global", step, now)
 	if err != nil {
 		return err
 	}
@@ -256,7 +295,7 @@ func (l *Limiter) Restore(b []byte) error {
 		if d == "" {
 			return errors.New("ratelimit: restore: empty destination")
 		}
-		if dests[d], err = fromSnap(es, d, step, now); err != nil {
+		if dests[d], err = fromSnap(s.Version, es, d, step, now); err != nil {
 			return err
 		}
 	}
@@ -267,13 +306,17 @@ func (l *Limiter) Restore(b []byte) error {
 	return nil
 }
 
-func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) (Log, error) {
+func fromSnap(version int, raw json.RawMessage, scope string, step time.Duration, now time.Time) (Log, error) {
+	es, err := decodeEntries(version, raw)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: restore: %s: %w", scope, err)
+	}
 	var log Log
 	for _, e := range es {
 		if e.N < 1 {
 			return nil, fmt.Errorf("ratelimit: restore: %s entry with count %d", scope, e.N)
 		}
-		at := time.Unix(0, e.At).Add(step)
+		at := e.At.Add(step)
 		if at.After(now) {
 			at = now
 		}
@@ -281,3 +324,53 @@ func fromSnap(es []snapEntry, scope string, step time.Duration, now time.Time) (
 	}
 	return log, nil
 }
+
+// decodeEntries reads one log of either snapshot version.
+func decodeEntries(version int, raw json.RawMessage) ([]Entry, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if version == snapshotV1 {
+		var es []snapEntry
+		if err := json.Unmarshal(raw, &es); err != nil {
+			return nil, err
+		}
+		out := make([]Entry, len(es))
+		for i, e := range es {
+			out[i] = Entry{At: time.Unix(0, e.At), N: e.N}
+		}
+		return out, nil
+	}
+	var ns []int64
+	if err := json.Unmarshal(raw, &ns); err != nil {
+		return nil, err
+	}
+	if len(ns)%2 != 0 {
+		return nil, fmt.Errorf("%d numbers, want second and count pairs", len(ns))
+	}
+	out := make([]Entry, 0, len(ns)/2)
+	var sec int64
+	for i := 0; i < len(ns); i += 2 {
+		d, n := ns[i], ns[i+1]
+		if i > 0 && (d < 0 || sec > maxSnapSecond-d) {
+			return nil, fmt.Errorf("pair %d: %d seconds after %d", i/2, d, sec)
+		}
+		if i == 0 {
+			sec = d
+		} else {
+			sec += d
+		}
+		if sec < -maxSnapSecond || sec > maxSnapSecond {
+			return nil, fmt.Errorf("pair %d: second %d out of range", i/2, sec)
+		}
+		if n < 1 || n > math.MaxInt32 {
+			return nil, fmt.Errorf("pair %d: count %d", i/2, n)
+		}
+		out = append(out, Entry{At: time.Unix(sec, 0), N: int(n)})
+	}
+	return out, nil
+}
+
+// maxSnapSecond bounds the seconds a snapshot may carry to what a
+// time.Duration spans from the epoch, far beyond any window.
+const maxSnapSecond = math.MaxInt64 / int64(time.Second)

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if strings.Contains(string(snap), "+4911") {
 		t.Fatalf("expired snapshot still holds the destination: %s", snap)
 	}
-	for _, bad := range []string{``, `{"v":2}`, `{"v":1,"global":[{"t":1,"n":0}]}`, `{"v":1,"dests":{"":[]}}`} {
+	for _, bad := range []string{``, `{"v":3}`, `{"v":1,"global":[{"t":1,"n":0}]}`, `{"v":1,"dests":{"":[]}}`} {
 		if err := l2.Restore([]byte(bad)); err == nil {
 			t.Errorf("Restore(%q) accepted", bad)
 		}
@@ -229,6 +230,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add([]byte(`{"v":1,"global":[{"t":1740830400000000000,"n":1}],"boot":"b1","saved":1740830400000,"up":3600000}`))
 	f.Add([]byte(`{"v":1,"global":[{"t":9223372036854775807,"n":1}],"boot":"other","saved":1,"up":0}`))
 	f.Add([]byte(`{"v":1,"global":[{"t":1,"n":0}]}`))
+	f.Add([]byte(`{"v":2,"global":[1740830400,2,3,1],"dests":{"+4911":[1740830403,1]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, _ := newTest(t, cfg)
 		l.boot = func() (string, time.Duration) { return "b1", 2 * time.Hour }
@@ -247,4 +249,116 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", snap, again)
 		}
 	})
+}
+
+// A version 1 snapshot, as agents before the compact encoding saved it,
+// still restores: its charges count, the boot-clock mark corrects a step,
+// and the next snapshot is version 2 with the times rounded up to the
+// second.
+func TestRestoreVersion1(t *testing.T) {
+	l, c := newTest(t, cfg)
+	l.boot = func() (string, time.Duration) { return "b1", 2 * time.Hour }
+	// Saved 20 s ago on both clocks (no step), the charge at 11:59:30.5.
+	old := `{"v":1,"global":[{"t":1740830370500000000,"n":2}],"dests":{"+4911":[{"t":1740830370500000000,"n":2}]},"boot":"b1","saved":1740830380000,"up":7180000}`
+	if err := l.Restore([]byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := l.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"global":[1740830371,2],"dests":{"+4911":[1740830371,2]}`; !strings.Contains(string(snap), want) || !strings.HasPrefix(string(snap), `{"v":2,`) {
+		t.Fatalf("snapshot %s, want version 2 with %s", snap, want)
+	}
+	// The charge, rounded up to 11:59:31, holds 2 of the 3 per minute for
+	// +4911 until 12:00:31, half a second longer than charged.
+	if err := l.Allow("+4911", 1); err != nil {
+		t.Fatal(err)
+	}
+	le := limitErr(t, l.Allow("+4911", 1))
+	if le.Scope != "destination" || le.Used != 3 {
+		t.Fatalf("limit %+v", le)
+	}
+	c.Advance(30 * time.Second)
+	limitErr(t, l.Allow("+4911", 1))
+	c.Advance(time.Second)
+	if err := l.Allow("+4911", 1); err != nil {
+		t.Fatalf("after the v1 charge left the minute: %v", err)
+	}
+}
+
+// Charges in one second share a pair, later ones are written as the
+// seconds since the previous pair, and a restore brings back every charge.
+func TestSnapshotVersion2RoundTrip(t *testing.T) {
+	big := Config{Global: []Window{{24 * time.Hour, 1000}}, PerDest: []Window{{24 * time.Hour, 1000}}}
+	l, c := newTest(t, big)
+	for _, step := range []time.Duration{0, 300 * time.Millisecond, 2 * time.Second, 90 * time.Second} {
+		c.Advance(step)
+		if err := l.Allow("+4911", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := l.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12:00:00 and 12:00:00.3 round up to 12:00:00 and 12:00:01.
+	if want := `"global":[1740830400,1,1,1,2,1,90,1]`; !strings.Contains(string(snap), want) {
+		t.Fatalf("snapshot %s, want %s", snap, want)
+	}
+	l2, _ := newTest(t, big)
+	l2.now = c.Now
+	// One boot-clock reading for both snapshots: the machine's own would
+	// move between them.
+	l.boot = func() (string, time.Duration) { return "b1", 2 * time.Hour }
+	l2.boot = l.boot
+	if snap, err = l.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := l2.Snapshot()
+	if string(again) != string(snap) {
+		t.Fatalf("round trip:\n%s\n%s", snap, again)
+	}
+	for _, bad := range []string{
+		`{"v":2,"global":[1740830400]}`,
+		`{"v":2,"global":[1740830400,0]}`,
+		`{"v":2,"global":[1740830400,1,-1,1]}`,
+		`{"v":2,"global":[9223372036854775807,1]}`,
+		`{"v":3,"global":[]}`,
+	} {
+		if err := l2.Restore([]byte(bad)); err == nil {
+			t.Errorf("restored %s", bad)
+		}
+	}
+}
+
+// BenchmarkSnapshotSize reports the bytes a snapshot takes after a day of
+// sends at per_day SMS, evenly spread, to one destination each.
+func BenchmarkSnapshotSize(b *testing.B) {
+	for _, perDay := range []int{100, 1000, 10000} {
+		b.Run(strconv.Itoa(perDay), func(b *testing.B) {
+			c := clocktest.New(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 0)
+			l, err := New(Config{Global: []Window{{24 * time.Hour, perDay}}}, c.Now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			every := 24 * time.Hour / time.Duration(perDay)
+			for range perDay {
+				if err := l.Allow("+491701234567", 1); err != nil {
+					b.Fatal(err)
+				}
+				c.Advance(every - time.Nanosecond)
+			}
+			var snap []byte
+			for b.Loop() {
+				if snap, err = l.Snapshot(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(snap)), "snapshot-bytes")
+		})
+	}
 }
