@@ -47,25 +47,9 @@ func TestSoak(t *testing.T) {
 	d, seed := newDriver(t, "soak", 0x736f616b)
 	r, n := d.r, d.n
 	began := time.Now()
-	r.start()
-	var series []sample
-	next := began.Add(*flagEvery)
-	for time.Since(began) < *flagSoak {
-		d.tick()
-		d.step(soakChances)
-		if now := time.Now(); !now.Before(next) {
-			next = next.Add(*flagEvery)
-			s, err := r.sample(now.Sub(began))
-			if err != nil {
-				t.Logf("sample at %s: %v", now.Sub(began).Round(time.Second), err)
-				continue
-			}
-			series = append(series, s)
-			if len(series)%10 == 0 {
-				t.Logf("%s: RSS %.1f MiB, heap %.1f MiB, %g goroutines; MT %d, MO %d", s.at.Round(time.Second), s.rss, s.heap, s.goroutines, d.mt, d.mo)
-			}
-		}
-	}
+	series := d.sampled(t, began, *flagSoak, soakChances, func(s sample) {
+		t.Logf("%s: RSS %.1f MiB, heap %.1f MiB, %g goroutines; MT %d, MO %d", s.at.Round(time.Second), s.rss, s.heap, s.goroutines, d.mt, d.mo)
+	})
 	d.f.clear()
 	soakTime := time.Since(began)
 	o, clean := r.drain(t, true)
@@ -73,6 +57,32 @@ func TestSoak(t *testing.T) {
 	head := fmt.Sprintf("soak: seed %d, %s under load + %s quiet, one agent (pid kept, no kills)\n%s",
 		seed, soakTime.Round(time.Second), (time.Since(began) - soakTime).Round(time.Second), curves(series))
 	report(t, head, n, f, invs)
+}
+
+// sampled starts the agent and drives it with chances until run has
+// passed since began, sampling it every -chaos.every; logf is shown every
+// tenth sample.
+func (d *driver) sampled(t *testing.T, began time.Time, run time.Duration, p chance, logf func(sample)) []sample {
+	d.r.start()
+	var series []sample
+	next := began.Add(*flagEvery)
+	for time.Since(began) < run {
+		d.tick()
+		d.step(p)
+		if now := time.Now(); !now.Before(next) {
+			next = next.Add(*flagEvery)
+			s, err := d.r.sample(now.Sub(began))
+			if err != nil {
+				t.Logf("sample at %s: %v", now.Sub(began).Round(time.Second), err)
+				continue
+			}
+			series = append(series, s)
+			if len(series)%10 == 0 {
+				logf(s)
+			}
+		}
+	}
+	return series
 }
 
 // sample reads the agent's RSS, open files and threads from /proc and its

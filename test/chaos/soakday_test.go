@@ -59,26 +59,10 @@ func TestSoakDay(t *testing.T) {
 	t.Logf("store seeded with %d published MT ids and %d finished MO in %s", mt, mo, time.Since(seeded).Round(time.Second))
 
 	began := time.Now()
-	r.start()
-	var series []sample
-	next := began.Add(*flagEvery)
-	for time.Since(began) < *flagDay {
-		d.tick()
-		d.step(p)
-		if now := time.Now(); !now.Before(next) {
-			next = next.Add(*flagEvery)
-			s, err := r.sample(now.Sub(began))
-			if err != nil {
-				t.Logf("sample at %s: %v", now.Sub(began).Round(time.Second), err)
-				continue
-			}
-			series = append(series, s)
-			if len(series)%10 == 0 {
-				t.Logf("%s (%.1f h of traffic): RSS %.1f MiB, heap %.1f MiB, store %.2f MiB; MT %d, MO %d",
-					fmtMin(s.at), s.at.Hours()*speedup, s.rss, s.heap, s.db, d.mt, d.mo)
-			}
-		}
-	}
+	series := d.sampled(t, began, *flagDay, p, func(s sample) {
+		t.Logf("%s (%.1f h of traffic): RSS %.1f MiB, heap %.1f MiB, store %.2f MiB; MT %d, MO %d",
+			fmtMin(s.at), s.at.Hours()*speedup, s.rss, s.heap, s.db, d.mt, d.mo)
+	})
 	d.f.clear()
 	soakTime := time.Since(began)
 	o, clean := r.drain(t, true)
