@@ -124,7 +124,7 @@ bench:
 
 # A day's SMS traffic against one agent whose store already holds seven
 # days of records, accelerated into MINUTES (default 40); writes
-# benchmarks/soak-day.{csv,svg} (scripts/soak-day).
+# docs/benchmarks/soak-day.{csv,svg} (scripts/soak-day).
 soak-day:
 	./scripts/soak-day $(or $(MINUTES),40)
 
