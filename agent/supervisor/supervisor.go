@@ -184,6 +184,7 @@ type Supervisor struct {
 	deps    Deps
 	log     *slog.Logger
 	clock   Clock
+	policy  policyConfig
 	wake    chan struct{}
 	running atomic.Bool
 	// dataPath is the MQTT connection state: 0 unknown, 1 up, 2 down.
@@ -209,8 +210,6 @@ type Supervisor struct {
 	iccid     string
 	urcSeq    int
 	removeURC []func()
-	// faultAlerted is the configuration fault already alerted about.
-	faultAlerted string
 }
 
 // New checks cfg and loads the saved history. A history that cannot be
@@ -236,7 +235,7 @@ func New(cfg Config, deps Deps) (*Supervisor, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{
-		cfg: cfg, deps: deps, log: deps.Logger, clock: deps.Clock,
+		cfg: cfg, deps: deps, log: deps.Logger, clock: deps.Clock, policy: policyOf(cfg),
 		wake: make(chan struct{}, 1),
 		hist: history{},
 		v:    verdict{state: StateUnknown, reason: "no observation yet"},
@@ -365,7 +364,7 @@ func (s *Supervisor) Snapshot() Snapshot {
 		At:           now,
 		Figures:      maps.Clone(w.figures),
 	}
-	if w.lad.active {
+	if w.lad.active() {
 		snap.Step = stepNames[w.lad.pos]
 	}
 	for _, st := range s.cfg.Steps.Named() {
