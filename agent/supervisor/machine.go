@@ -295,7 +295,9 @@ func (l *ladder) stepDone(ev ladderEvent, now time.Time, in policyInputs) []ladd
 		// An operator's request: the phase is as it was.
 		return nil
 	}
-	if !l.climbing {
+	climbing := l.climbing
+	l.taking, l.climbing = stepObserve, false
+	if !climbing {
 		return l.quotaChecked(out, now, in.cfg)
 	}
 	if out.result != resultThrottled {
