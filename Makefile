@@ -15,7 +15,7 @@ FUZZTIME ?= 30s
 FUZZ_JOBS ?= 1
 
 # Packages the gateway binary must not link (see lint).
-GATEWAY_FORBIDDEN := ^cellagent/.*(sim|test|bench)(/|$$)|^github.com/creack/pty
+GATEWAY_FORBIDDEN := ^cellagent/(.*(emu|test)|agent/(lab|fleetload|chaos))(/|$$)|^github.com/creack/pty
 # Linking Prometheus' client library (and the protobuf runtime it pulls in)
 # cost every cellagent process, the gateway daemon included, 4.6 MiB of
 # file-backed and 0.6 MiB of anonymous resident memory at start and 3.8 MiB

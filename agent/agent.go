@@ -23,9 +23,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cellagent/agent/atsession"
 	"cellagent/agent/config"
 	"cellagent/agent/event"
-	"cellagent/agent/link"
 	"cellagent/agent/messaging"
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
@@ -100,7 +100,7 @@ type daemon struct {
 
 	st     *store.Store
 	feed   *feed
-	link   *link.Link
+	link   *atsession.Keeper
 	outbox *messaging.Outbox
 	client *mqtt.Client
 	broker *embedded.Broker
@@ -432,7 +432,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 			return byPath(p, baud)
 		}
 	}
-	d.link = link.New(link.Config{
+	d.link = atsession.New(atsession.Config{
 		Path:     d.cfg.Modem.Port,
 		Baud:     d.cfg.Modem.Baud,
 		Open:     open,
@@ -454,7 +454,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 // identity current. It runs on the link's goroutine, before the MQTT
 // client may exist: events go straight to the store's queue, which the
 // client drains once it runs.
-func (d *daemon) linkChanged(s *link.Session, err error) {
+func (d *daemon) linkChanged(s *atsession.Session, err error) {
 	defer kick(d.dirty)
 	if s != nil {
 		attrs := event.Attrs{"seq": s.Seq, "imei": s.Identity.IMEI, "fw": s.Identity.Firmware}
@@ -899,7 +899,7 @@ func kick(ch chan struct{}) {
 }
 
 // linkPort gives the outbox the current session, whichever it is.
-type linkPort struct{ l *link.Link }
+type linkPort struct{ l *atsession.Keeper }
 
 func (p linkPort) Command(ctx context.Context, cmd string, opts ...at.CommandOption) ([]string, error) {
 	s, err := p.l.Current()

@@ -14,8 +14,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/agent/config"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -122,7 +122,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // SMS from a command with its result, a USB hang-up survived, watchdog
 // pings, and a drain that ends with a clean offline.
 func TestDaemonEndToEnd(t *testing.T) {
-	m := simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
 	tty := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(tty); err != nil {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"cellagent/agent/config"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -66,7 +66,7 @@ func BenchmarkCellularBytesPerDay(b *testing.B) {
 	)
 	scaled := func(d time.Duration) time.Duration { return d / speedup }
 
-	m := simtest.Start(b, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
+	m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := b.TempDir()
 	tty := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(tty); err != nil {
@@ -116,7 +116,7 @@ func BenchmarkCellularBytesPerDay(b *testing.B) {
 	for i := 0; time.Since(start) < scaled(simulated); i++ {
 		time.Sleep(scaled(time.Hour))
 		r := rsrp[i%2]
-		if err := m.SetSignal(sim.Signal{Act: "CAT-M1", RSSI: -65, RSRP: r, SINR: 12, RSRQ: -11}); err != nil {
+		if err := m.SetSignal(bg96emu.Signal{Act: "CAT-M1", RSSI: -65, RSRP: r, SINR: 12, RSRQ: -11}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,17 +13,17 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/agent/jsonout"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
 // startSim runs a simulated modem that takes boot to answer, so the agent
 // connects to the broker before the modem's identity is known.
-func startSim(t *testing.T, dir string, c sim.Config) (string, *sim.Modem) {
+func startSim(t *testing.T, dir string, c bg96emu.Config) (string, *bg96emu.Modem) {
 	t.Helper()
 	c.BootDelay, c.RegisterDelay, c.ReportDelay = 200*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	m := sim.New(c)
+	m := bg96emu.New(c)
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +80,8 @@ func TestBirthCarriesIdentity(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Device.ID = "gw-test"
-	var modem *sim.Modem
-	cfg.Modem.Port, modem = startSim(t, dir, sim.Config{})
+	var modem *bg96emu.Modem
+	cfg.Modem.Port, modem = startSim(t, dir, bg96emu.Config{})
 	cfg.State.Dir = filepath.Join(dir, "state")
 	cfg.MQTT.Broker, cfg.MQTT.AllowPlaintext = b.URL(), true
 
@@ -111,14 +111,14 @@ func TestBirthCarriesIdentity(t *testing.T) {
 	stop()
 
 	// A swapped modem: another IMEI on the same port.
-	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{IMEI: "866425039999999"})
+	cfg.Modem.Port, _ = startSim(t, dir, bg96emu.Config{IMEI: "866425039999999"})
 	stop = runAgent(t, cfg, "")
 	w.wait(t, "gw-test/status", `"state":"online"`, `"imei":"866425039999999"`)
 	w.wait(t, "gw-test/event", `"type":"modem"`, `"msg":"modem changed"`, `"from":"866425031234567"`, `"to":"866425039999999"`)
 	stop()
 
 	// A swapped SIM: another ICCID in the same modem.
-	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{IMEI: "866425039999999", ICCID: "89882280666099999999"})
+	cfg.Modem.Port, _ = startSim(t, dir, bg96emu.Config{IMEI: "866425039999999", ICCID: "89882280666099999999"})
 	stop = runAgent(t, cfg, "")
 	w.wait(t, "gw-test/status", `"state":"online"`, `"iccid":"89882280666099999999"`)
 	w.wait(t, "gw-test/event", `"type":"sim"`, `"msg":"SIM changed"`, `"to":"89882280666099999999"`)
@@ -139,7 +139,7 @@ func TestStatusFileFresh(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Device.ID = "gw-test"
-	cfg.Modem.Port, _ = startSim(t, dir, sim.Config{SMSC: "+491710760000"})
+	cfg.Modem.Port, _ = startSim(t, dir, bg96emu.Config{SMSC: "+491710760000"})
 	cfg.State.Dir = filepath.Join(dir, "state")
 	cfg.MQTT.Broker, cfg.MQTT.AllowPlaintext = b.URL(), true
 	start := time.Now()

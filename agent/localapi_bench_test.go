@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"cellagent/agent/config"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/transport/localapi"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -21,7 +21,7 @@ import (
 //
 //	go test -run XXX -bench LocalAPI -benchtime 300x ./agent/
 func BenchmarkLocalAPI(b *testing.B) {
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
+	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	if err := m.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/agent/store"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -20,7 +20,7 @@ import (
 // index and the budgets at the next start. It notices, drains and ends
 // with an error, so that systemd restarts it on a fresh store.
 func TestDaemonStopsWhenStateDirDeleted(t *testing.T) {
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
+	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

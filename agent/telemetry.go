@@ -1,63 +1,103 @@
 package agent
 
 import (
-	"fmt"
+	"context"
+	"encoding/json"
+	"time"
 
-	"cellagent/modem/bg96"
+	"cellagent/agent/store"
 	"cellagent/transport/mqtt"
 )
 
-// sample turns the modem's status into a telemetry body. Values the modem
-// could not give stay nil or empty, so "unknown" never reads as a number.
-func sample(st bg96.Status) mqtt.Telemetry {
-	t := mqtt.Telemetry{
-		Reg: mqtt.Registration{
-			CS:  regName(st.Registration.CS),
-			PS:  regName(st.Registration.GPRS),
-			EPS: regName(st.Registration.EPS),
-		},
-		Attached: st.Attached,
-	}
-	if n := st.Network; n != nil && !n.NoService {
-		t.Act, t.Operator, t.Band = n.AcT, n.Operator, n.Band
-	}
-	if t.Act == "" && st.Signal.QCSQ != nil && st.Signal.QCSQ.Mode != bg96.ModeNoService {
-		t.Act = string(st.Signal.QCSQ.Mode)
-	}
-	if t.Operator == "" && st.Operator != nil {
-		t.Operator = st.Operator.Name
-	}
-	// The cell is the one of the domain the modem is registered in; on
-	// LTE-M that is EPS, whatever CREG says.
-	var cell *bg96.Reg
-	switch st.RegDomain {
-	case bg96.DomainEPS:
-		cell = st.Registration.EPS
-	case bg96.DomainGPRS:
-		cell = st.Registration.GPRS
-	case bg96.DomainCS:
-		cell = st.Registration.CS
-	}
-	if cell != nil {
-		if cell.CI != nil {
-			t.Cell = fmt.Sprintf("%X", *cell.CI)
+// runTelemetry polls the modem and publishes by exception: a sample goes
+// out when it differs from the last one published beyond the dead-bands,
+// at the heartbeat, or on a cmd/status request.
+func (d *daemon) runTelemetry(ctx context.Context) {
+	var last *mqtt.Telemetry
+	var lastAt time.Time
+	force := false
+	for {
+		d.beat.Store(time.Now().UnixNano())
+		ts := d.tele.Load()
+		t := d.poll(ctx)
+		now := d.now()
+		ok, reason := shouldReport(ts.db, last, lastAt, t, now)
+		if force {
+			ok, reason = true, "request"
 		}
-		if cell.LAC != nil {
-			t.TAC = fmt.Sprintf("%X", *cell.LAC)
+		if ok {
+			t.TS = now.Unix()
+			t.Health = d.health(now)
+			t.Bearer = d.bearerTelemetry()
+			if err := d.client.QueueTelemetry(t); err != nil {
+				d.log.Error("agent: telemetry not queued", "err", err)
+			} else {
+				d.log.Debug("agent: telemetry queued", "reason", reason)
+				last, lastAt = &t, now
+			}
 		}
+		timer := time.NewTimer(ts.poll)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-d.kickTele:
+			force = true
+		case <-timer.C:
+			force = false
+		}
+		timer.Stop()
 	}
-	if q := st.Signal.QCSQ; q != nil {
-		t.RSSI, t.RSRP, t.RSRQ, t.SINR = q.RSSI, q.RSRP, q.RSRQ, q.SINR
-	}
-	if t.RSSI == nil && st.Signal.CSQ != nil {
-		t.RSSI = st.Signal.CSQ.RSSI
-	}
-	return t
 }
 
-func regName(r *bg96.Reg) string {
-	if r == nil {
-		return ""
+// poll reads the modem's state; with no session the sample is empty,
+// which reads as "registration unknown" downstream.
+func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
+	s, err := d.link.Current()
+	if err != nil {
+		return mqtt.Telemetry{}
 	}
-	return r.Stat.String()
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	st := s.Modem.StatusWith(qctx, s.Identity)
+	d.data.readTime(qctx, s.Modem)
+	d.mu.Lock()
+	d.modem, d.modemAt = &st, d.now()
+	d.mu.Unlock()
+	return sample(st)
+}
+
+func (d *daemon) bearerTelemetry() *mqtt.Bearer {
+	if d.data.bearer == nil {
+		return nil
+	}
+	s := d.data.bearer.Snapshot()
+	b := &mqtt.Bearer{State: string(s.State), If: s.Interface, Addr: s.Addresses, RX: s.RxBytes, TX: s.TxBytes, Fail: s.LastFailure}
+	if s.Cause != "" {
+		b.Fail += " (" + s.Cause + ")"
+	}
+	return b
+}
+
+func (d *daemon) health(now time.Time) *mqtt.Health {
+	h := &mqtt.Health{Uptime: int64(now.Sub(d.started) / time.Second)}
+	h.EventsQueued, _ = d.st.Events().Len()
+	h.TelemetryQueued, _ = d.st.Telemetry().Len()
+	h.TelemetryDropped, _ = d.st.Telemetry().Dropped()
+	if d.sup != nil {
+		h.Recoveries = d.sup.ActionsToday()
+	}
+	d.mu.Lock()
+	h.LastError = d.lastErr
+	d.mu.Unlock()
+	if len(h.LastError) > 120 {
+		h.LastError = h.LastError[:120]
+	}
+	return h
+}
+
+func decodeItem(rec []byte) (store.OutboxItem, error) {
+	var it store.OutboxItem
+	err := json.Unmarshal(rec, &it)
+	return it, err
 }

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cellagent/agent/config"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -264,13 +264,13 @@ func BenchmarkWireBytesPerDay(b *testing.B) {
 		return cfg
 	}
 	type run struct {
-		m      *sim.Modem
+		m      *bg96emu.Modem
 		d      *wireDialer
 		cancel func()
 		done   chan error
 	}
 	start := func(name string, speedup time.Duration) *run {
-		m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
+		m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 		if err := m.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -344,7 +344,7 @@ func BenchmarkWireBytesPerDay(b *testing.B) {
 	rsrp := []int{-95, -101}
 	for i := 0; time.Since(began) < simulated/speedup; i++ {
 		time.Sleep(time.Hour / speedup)
-		if err := r.m.SetSignal(sim.Signal{Act: "CAT-M1", RSSI: -65, RSRP: rsrp[i%2], SINR: 12, RSRQ: -11}); err != nil {
+		if err := r.m.SetSignal(bg96emu.Signal{Act: "CAT-M1", RSSI: -65, RSRP: rsrp[i%2], SINR: 12, RSRQ: -11}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 )
 
 // TestQemuStatus runs the packaged ARM binaries, under qemu-user, against
@@ -31,7 +31,7 @@ func TestQemuStatus(t *testing.T) {
 			// Each arch gets its own modem, with an IMEI of its own, so an
 			// answer cannot come from a stale simulator.
 			imei := map[string]string{"armhf": "866425030000011", "arm64": "866425030000029"}[c.arch]
-			m := sim.New(sim.Config{IMEI: imei, Baud: sim.NoPacing})
+			m := bg96emu.New(bg96emu.Config{IMEI: imei, Baud: bg96emu.NoPacing})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := m.Start(ctx); err != nil {

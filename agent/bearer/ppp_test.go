@@ -12,8 +12,8 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
 type events struct {
@@ -47,16 +47,16 @@ func (e *events) count(level string) int {
 
 // simModem starts a simulated BG96 with its data port, and an AT session
 // on its AT port for +CEER and the profile.
-func simModem(t *testing.T) (*sim.Modem, *at.AT) {
+func simModem(t *testing.T) (*bg96emu.Modem, *at.AT) {
 	t.Helper()
-	m := simtest.Start(t, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 	if err := m.StartDataPort(); err != nil {
 		t.Fatal(err)
 	}
-	return m, simtest.Engine(t, m)
+	return m, bg96emutest.Engine(t, m)
 }
 
-func pppBearer(t *testing.T, m *sim.Modem, a *at.AT, ev *events) *Bearer {
+func pppBearer(t *testing.T, m *bg96emu.Modem, a *at.AT, ev *events) *Bearer {
 	t.Helper()
 	pppd, err := exec.LookPath("pppd")
 	if err != nil {
@@ -150,7 +150,7 @@ func TestWrongAPNBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The APN change restarted the radio: let it register again.
-	waitFor(t, "registration", 5*time.Second, func() bool { return m.Registered(sim.EPS).Stat == sim.Home })
+	waitFor(t, "registration", 5*time.Second, func() bool { return m.Registered(bg96emu.EPS).Stat == bg96emu.Home })
 	ev := &events{}
 	b := pppBearer(t, m, a, ev)
 	runBearer(t, b)
@@ -168,7 +168,7 @@ func TestWrongAPNBlocks(t *testing.T) {
 // when told to (the supervisor's redial step).
 func TestNoCoverageBacksOff(t *testing.T) {
 	m, a := simModem(t)
-	if err := m.SetRegistration(sim.AllDomains, sim.Registration{Stat: sim.Searching}); err != nil {
+	if err := m.SetRegistration(bg96emu.AllDomains, bg96emu.Registration{Stat: bg96emu.Searching}); err != nil {
 		t.Fatal(err)
 	}
 	ev := &events{}

@@ -17,9 +17,9 @@ import (
 	"cellagent/agent/store"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/modem/port"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
 )
 
 // The crash test runs the receive path in a child process (this test
@@ -87,7 +87,7 @@ func TestInboxSurvivesSIGKILL(t *testing.T) {
 	t.Logf("seed %d (replay with CELLAGENT_CRASH_SEED)", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	m := simtest.Start(t, sim.Config{ReportDelay: 50 * time.Millisecond})
+	m := bg96emutest.Start(t, bg96emu.Config{ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
 	link := filepath.Join(dir, "ttyBG96")
 	if err := m.Link(link); err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"cellagent/agent/store"
 	"cellagent/modem/at"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/modem/sms"
 )
 
@@ -74,7 +74,7 @@ func TestOutboxFullDiskSendsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, a := smsModem(t, sim.Config{})
+	m, a := smsModem(t, bg96emu.Config{})
 	filler := filepath.Join(disk, "filler")
 	port := &fillingPort{Commander: a, fill: func() { fill(t, filler) }}
 	o, err := NewOutbox(port, OutboxConfig{Store: st, StoreRetry: 20 * time.Millisecond})

@@ -15,20 +15,20 @@ import (
 	"cellagent/agent/ratelimit"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/modem/clock/clocktest"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
 )
 
 // rig is a simulated modem on a real pty, an engine on it in PDU mode, and
 // a store in a temporary directory.
 type rig struct {
-	m  *sim.Modem
+	m  *bg96emu.Modem
 	a  *at.AT
 	st *store.Store
 }
 
-func newRig(t *testing.T, cfg sim.Config) *rig {
+func newRig(t *testing.T, cfg bg96emu.Config) *rig {
 	t.Helper()
 	if cfg.ReportDelay == 0 {
 		cfg.ReportDelay = 50 * time.Millisecond
@@ -45,7 +45,7 @@ func newRig(t *testing.T, cfg sim.Config) *rig {
 // smsModem starts the simulator (booting and registering in a few hundred
 // milliseconds unless cfg says otherwise) and an engine on it, set up for
 // SMS in PDU mode as the agent sets it.
-func smsModem(tb testing.TB, cfg sim.Config) (*sim.Modem, *at.AT) {
+func smsModem(tb testing.TB, cfg bg96emu.Config) (*bg96emu.Modem, *at.AT) {
 	tb.Helper()
 	if cfg.BootDelay == 0 {
 		cfg.BootDelay = 200 * time.Millisecond
@@ -53,8 +53,8 @@ func smsModem(tb testing.TB, cfg sim.Config) (*sim.Modem, *at.AT) {
 	if cfg.RegisterDelay == 0 {
 		cfg.RegisterDelay = 100 * time.Millisecond
 	}
-	m := simtest.Start(tb, cfg)
-	a := simtest.Engine(tb, m)
+	m := bg96emutest.Start(tb, cfg)
+	a := bg96emutest.Engine(tb, m)
 	for _, c := range []string{"ATE0", "AT+CMEE=2", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", `AT+CPMS="SM","SM","SM"`} {
 		if _, err := a.Command(context.Background(), c); err != nil {
 			tb.Fatalf("%s: %v", c, err)
@@ -110,7 +110,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestInboxTakesEverythingOffTheSIM(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	// Before the inbox runs: the start-up sweep must find these.
 	if err := r.m.DeliverText("+491701234567", "first {€}"); err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestInboxTakesEverythingOffTheSIM(t *testing.T) {
 func newSetClock() *clocktest.Fake { return clocktest.New(time.Now(), 0) }
 
 func TestInboxIncompleteAfterTimeout(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	clock := newSetClock()
 	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now})
 	if err := r.m.DeliverParts("+4917099", strings.Repeat("x", 400), 1, 3); err != nil {
@@ -194,7 +194,7 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 		boot    string // of the restart; the parts were taken in b1
 		expired bool
 	}{{"b1", false}, {"b2", true}} {
-		r := newRig(t, sim.Config{})
+		r := newRig(t, bg96emu.Config{})
 		clock := newSetClock()
 		up := time.Hour
 		boot := func() (string, time.Duration) { return "b1", up }
@@ -226,7 +226,7 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 func TestInboxWaitsForSpaceAndPublishes(t *testing.T) {
 	// More messages than SIM slots: the network holds the rest until the
 	// inbox frees slots, as a real SMSC retries.
-	r := newRig(t, sim.Config{StorageSize: 3})
+	r := newRig(t, bg96emu.Config{StorageSize: 3})
 	var mu sync.Mutex
 	var published []string
 	fail := true
@@ -293,7 +293,7 @@ func runOutbox(t *testing.T, o *Outbox) {
 }
 
 func TestOutboxSendsAndMatchesReport(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	r.inbox(t, InboxConfig{Sweep: time.Hour}) // brings in the status report
 	o := outbox(t, r, OutboxConfig{SMSC: "+882 285 00001 6860"})
 	id, parts, err := o.Submit(Request{To: "5432145", Text: "hello", Report: true})
@@ -324,7 +324,7 @@ func TestOutboxSendsAndMatchesReport(t *testing.T) {
 }
 
 func TestOutboxRetriesTransientAndFailsPermanent(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	o := outbox(t, r, OutboxConfig{BaseDelay: 50 * time.Millisecond})
 	if err := r.m.CMSErrorOn("+CMGS", 332); err != nil { // network timeout
 		t.Fatal(err)
@@ -359,7 +359,7 @@ func TestOutboxRetriesTransientAndFailsPermanent(t *testing.T) {
 // A retry scheduled before the wall clock was set back is further ahead
 // than any back-off: it goes out now, not once the clock catches up.
 func TestOutboxRetryAfterClockSetBack(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	o, err := NewOutbox(r.a, OutboxConfig{Store: r.st, MaxDelay: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +382,7 @@ func TestOutboxRetryAfterClockSetBack(t *testing.T) {
 }
 
 func TestOutboxRefusesBadRequestsAndLimits(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	// The limits come from a configuration file as an operator writes it.
 	cfg, err := config.Parse([]byte("[sms]\nper_minute = 0\nper_hour = 0\nper_day = 3\nper_destination_per_day = 2\n"), "gw.toml")
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"cellagent/modem/at"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/modem/sms"
 )
 
@@ -22,7 +22,7 @@ func (awayPort) SMSCommand(context.Context, string, string, ...at.CommandOption)
 // Messages queued while the modem is away leave in the order they were
 // accepted once it is back, the one whose send the drop cut short first.
 func TestOutboxKeepsOrderAcrossPortDrop(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	away, err := NewOutbox(awayPort{r.a}, OutboxConfig{Store: r.st})
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"cellagent/agent/store"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 )
 
 // Stop lets the SMS in flight finish instead of cutting its +CMGS short,
 // then ends Run, leaving the rest queued for the next start.
 func TestOutboxStopFinishesMessageInFlight(t *testing.T) {
-	r := newRig(t, sim.Config{})
+	r := newRig(t, bg96emu.Config{})
 	r.m.DelayCommand("AT+CMGS", 400*time.Millisecond)
 	o, err := NewOutbox(r.a, OutboxConfig{Store: r.st})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"cellagent/agent/store"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 )
 
 // lineRate is what the simulator's 115200 baud 8N1 line carries each way:
@@ -18,7 +18,7 @@ const lineRate = 115200 / 10
 
 // benchRig is newRig for benchmarks, with a store that signals every
 // outbox result: a send is complete when MarkSent journals it.
-func benchRig(b *testing.B, cfg sim.Config, onResult func()) *rig {
+func benchRig(b *testing.B, cfg bg96emu.Config, onResult func()) *rig {
 	b.Helper()
 	m, a := smsModem(b, cfg)
 	return &rig{m: m, a: a, st: benchStore(b, onResult)}
@@ -37,7 +37,7 @@ func benchStore(b *testing.B, onResult func()) *store.Store {
 // reportWire reports the bytes both ways on the line per op, the time they
 // take at line rate (the exchange is a dialogue, so the directions add up)
 // and how many times that the op took.
-func reportWire(b *testing.B, before, after sim.Stats, elapsed time.Duration) {
+func reportWire(b *testing.B, before, after bg96emu.Stats, elapsed time.Duration) {
 	bytes := float64(after.BytesIn+after.BytesOut-before.BytesIn-before.BytesOut) / float64(b.N)
 	wire := bytes / lineRate // seconds
 	b.ReportMetric(bytes, "line-B/op")
@@ -52,7 +52,7 @@ func reportWire(b *testing.B, before, after sim.Stats, elapsed time.Duration) {
 //	go test -run '^$' -bench Wire -benchtime 5x ./agent/messaging/
 func BenchmarkWireSendConcatenated(b *testing.B) {
 	done := make(chan struct{}, 1)
-	r := benchRig(b, sim.Config{}, func() {
+	r := benchRig(b, bg96emu.Config{}, func() {
 		select {
 		case done <- struct{}{}:
 		default:
@@ -96,9 +96,9 @@ func BenchmarkWireSendConcatenated(b *testing.B) {
 // the store: one AT+CMGL listing, a commit (fsync) and an AT+CMGD each.
 func BenchmarkWireDrainStored(b *testing.B) {
 	const n = 100
-	r := benchRig(b, sim.Config{StorageSize: n}, nil)
+	r := benchRig(b, bg96emu.Config{StorageSize: n}, nil)
 	ctx := context.Background()
-	var before, after sim.Stats
+	var before, after bg96emu.Stats
 	var elapsed time.Duration
 	b.ResetTimer()
 	for i := range b.N {

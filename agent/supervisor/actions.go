@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"cellagent/agent/atsession"
 	"cellagent/agent/event"
-	"cellagent/agent/link"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
 	"cellagent/transport/bsc"
@@ -275,7 +275,7 @@ type cycle struct {
 	s     *Supervisor
 	p     Power
 	lines PowerLines
-	sess  *link.Session // nil when the port was already gone
+	sess  *atsession.Session // nil when the port was already gone
 	seq   int
 	notes []string
 }
@@ -368,7 +368,7 @@ func (c *cycle) cut(ctx context.Context) bool {
 // powerDown is bg96.Modem.PowerDownAndWait with the supervisor's own
 // limit on the command, so a hung modem costs at_timeout, not the
 // engine's limit, before the PWRKEY fallback.
-func (s *Supervisor) powerDown(ctx context.Context, sess *link.Session) error {
+func (s *Supervisor) powerDown(ctx context.Context, sess *atsession.Session) error {
 	w := bg96.Expect(sess.AT, "POWERED DOWN")
 	defer w.Stop()
 	cctx, cancel := s.atCtx(ctx, 1)

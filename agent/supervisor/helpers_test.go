@@ -16,17 +16,17 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
 
-	"cellagent/agent/bench"
+	"cellagent/agent/atsession"
 	"cellagent/agent/config"
 	"cellagent/agent/event"
-	"cellagent/agent/link"
+	"cellagent/agent/lab"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/bg96emu"
 	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/power"
-	"cellagent/modem/sim"
 	"cellagent/transport/bsc"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/bsc/bscemu"
 )
 
 // The daemon's parts fit the supervisor's interfaces.
@@ -59,10 +59,10 @@ var t0 = time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
 // simulator on loopback HTTP, and fake GPIO pins wired to the simulator.
 type rig struct {
 	t      *testing.T
-	m      *sim.Modem
-	srv    *bscsim.Server
+	m      *bg96emu.Modem
+	srv    *bscemu.Server
 	api    *bsc.Client
-	link   *link.Link
+	link   *atsession.Keeper
 	clock  *clocktest.Fake
 	events *events
 	store  *memStore
@@ -91,11 +91,11 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		pace = 0
 	}
 	r := &rig{t: t, clock: clocktest.New(t0, pace), events: &events{}, store: &memStore{m: map[string][]byte{}}}
-	simCfg := sim.Config{BootDelay: 30 * time.Millisecond, RegisterDelay: 2 * time.Millisecond, Baud: sim.NoPacing}
+	simCfg := bg96emu.Config{BootDelay: 30 * time.Millisecond, RegisterDelay: 2 * time.Millisecond, Baud: bg96emu.NoPacing}
 	if o.bsc {
-		srv, err := bscsim.New(bscsim.Config{
+		srv, err := bscemu.New(bscemu.Config{
 			Users:      map[string]string{"admin": "secret"},
-			SIMs:       []bscsim.SIMConfig{{ICCID: "89882280666012345678"}},
+			SIMs:       []bscemu.SIMConfig{{ICCID: "89882280666012345678"}},
 			ResetDelay: 10 * time.Millisecond,
 		})
 		if err != nil {
@@ -106,7 +106,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 			t.Fatal(err)
 		}
 		r.srv = srv
-		if r.m, err = bench.StartModem(ctx, srv, simCfg, nil); err != nil {
+		if r.m, err = lab.StartModem(ctx, srv, simCfg, nil); err != nil {
 			t.Fatal(err)
 		}
 		r.api, err = bsc.New(bsc.Config{BaseURL: srv.URL(), Username: "admin", Password: "secret", RateLimit: -1, Timeout: 5 * time.Second})
@@ -114,7 +114,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 			t.Fatal(err)
 		}
 	} else {
-		r.m = sim.New(simCfg)
+		r.m = bg96emu.New(simCfg)
 		if err := r.m.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	}
 	// The first reopen comes after the simulated boot, and a command lost
 	// to a booting modem costs a short fence, not the engine's 3 s.
-	r.link = link.New(link.Config{Path: path, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ReadyTimeout: time.Second,
+	r.link = atsession.New(atsession.Config{Path: path, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ReadyTimeout: time.Second,
 		ATOptions: []at.Option{at.WithFence("AT+CMEE?", "+CMEE:", 200*time.Millisecond)}})
 	done := make(chan struct{})
 	go func() {
@@ -204,13 +204,13 @@ func (r *rig) newSupervisor(cfg Config) *Supervisor {
 }
 
 // registration is what the simulated network offers.
-func lose(m *sim.Modem) func() {
-	return func() { _ = m.SetRegistration(sim.AllDomains, sim.Registration{Stat: sim.Searching}) }
+func lose(m *bg96emu.Modem) func() {
+	return func() { _ = m.SetRegistration(bg96emu.AllDomains, bg96emu.Registration{Stat: bg96emu.Searching}) }
 }
 
-func regain(m *sim.Modem) func() {
+func regain(m *bg96emu.Modem) func() {
 	return func() {
-		_ = m.SetRegistration(sim.AllDomains, sim.Registration{Stat: sim.Home, Area: "1A2B", Cell: "01A2B3C", AcT: sim.ActEMTC})
+		_ = m.SetRegistration(bg96emu.AllDomains, bg96emu.Registration{Stat: bg96emu.Home, Area: "1A2B", Cell: "01A2B3C", AcT: bg96emu.ActEMTC})
 	}
 }
 
@@ -294,7 +294,7 @@ func (s *memStore) LoadState(name string) ([]byte, error) {
 // modem's does.
 type board struct {
 	clock                  *clocktest.Fake
-	m                      *sim.Modem
+	m                      *bg96emu.Modem
 	pwrKey, resetN, supply *pin
 
 	mu  sync.Mutex
@@ -303,7 +303,7 @@ type board struct {
 	hung bool
 }
 
-func newBoard(c *clocktest.Fake, m *sim.Modem) *board {
+func newBoard(c *clocktest.Fake, m *bg96emu.Modem) *board {
 	b := &board{clock: c, m: m}
 	b.pwrKey = &pin{name: "GPIO17", b: b}
 	b.resetN = &pin{name: "GPIO27", b: b}

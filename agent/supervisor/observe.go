@@ -7,8 +7,8 @@ import (
 	"net"
 	"time"
 
+	"cellagent/agent/atsession"
 	"cellagent/agent/event"
-	"cellagent/agent/link"
 	"cellagent/modem/at"
 )
 
@@ -70,7 +70,7 @@ func (s *Supervisor) atCtx(ctx context.Context, n int) (context.Context, context
 	return context.WithTimeoutCause(ctx, time.Duration(n)*s.cfg.ATTimeout.Duration, at.ErrTimeout)
 }
 
-func (s *Supervisor) observe(ctx context.Context, sess *link.Session) observation {
+func (s *Supervisor) observe(ctx context.Context, sess *atsession.Session) observation {
 	o := observation{at: s.clock.Now(), session: sess.Seq}
 	s.watchURCs(sess)
 	if sess.Identity.ICCID != "" {
@@ -109,7 +109,7 @@ func (s *Supervisor) observe(ctx context.Context, sess *link.Session) observatio
 
 // watchURCs wakes Run on registration URCs, so a lost or regained
 // registration is seen at once rather than at the next poll.
-func (s *Supervisor) watchURCs(sess *link.Session) {
+func (s *Supervisor) watchURCs(sess *atsession.Session) {
 	if s.urcSeq == sess.Seq {
 		return
 	}
@@ -163,7 +163,7 @@ func (s *Supervisor) probeData(ctx context.Context) (*bool, string) {
 
 // awaitSession waits, in real time up to modem_timeout, for a session
 // newer than after (0: any).
-func (s *Supervisor) awaitSession(ctx context.Context, after int) (*link.Session, error) {
+func (s *Supervisor) awaitSession(ctx context.Context, after int) (*atsession.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ModemTimeout.Duration)
 	defer cancel()
 	for {

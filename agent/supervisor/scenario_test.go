@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"cellagent/agent/event"
-	"cellagent/modem/sim"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/modem/bg96emu"
+	"cellagent/transport/bsc/bscemu"
 )
 
 // stepsAt lists "step@offset" for every step taken.
@@ -135,7 +135,7 @@ func TestThrottledResetWaitsForRetryAfter(t *testing.T) {
 	cfg := r.cfg
 	cfg.Steps.Quota.PerHour, cfg.Steps.Quota.PerDay = 0, 0 // so that the reset is the first API call
 	s := r.newSupervisor(cfg)
-	r.srv.InjectFault(bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: "600"})
+	r.srv.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "600"})
 	r.at(time.Minute, lose(r.m))
 	r.run(s, 20*time.Minute, 20*time.Second)
 
@@ -317,20 +317,22 @@ func TestOutageScenarioClimbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := sim.ParseScenario(f)
+	sc, err := bg96emu.ParseScenario(f)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := newRig(t, rigOpts{})
-	home := sim.Registration{Stat: sim.Home, Area: "1A2B", Cell: "01A2B3C", AcT: sim.ActEMTC}
+	home := bg96emu.Registration{Stat: bg96emu.Home, Area: "1A2B", Cell: "01A2B3C", AcT: bg96emu.ActEMTC}
 	signal := func(rssi, rsrp, sinr, rsrq int) func() {
-		return func() { _ = r.m.SetSignal(sim.Signal{Act: "CAT-M1", RSSI: rssi, RSRP: rsrp, SINR: sinr, RSRQ: rsrq}) }
+		return func() {
+			_ = r.m.SetSignal(bg96emu.Signal{Act: "CAT-M1", RSSI: rssi, RSRP: rsrp, SINR: sinr, RSRQ: rsrq})
+		}
 	}
 	actions := map[string]func(){
-		"register domain=all stat=home tac=1A2B ci=01A2B3C act=CAT-M1": func() { _ = r.m.SetRegistration(sim.AllDomains, home) },
+		"register domain=all stat=home tac=1A2B ci=01A2B3C act=CAT-M1": func() { _ = r.m.SetRegistration(bg96emu.AllDomains, home) },
 		"register domain=all stat=searching":                           lose(r.m),
-		"signal act=NOSERVICE":                                         func() { _ = r.m.SetSignal(sim.NoService) },
+		"signal act=NOSERVICE":                                         func() { _ = r.m.SetSignal(bg96emu.NoService) },
 		"signal act=CAT-M1 rssi=-65 rsrp=-95 sinr=12 rsrq=-11":         signal(-65, -95, 12, -11),
 		"signal act=CAT-M1 rssi=-71 rsrp=-101 sinr=6 rsrq=-12":         signal(-71, -101, 6, -12),
 		"signal act=CAT-M1 rssi=-97 rsrp=-126 sinr=-7 rsrq=-19":        signal(-97, -126, -7, -19),

@@ -36,9 +36,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cellagent/agent/atsession"
 	"cellagent/agent/config"
 	"cellagent/agent/event"
-	"cellagent/agent/link"
 	"cellagent/agent/store"
 	"cellagent/transport/bsc"
 )
@@ -48,7 +48,7 @@ type Config = config.SupervisorConfig
 
 // Link is the modem session manager; *link.Link implements it.
 type Link interface {
-	Current() (*link.Session, error)
+	Current() (*atsession.Session, error)
 	Changed() <-chan struct{}
 	Restart(reason string)
 }

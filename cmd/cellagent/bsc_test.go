@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"cellagent/transport/bsc"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/bsc/bscemu"
 )
 
 const (
@@ -26,11 +26,11 @@ const (
 )
 
 // platform runs a BSC simulator on loopback for the CLI to call.
-func platform(t *testing.T) *bscsim.Server {
+func platform(t *testing.T) *bscemu.Server {
 	t.Helper()
-	srv, err := bscsim.New(bscsim.Config{
+	srv, err := bscemu.New(bscemu.Config{
 		Users: map[string]string{"admin": testPW},
-		SIMs:  []bscsim.SIMConfig{{ICCID: testICCID, DataBytes: 10 << 20, SMS: 50}, {ICCID: otherICCID}},
+		SIMs:  []bscemu.SIMConfig{{ICCID: testICCID, DataBytes: 10 << 20, SMS: 50}, {ICCID: otherICCID}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestBSCErrors(t *testing.T) {
 	cases := []struct {
 		name  string
 		args  []string
-		fault *bscsim.Fault
+		fault *bscemu.Fault
 		code  int
 		want  string
 	}{
@@ -154,9 +154,9 @@ func TestBSCErrors(t *testing.T) {
 		{"unknown ICCID", []string{"bsc", "quota", "--config", good, "--iccid", "89882280666099999999"}, nil, 1,
 			"the platform knows no SIM 89882280666099999999 in this account"},
 		{"invalid ICCID", []string{"bsc", "reset", "--config", good, "--iccid", "1234"}, nil, 2, `invalid ICCID "1234"`},
-		{"throttled", []string{"bsc", "quota", "--config", good}, &bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: "120", Count: 10}, 1,
+		{"throttled", []string{"bsc", "quota", "--config", good}, &bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "120", Count: 10}, 1,
 			"throttled by the platform (429), retry after 2m0s"},
-		{"reset throttled", []string{"bsc", "reset", "--config", good}, &bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: "300", Count: 10}, 1,
+		{"reset throttled", []string{"bsc", "reset", "--config", good}, &bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "300", Count: 10}, 1,
 			"retry after 5m0s"},
 		{"missing ICCID", []string{"bsc", "quota", "--config", bscConfig(t, srv.URL(), testPW)}, nil, 2, "no ICCID: give --iccid or set iccid in the [bsc] section"},
 		{"missing config", []string{"bsc", "quota", "--config", filepath.Join(dir, "nope.toml")}, nil, 1, "give the configuration file with --config"},

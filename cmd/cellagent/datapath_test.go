@@ -230,7 +230,7 @@ park = "10s"
 		t.Fatal(err)
 	}
 	p.waitStderr(t, "event: SIM PIN entered")
-	p.waitStderr(t, "link: modem session up")
+	p.waitStderr(t, "session: modem session up")
 	if left := m.PINAttemptsLeft(); left != 3 {
 		t.Errorf("%d attempts left after the right PIN", left)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/agent/fleetsim"
+	"cellagent/agent/fleetload"
 	"cellagent/transport/fleetview/browsertest"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -34,7 +34,7 @@ func TestFleetServeBrowser(t *testing.T) {
 	simLog := &mqtttest.Buffer{}
 	simDone := make(chan error, 1)
 	go func() {
-		_, err := fleetsim.Run(ctx, fleetsim.Options{
+		_, err := fleetload.Run(ctx, fleetload.Options{
 			Count: n, Broker: b.URL(), AllowPlaintext: true, Seed: 3,
 			Warmup: -1, Duration: 2 * time.Minute,
 			Poll: time.Second, Heartbeat: 5 * time.Second,

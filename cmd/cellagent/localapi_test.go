@@ -23,7 +23,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/agent"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/transport/localapi"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -59,7 +59,7 @@ func apikillBinary(t *testing.T) string {
 // can be started, killed and started again on them.
 type apiRig struct {
 	bin, dir, cfg string
-	m             *sim.Modem
+	m             *bg96emu.Modem
 	env           []string
 	broker        *mqtttest.Broker
 	proc          *agentProc
@@ -143,7 +143,7 @@ func (r *apiRig) waitSMS(t *testing.T, id string) localapi.SMSStatus {
 	}
 }
 
-func countSent(m *sim.Modem, text string) int {
+func countSent(m *bg96emu.Modem, text string) int {
 	n := 0
 	for _, s := range m.SentMessages() {
 		if s.Text == text {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
 type outcome struct {
@@ -31,9 +31,9 @@ func cli(t *testing.T, stdin string, args ...string) outcome {
 	return outcome{code, out.String(), errb.String()}
 }
 
-func startSim(t *testing.T) *sim.Modem {
+func startSim(t *testing.T) *bg96emu.Modem {
 	t.Helper()
-	return simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	return bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 }
 
 func TestATOneShot(t *testing.T) {
@@ -162,7 +162,7 @@ func TestStatus(t *testing.T) {
 
 func TestStatusUnknownSignal(t *testing.T) {
 	m := startSim(t)
-	if err := m.SetSignal(sim.NoService); err != nil {
+	if err := m.SetSignal(bg96emu.NoService); err != nil {
 		t.Fatal(err)
 	}
 	o := cli(t, "", "status", "--port", m.PTY(), "--json")
@@ -322,7 +322,7 @@ func TestCLIConventions(t *testing.T) {
 // SIM busy for a while: status, sms and at wait for it, as run does,
 // instead of failing with "modem not answering" or an ICCID error.
 func TestCLIBootingModem(t *testing.T) {
-	m := sim.New(sim.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	m := bg96emu.New(bg96emu.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"cellagent/modem/sim"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/modem/bg96emu"
+	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -226,7 +226,7 @@ func randHex(t *testing.T, n int) string {
 }
 
 // linkedSim is a simulated modem behind a link path in dir.
-func linkedSim(t *testing.T, dir string) (*sim.Modem, string) {
+func linkedSim(t *testing.T, dir string) (*bg96emu.Modem, string) {
 	t.Helper()
 	m := startSim(t)
 	tty := filepath.Join(dir, "ttyBG96")
@@ -266,7 +266,7 @@ func TestSecretsStayOut(t *testing.T) {
 	m, tty := linkedSim(t, dir)
 
 	// The platform knows another password: every BSC call gets a 401.
-	plat, err := bscsim.New(bscsim.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscsim.SIMConfig{{ICCID: testICCID}}})
+	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,11 +529,11 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	ca := b.PKI().CAFile
 	tap := tapBroker(t, b.URL(), "", "", ca, "cellagent/v1/#")
 
-	tlsCfg, caPEM, err := bscsim.SelfSignedTLS("127.0.0.1")
+	tlsCfg, caPEM, err := bscemu.SelfSignedTLS("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plat, err := bscsim.New(bscsim.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscsim.SIMConfig{{ICCID: testICCID}}})
+	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
 	if err != nil {
 		t.Fatal(err)
 	}

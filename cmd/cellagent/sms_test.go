@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 	"cellagent/modem/sms"
 )
 
 func TestSMSSend(t *testing.T) {
 	// A SIM of some other operator, with its own service centre.
-	m := sim.New(sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, SMSC: "+491710760000"})
+	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, SMSC: "+491710760000"})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestSMSErrors(t *testing.T) {
 	if o.code != 1 || !strings.Contains(o.stderr, "part 1 of 1 not sent (permanent): +CMS ERROR 330 (SMSC address unknown): the modem has no service centre number") {
 		t.Errorf("330: code %d stderr %q", o.code, o.stderr)
 	}
-	if err := m.SetRegistration(sim.AllDomains, sim.Registration{Stat: sim.Searching}); err != nil {
+	if err := m.SetRegistration(bg96emu.AllDomains, bg96emu.Registration{Stat: bg96emu.Searching}); err != nil {
 		t.Fatal(err)
 	}
 	m.ClearFaults()

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"cellagent/transport/bsc"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/bsc/receiver"
 	"cellagent/transport/mqtt/mqtttest"
 	"cellagent/transport/smscmd"
@@ -282,8 +282,8 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 	fwd := writeFile(t, dir, "fwd", secret+"\n", 0o600)
 	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	storePath := filepath.Join(dir, "receive.db")
-	srv, err := bscsim.New(bscsim.Config{
-		Users: map[string]string{"admin": testPW}, SIMs: []bscsim.SIMConfig{{ICCID: testICCID, MSISDN: "882285100012345"}},
+	srv, err := bscemu.New(bscemu.Config{
+		Users: map[string]string{"admin": testPW}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID, MSISDN: "882285100012345"}},
 		AppURL: "http://" + addr + "/", AppHeader: http.Header{"X-Cellagent-Token": {secret}},
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	})
@@ -305,7 +305,7 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 			shown.WriteString(p.stdout.String())
 			p = start()
 		}
-		mo := bscsim.MO{Dest: "5432145", Text: fmt.Sprintf("message %d", i), DCS: bscsim.DCSGSM7}
+		mo := bscemu.MO{Dest: "5432145", Text: fmt.Sprintf("message %d", i), DCS: bscemu.DCSGSM7}
 		if i%4 == 1 {
 			mo.Total, mo.Identifier = 2, i
 			for part, text := range []string{fmt.Sprintf("message %d, first half", i), " and second"} {

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"cellagent/modem/at"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
 // BenchmarkRoundTrip measures AT round trips through the simulator over a
@@ -42,7 +42,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkRoundTripUnpaced is the same exchange with the simulator's
 // pacing off: what is left is the engine, the pty and the scheduler.
 func BenchmarkRoundTripUnpaced(b *testing.B) {
-	a, _ := benchEngine(b, sim.NoPacing)
+	a, _ := benchEngine(b, bg96emu.NoPacing)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -55,10 +55,10 @@ func BenchmarkRoundTripUnpaced(b *testing.B) {
 
 // benchEngine starts a simulator with the given pacing (0: 115200 baud)
 // and an engine on it with echo off, as after the agent's init.
-func benchEngine(b *testing.B, baud int) (*at.AT, *sim.Modem) {
+func benchEngine(b *testing.B, baud int) (*at.AT, *bg96emu.Modem) {
 	b.Helper()
-	m := simtest.Start(b, sim.Config{Baud: baud})
-	a := simtest.Engine(b, m)
+	m := bg96emutest.Start(b, bg96emu.Config{Baud: baud})
+	a := bg96emutest.Engine(b, m)
 	if _, err := a.Command(context.Background(), "ATE0"); err != nil {
 		b.Fatal(err)
 	}

@@ -9,18 +9,18 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/modem/port"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
 )
 
 // These tests run the engine against the BG96 simulator over a real pty,
 // paced at 115200 baud, as it would talk to /dev/ttyUSB2.
 
-func simEngine(t *testing.T, opts ...at.Option) (*at.AT, *sim.Modem) {
+func simEngine(t *testing.T, opts ...at.Option) (*at.AT, *bg96emu.Modem) {
 	t.Helper()
-	m := simtest.Start(t, sim.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
-	return simtest.Engine(t, m, append(bg96.EngineOptions(), opts...)...), m
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
+	return bg96emutest.Engine(t, m, append(bg96.EngineOptions(), opts...)...), m
 }
 
 func TestSimEchoOn(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"cellagent/modem/bg96"
-	"cellagent/modem/sim"
+	"cellagent/modem/bg96emu"
 )
 
 func TestParseNetworkTime(t *testing.T) {
@@ -42,7 +42,7 @@ func TestParseNetworkTime(t *testing.T) {
 }
 
 func TestNetworkTimeFromSimulator(t *testing.T) {
-	m, a := simSession(t, sim.Config{})
+	m, a := simSession(t, bg96emu.Config{})
 	m.SetNetworkTimeOffset(-3 * time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -55,7 +55,7 @@ func TestNetworkTimeFromSimulator(t *testing.T) {
 	}
 	// Without coverage the network has sent nothing, and the modem's
 	// free-running clock is not taken for it.
-	if err := m.SetRegistration(sim.AllDomains, sim.Registration{Stat: sim.Searching}); err != nil {
+	if err := m.SetRegistration(bg96emu.AllDomains, bg96emu.Registration{Stat: bg96emu.Searching}); err != nil {
 		t.Fatal(err)
 	}
 	m.Reboot()

@@ -9,15 +9,15 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
-func simSession(t *testing.T, cfg sim.Config) (*sim.Modem, *at.AT) {
+func simSession(t *testing.T, cfg bg96emu.Config) (*bg96emu.Modem, *at.AT) {
 	t.Helper()
 	cfg.BootDelay, cfg.RegisterDelay = 300*time.Millisecond, 100*time.Millisecond
-	m := simtest.Start(t, cfg)
-	return m, simtest.Engine(t, m)
+	m := bg96emutest.Start(t, cfg)
+	return m, bg96emutest.Engine(t, m)
 }
 
 func u64(v uint64) *uint64 { return &v }
@@ -26,7 +26,7 @@ func u64(v uint64) *uint64 { return &v }
 // differing setting once, a second start writes nothing, a changed
 // profile writes only the change, and NVRAM survives a reboot.
 func TestApplyProfileWritesOnlyDifferences(t *testing.T) {
-	m, a := simSession(t, sim.Config{})
+	m, a := simSession(t, bg96emu.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	no := false
@@ -93,7 +93,7 @@ func TestApplyProfileWritesOnlyDifferences(t *testing.T) {
 // A RAT setting that excludes the network's technology keeps the modem
 // from registering, as on a real BG96 set to NB-IoT under LTE-M cover.
 func TestProfileRATPreventsRegistration(t *testing.T) {
-	_, a := simSession(t, sim.Config{})
+	_, a := simSession(t, bg96emu.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := bg96.ApplyProfile(ctx, a, bg96.Profile{RAT: []bg96.RAT{bg96.RATNBIoT}}); err != nil {
@@ -126,7 +126,7 @@ func TestUnlockSIM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	m, a := simSession(t, sim.Config{})
+	m, a := simSession(t, bg96emu.Config{})
 	if err := bg96.UnlockSIM(ctx, a, "1234"); err != nil {
 		t.Errorf("unlocked SIM: %v", err)
 	}
@@ -193,8 +193,8 @@ func TestConfigCause(t *testing.T) {
 // initialisation once the modem has it: one read per setting, no write,
 // over a real pty at 115200 baud against the simulator.
 func BenchmarkApplyProfileUnchanged(b *testing.B) {
-	m := simtest.Start(b, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	a := simtest.Engine(b, m)
+	m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	a := bg96emutest.Engine(b, m)
 	ctx := context.Background()
 	no := false
 	p := bg96.Profile{APN: "internet.m2m", Auth: bg96.AuthNone, RAT: []bg96.RAT{bg96.RATLTEM, bg96.RATNBIoT}, LTEMBands: u64(0x80084), Roaming: &no}

@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"cellagent/modem/bg96"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
 // The dialect against the BG96 simulator over a real pty: the same path a
 // gateway takes from power-on to a status report.
 func TestAgainstSimulator(t *testing.T) {
-	m := simtest.Start(t, sim.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	a := simtest.Engine(t, m)
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 300 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
+	a := bg96emutest.Engine(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

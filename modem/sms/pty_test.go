@@ -11,8 +11,8 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
-	"cellagent/modem/sim"
-	"cellagent/modem/sim/simtest"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/modem/sms"
 )
 
@@ -22,20 +22,20 @@ const operatorSMSC = "+882285000016860"
 // the agent does it, with the indications the tests wait for.
 type bench struct {
 	t    *testing.T
-	m    *sim.Modem
+	m    *bg96emu.Modem
 	a    *at.AT
 	ctx  context.Context
 	cmti chan []string
 	cds  chan []string
 }
 
-func newBench(t *testing.T, cfg sim.Config) *bench {
+func newBench(t *testing.T, cfg bg96emu.Config) *bench {
 	t.Helper()
 	cfg.BootDelay, cfg.RegisterDelay, cfg.ReportDelay = 150*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	m := simtest.Start(t, cfg)
-	a := simtest.Engine(t, m)
+	m := bg96emutest.Start(t, cfg)
+	a := bg96emutest.Engine(t, m)
 	b := &bench{t: t, m: m, a: a, ctx: ctx, cmti: make(chan []string, 32), cds: make(chan []string, 32)}
 	a.AddIndication("+CMTI", func(l []string) { b.cmti <- l })
 	a.AddIndication("+CDS", func(l []string) { b.cds <- l })
@@ -74,7 +74,7 @@ func (b *bench) receive() sms.Entry {
 }
 
 func TestRoundTrip(t *testing.T) {
-	b := newBench(t, sim.Config{})
+	b := newBench(t, bg96emu.Config{})
 	for _, c := range []struct {
 		name, text string
 		alpha      sms.Alphabet
@@ -145,7 +145,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestLongMessage(t *testing.T) {
-	b := newBench(t, sim.Config{})
+	b := newBench(t, bg96emu.Config{})
 	var sb strings.Builder
 	for sb.Len() < 1000 {
 		fmt.Fprintf(&sb, "line %03d of a long report; ", sb.Len())
@@ -190,7 +190,7 @@ func TestLongMessage(t *testing.T) {
 }
 
 func TestMultipartMT(t *testing.T) {
-	b := newBench(t, sim.Config{StorageSize: 20})
+	b := newBench(t, bg96emu.Config{StorageSize: 20})
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	asm := sms.NewAssembler(10*time.Minute, func() time.Time { return now })
 	text := strings.Repeat("Out of order, and 👍 in UCS-2. ", 8) // UCS-2, 4 parts
@@ -234,7 +234,7 @@ func TestMultipartMT(t *testing.T) {
 }
 
 func TestStorageFull(t *testing.T) {
-	b := newBench(t, sim.Config{StorageSize: 2})
+	b := newBench(t, bg96emu.Config{StorageSize: 2})
 	for i := range 2 {
 		if err := b.m.DeliverText("+491701234567", fmt.Sprintf("fill %d", i)); err != nil {
 			t.Fatal(err)
@@ -280,7 +280,7 @@ func TestStorageFull(t *testing.T) {
 }
 
 func TestCorruptPDUKept(t *testing.T) {
-	b := newBench(t, sim.Config{})
+	b := newBench(t, bg96emu.Config{})
 	// UDL claims 11 septets, 10 are there (mm-invalid-insufficient-data).
 	const corrupt = "07912143658709F1040B918100551512F20000111010214365000BE8329BFD4697D9EC37"
 	if err := b.m.DeliverRawPDU(corrupt); err != nil {
@@ -315,7 +315,7 @@ func TestCorruptPDUKept(t *testing.T) {
 }
 
 func TestStatusReportByMR(t *testing.T) {
-	b := newBench(t, sim.Config{})
+	b := newBench(t, bg96emu.Config{})
 	pdus, err := sms.EncodeText("5432145", "report me", sms.Options{SMSC: bg96.OperatorSMSC, StatusReport: true})
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func TestStatusReportByMR(t *testing.T) {
 }
 
 func TestCMSErrors(t *testing.T) {
-	b := newBench(t, sim.Config{})
+	b := newBench(t, bg96emu.Config{})
 	pdus, err := sms.EncodeText("5432145", "x", sms.Options{})
 	if err != nil {
 		t.Fatal(err)

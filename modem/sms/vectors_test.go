@@ -257,7 +257,7 @@ var encodeSkips = map[string]string{
 	"pg-submit-encode-national-rd-vp3d": "TP-MR 13 (the modem assigns TP-MR; we send 0) and TON/NPI 0xA1 for a national number (we send 0x81, as python-messaging and ModemManager do)",
 	"pg-submit-absolute-validity":       "absolute validity periods are not offered: a device clock may be wrong, a relative period cannot be",
 	"pm-submit-encode-class0":           "message class 0 (flash) is not offered: an IoT device has no screen to flash",
-	"xl-deliver-ucs2-russian-plus4":     "SMS-DELIVER encoding is the network's job (modem/sim does it for tests)",
+	"xl-deliver-ucs2-russian-plus4":     "SMS-DELIVER encoding is the network's job (modem/bg96emu does it for tests)",
 	"xl-sr-ref54-plus1":                 "SMS-STATUS-REPORT encoding is the network's job",
 	"xl-deliver-gsm7-delta":             "SMS-DELIVER encoding is the network's job",
 }

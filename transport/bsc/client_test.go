@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"cellagent/transport/bsc"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/bsc/bscemu"
 )
 
 const (
@@ -45,18 +45,18 @@ func (s *sleepRecorder) all() []time.Duration {
 	return append([]time.Duration(nil), s.slept...)
 }
 
-func startSim(t *testing.T, mod func(*bscsim.Config)) *bscsim.Server {
+func startSim(t *testing.T, mod func(*bscemu.Config)) *bscemu.Server {
 	t.Helper()
-	cfg := bscsim.Config{
+	cfg := bscemu.Config{
 		Users:      map[string]string{user: password},
-		SIMs:       []bscsim.SIMConfig{{ICCID: iccid1, MSISDN: "882285100000011", DataBytes: 1000}, {ICCID: iccid2}},
+		SIMs:       []bscemu.SIMConfig{{ICCID: iccid1, MSISDN: "882285100000011", DataBytes: 1000}, {ICCID: iccid2}},
 		ResetDelay: 20 * time.Millisecond,
 		RetryBase:  5 * time.Millisecond,
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := bscsim.New(cfg)
+	s, err := bscemu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +147,11 @@ func TestThrottleHonoursRetryAfter(t *testing.T) {
 	if _, err := c.GetSIM(ctx, iccid1); err != nil {
 		t.Fatal(err)
 	}
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: "7"})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "7"})
 	if _, err := c.GetSIM(ctx, iccid1); err != nil {
 		t.Fatal(err)
 	}
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: time.Now().Add(20 * time.Second).UTC().Format(http.TimeFormat)})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: time.Now().Add(20 * time.Second).UTC().Format(http.TimeFormat)})
 	if _, err := c.Reset(ctx, iccid1); err != nil { // 429 means not acted on: even a reset is retried
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestThrottleHonoursRetryAfter(t *testing.T) {
 		t.Fatalf("slept %v, want [7s ~20s]", got)
 	}
 	// Beyond the cap: no waiting, the caller gets the platform's demand.
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultThrottle, RetryAfter: "3600"})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "3600"})
 	_, err := c.GetSIM(ctx, iccid1)
 	var te *bsc.ThrottledError
 	if !errors.As(err, &te) || te.RetryAfter != time.Hour {
@@ -175,7 +175,7 @@ func TestBackoffOn5xxThenSuccess(t *testing.T) {
 	sim := startSim(t, nil)
 	rec := &sleepRecorder{}
 	c := newClient(t, sim.URL(), rec, nil)
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultServerError, Count: 2, Status: 503})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultServerError, Count: 2, Status: 503})
 	q, err := c.DataQuota(context.Background(), iccid1)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestBackoffOn5xxThenSuccess(t *testing.T) {
 func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	sim := startSim(t, nil)
 	c := newClient(t, sim.URL(), &sleepRecorder{}, nil)
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultServerError, Count: 10})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultServerError, Count: 10})
 	_, err := c.Usage(context.Background(), iccid1)
 	var ae *bsc.APIError
 	if !errors.As(err, &ae) || ae.Status != 500 || !strings.Contains(err.Error(), "giving up after 3 attempts") {
@@ -210,7 +210,7 @@ func TestNonIdempotentPostNotRetriedOn5xx(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := sim.APIRequests()
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultServerError, Count: 5})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultServerError, Count: 5})
 	_, err := c.Reset(context.Background(), iccid1)
 	var ae *bsc.APIError
 	if !errors.As(err, &ae) || ae.Status != 500 {
@@ -225,13 +225,13 @@ func TestNonIdempotentPostNotRetriedOn5xx(t *testing.T) {
 func TestMalformedJSON(t *testing.T) {
 	sim := startSim(t, nil)
 	c := newClient(t, sim.URL(), nil, nil)
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultMalformed})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultMalformed})
 	_, err := c.GetSIM(context.Background(), iccid1)
 	var de *bsc.DecodeError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "malformed JSON") || !strings.Contains(err.Error(), "8988228066") {
 		t.Fatalf("got %v", err)
 	}
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultMalformed})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultMalformed})
 	if _, err := c.DataQuota(context.Background(), iccid1); !errors.Is(err, bsc.ErrQuotaUnavailable) || !errors.As(err, &de) {
 		t.Fatalf("quota: got %v", err)
 	}
@@ -246,7 +246,7 @@ func TestTimeout(t *testing.T) {
 	if _, err := c.GetSIM(context.Background(), iccid1); err != nil { // token first, unaffected
 		t.Fatal(err)
 	}
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultSlow, Count: 2, Delay: 2 * time.Second})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultSlow, Count: 2, Delay: 2 * time.Second})
 	start := time.Now()
 	_, err := c.ConnectivityInfo(context.Background(), iccid1)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "giving up after 2 attempts") {
@@ -263,7 +263,7 @@ func TestCallerCancellationIsNotRetried(t *testing.T) {
 	c := newClient(t, sim.URL(), rec, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	sim.InjectFault(bscsim.Fault{Kind: bscsim.FaultSlow, Count: 1, Delay: 2 * time.Second})
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultSlow, Count: 1, Delay: 2 * time.Second})
 	_, err := c.GetSIM(ctx, iccid1)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)

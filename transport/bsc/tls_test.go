@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"cellagent/transport/bsc"
-	"cellagent/transport/bsc/bscsim"
+	"cellagent/transport/bsc/bscemu"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -82,9 +82,9 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	}
 }
 
-func startTLSSim(t *testing.T, tlsCfg *tls.Config) *bscsim.Server {
+func startTLSSim(t *testing.T, tlsCfg *tls.Config) *bscemu.Server {
 	t.Helper()
-	s, err := bscsim.New(bscsim.Config{Users: map[string]string{user: password}, SIMs: []bscsim.SIMConfig{{ICCID: iccid1}}})
+	s, err := bscemu.New(bscemu.Config{Users: map[string]string{user: password}, SIMs: []bscemu.SIMConfig{{ICCID: iccid1}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ type Client struct {
 	run     uint64
 	kick    chan struct{}
 	redial  chan struct{} // Reconnect: skip the back-off wait
-	cmds    *commander
+	cmds    *dispatcher
 	running atomic.Bool
 	synced  atomic.Bool // the broker's session holds this run's command subscriptions
 
@@ -194,7 +194,7 @@ func New(o Options) (*Client, error) {
 		ident:  o.Identity,
 		redial: make(chan struct{}, 1),
 	}
-	if c.cmds, err = newCommander(o.Commands, c); err != nil {
+	if c.cmds, err = newDispatcher(o.Commands, c); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -1,0 +1,38 @@
+// Package bg96emutest starts the BG96 simulator for tests: the one helper the
+// packages above modem/bg96emu share, so each test says only what is special
+// about its modem.
+package bg96emutest
+
+import (
+	"context"
+	"testing"
+
+	"cellagent/modem/at"
+	"cellagent/modem/bg96emu"
+	"cellagent/modem/port"
+)
+
+// Start runs a simulated BG96 with cfg on a pseudo-terminal; it is closed
+// when the test ends.
+func Start(tb testing.TB, cfg bg96emu.Config) *bg96emu.Modem {
+	tb.Helper()
+	m := bg96emu.New(cfg)
+	if err := m.Start(context.Background()); err != nil {
+		tb.Fatalf("starting the BG96 simulator: %v", err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Engine opens m's pty through the production port code and starts an AT
+// engine with opts on it; it is closed when the test ends, before m.
+func Engine(tb testing.TB, m *bg96emu.Modem, opts ...at.Option) *at.AT {
+	tb.Helper()
+	sp, err := port.Open(m.PTY(), port.DefaultBaud)
+	if err != nil {
+		tb.Fatalf("opening the simulator's pty: %v", err)
+	}
+	a := at.New(sp, opts...)
+	tb.Cleanup(func() { a.Close() })
+	return a
+}
