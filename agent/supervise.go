@@ -81,5 +81,5 @@ func (d *daemon) runSupervisor(ctx context.Context) {
 // project's clock: time from now, waits in real time.
 type nowClock func() time.Time
 
-func (f nowClock) Now() time.Time                        { return f() }
+func (f nowClock) Now() time.Time                       { return f() }
 func (nowClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
