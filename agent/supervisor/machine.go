@@ -10,29 +10,23 @@ import (
 
 // The recovery ladder as a state machine: ladder is its state, next its
 // pure transition function. next reads no clock and does no I/O; Run
-// (step in ladder.go) feeds it events, performs the actions it returns in
+// (feed in ladder.go) feeds it events, performs the actions it returns in
 // order, and feeds a step's outcome back as the next event.
 //
-//	                      evidence: a confirmed problem
-//	   ┌──────┐ ─────────────────────────────────────────► ┌───────────┐
-//	   │ idle │ ◄── healthy: "healed during observe" ───── │ observing │◄─┐
-//	   └──────┘                                            └───────────┘  │
-//	     ▲  ▲                                  due: nextRung  │           │
-//	     │  │                                               ▼             │
-//	     │  │ healthy: "recovered"  ┌────────────┐ take ┌────────────┐    │
-//	     │  └───────────────────────│ judging /  │◄─────│ recovering │    │
-//	     │                          │ retrying   │─────►│  (step X)  │    │
-//	     │                          └────────────┘ due  └────────────┘    │
-//	     │                                    failed, or done     │       │
-//	     │          exhausted: end the climb  without a wait: the │ no    │
-//	     │          ◄──────────────────────── next rung at once   │ rung  │
-//	     │                                                        ▼ left  │
-//	     │  ┌────────────┐ quota done ┌────────────┐         ┌────────┐   │
-//	     └──│ quota-hold │◄──────────►│ recovering │         │ parked │───┘
-//	        └────────────┘ recheck    │  (quota)   │         └────────┘ due
-//	                                  └────────────┘
-//	  any phase ── config fault: end the climb, one alert ──► config-fault
-//	  any phase ── quota exhausted verdict: end the climb ──► quota-hold
+//	idle ── a problem confirmed ──► observing ── due ──► recovering(X)
+//	 ▲ ▲                                                     │
+//	 │ │   done, with a wait ─────────► judging  ── due ──► recovering(next)
+//	 │ │   throttled (429) ───────────► retrying ── due ──► recovering(X)
+//	 │ │   failed, or done without a wait ──────────────► recovering(next)
+//	 │ │   no rung left: alert ───────► parked   ── due ──► recovering(first)
+//	 │ └── the quota exhausted: the climb ends
+//	 └──── healthy, from observing, judging, retrying or parked:
+//	       "recovered" ("healed during observe" without a step)
+//
+//	any ── verdict quota-exhausted ──► quota-hold ── due ──► recovering(quota)
+//	       ──► quota-hold again, or idle once the quota is available
+//	any ── verdict config-fault ──► config-fault: the climb ends, one alert
+//	       per fault; healthy ──► idle
 //
 // An operator request (cmd/recover) takes or skips its step in any phase
 // and leaves the phase as it was; only what the step learnt (the operator
@@ -48,7 +42,7 @@ const (
 	// phaseObserving: an outage is confirmed; the ladder waits until due
 	// (the observe grace, the back-off between climbs) to climb.
 	phaseObserving
-	// phaseRecovering: step taking is under way, for the climb or the
+	// phaseRecovering: a step is under way, for the climb or the
 	// quota recheck; its outcome comes as evStepDone.
 	phaseRecovering
 	// phaseJudging: a step acted; its wait runs until due, then fresh

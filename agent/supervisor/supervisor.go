@@ -9,7 +9,7 @@
 // before it counts, and then survive the observe grace before anything is
 // done, because many outages heal alone.
 //
-// The recovery ladder is a table of steps — observe, reattach, cfun-reset,
+// The recovery ladder is a table of steps — observe, redial, reattach, cfun-reset,
 // quota, bsc-reset, reboot, power-cycle — each with its own wait and
 // budgets per hour and per day, persisted so that a crash-looping agent
 // starts with the budgets it left. A climb takes the next step the
@@ -19,6 +19,13 @@
 // why. An exhausted data quota stops the climb, since no reset refills a
 // bundle. A climb that reaches the top parks the ladder with an alert and
 // keeps observing; climbs are spaced by an exponential back-off.
+//
+// The ladder is a state machine (machine.go): a value with a phase, and a
+// pure transition function from an event (the evidence as it stands, a
+// step's outcome, an operator's request) to the next value and the
+// actions to perform. Run only performs them: it polls, takes the steps,
+// sends the events, saves the history, and publishes an immutable view
+// for Snapshot.
 //
 // Every state change and every step goes out as an event, with the reason
 // and the figures behind it, and to the log.
