@@ -215,13 +215,13 @@ func TestHelp(t *testing.T) {
 }
 
 // TestBinaryAsUser runs the built binary the way the README tells a new
-// user to: a simulator (the bench binary's) behind a link, then status and
-// at against the link.
+// user to: a simulator (the bench binary's) behind a symlink, then status
+// and at against the symlink.
 func TestBinaryAsUser(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "ttyBG96")
-	simCmd := exec.Command(benchBinary(t), "sim", "--link", link, "--scenario", "../../testdata/scenarios/basic.scn")
+	simCmd := exec.Command(benchBinary(t), "modem", "--symlink", link, "--scenario", "../../testdata/scenarios/basic.scn")
 	var simOut bytes.Buffer
 	simCmd.Stdout = &simOut
 	if err := simCmd.Start(); err != nil {
@@ -231,10 +231,10 @@ func TestBinaryAsUser(t *testing.T) {
 		_ = simCmd.Process.Signal(os.Interrupt)
 		_ = simCmd.Wait()
 		if _, err := os.Lstat(link); err == nil {
-			t.Error("simulator left its link behind")
+			t.Error("simulator left its symlink behind")
 		}
 		if !strings.Contains(simOut.String(), "BG96 simulator on /dev/pts/") {
-			t.Errorf("sim printed %q", simOut.String())
+			t.Errorf("modem printed %q", simOut.String())
 		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)
