@@ -23,8 +23,9 @@ import (
 )
 
 // ErrUnsupportedDCS is returned for MO SMS the platform's forwarder has no
-// form for: the interface guide defines dcs 0 (GSM 7-bit) and 4 (8-bit)
-// only, so a UCS-2 message is refused rather than passed off as one of them.
+// form for: its JSON carries dcs 0 (GSM 7-bit) and 4 (8-bit) only (as
+// transport/bsc/receiver decodes it), so a UCS-2 message is refused rather
+// than passed off as one of them.
 var ErrUnsupportedDCS = errors.New("lab: data coding scheme the platform forwarder does not carry")
 
 // MO converts an SMS-SUBMIT the modem simulator accepted into the message
