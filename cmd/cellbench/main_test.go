@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"cellagent/transport/mqtt/mqtttest"
 )
 
 type outcome struct {
@@ -87,7 +88,8 @@ func TestDeprecatedSimAndLink(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "tty")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errb syncBuffer
+	// Written by the command's goroutine while the test reads.
+	var out, errb mqtttest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, &env{stdout: &out, stderr: &errb}, []string{"sim", "--link", link, "--scenario", "../../testdata/scenarios/basic.scn"})
@@ -114,22 +116,4 @@ func TestDeprecatedSimAndLink(t *testing.T) {
 	if got := strings.Split(strings.TrimSpace(errb.String()), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("stderr %q, want the lines %q", got, want)
 	}
-}
-
-// syncBuffer is written by the command's goroutine while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
