@@ -218,19 +218,19 @@ func TestBSCSim(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errb lockedBuffer
-	simCmd := exec.CommandContext(ctx, benchBinary(t),
+	platformCmd := exec.CommandContext(ctx, benchBinary(t),
 		"platform", "--listen", "127.0.0.1:0", "--tls", "--ca-out", caFile, "--user", "admin:"+pw,
 		"--sim", testICCID+",msisdn=882285100012345", "--app-url", app.URL, "--modem-symlink", link, "--reset-delay", "50ms")
-	simCmd.Stdout, simCmd.Stderr = &out, &errb
-	if err := simCmd.Start(); err != nil {
+	platformCmd.Stdout, platformCmd.Stderr = &out, &errb
+	if err := platformCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
 	go func() {
-		_ = simCmd.Wait()
-		done <- simCmd.ProcessState.ExitCode()
+		_ = platformCmd.Wait()
+		done <- platformCmd.ProcessState.ExitCode()
 	}()
-	stop := func() { _ = simCmd.Process.Signal(os.Interrupt) }
+	stop := func() { _ = platformCmd.Process.Signal(os.Interrupt) }
 	defer stop()
 	for !strings.Contains(out.String(), "Ctrl-C to stop") {
 		select {
