@@ -305,6 +305,19 @@ func daemonStatus(ctx context.Context, e *env, af *agentFlags, asJSON bool, note
 	return showAgentStatus(e, path, b, asJSON, note)
 }
 
+// lifeLine is the modem's life in words: "recovering (cfun-reset) since
+// 20:31:05".
+func lifeLine(l agent.Life) string {
+	line := l.Phase
+	if l.Step != "" {
+		line += " (" + l.Step + ")"
+	}
+	if !l.Since.IsZero() {
+		line += " since " + l.Since.Format(time.TimeOnly)
+	}
+	return line
+}
+
 // showAgentStatus prints the agent's status view b, read from source.
 func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) error {
 	var st agent.Status
@@ -332,6 +345,9 @@ func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) 
 		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
 	}
 	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	if l := st.Life; l != nil {
+		fmt.Fprintf(tw, "Modem life\t%s\n", lifeLine(*l))
+	}
 	smsc := st.SMS.SMSC
 	if smsc == "" {
 		smsc = "not read yet"
