@@ -35,7 +35,8 @@ refreshed until interrupted, and the port is reopened if it goes away.
 Without --port, or when the port belongs to a running agent, the agent's
 own view is shown instead, asked of its local API (api.sock in its runtime
 directory), else read from the status file it keeps there: the modem as it
-last read it, the link, MQTT, queues and the recovery ladder.
+last read it, the link, the modem's life in one word (booting, up,
+recovering, ...), MQTT, queues and the recovery ladder.
 
 Examples:
   cellagent status
