@@ -241,7 +241,7 @@ func (l *Keeper) Run(ctx context.Context) error {
 			}
 		case doClose:
 			if att != nil {
-				att.fail(ctx.Err())
+				att.close()
 			}
 			if s != nil {
 				l.set(nil)
@@ -259,8 +259,8 @@ func (l *Keeper) Run(ctx context.Context) error {
 		}
 		st, act = st.next(ev, l.cfg.Clock.Now(), b)
 		l.perform(st, ev, act, s)
-		if st.phase != Up && ev.kind != evStop {
-			s = nil
+		if st.phase != Up && st.phase != Closed {
+			s = nil // ended: only a stop still has it to close
 		}
 	}
 }
@@ -339,14 +339,14 @@ type attempt struct {
 	locked bool
 }
 
-func (t *attempt) fail(err error) event {
+func (t *attempt) close() {
 	t.a.Close()
 	t.cancel()
-	return event{kind: evFailed, err: err}
 }
 
 func (t *attempt) failStep(step string, err error) event {
-	return t.fail(fmt.Errorf("%s on %s: %w", step, t.path, err))
+	t.close()
+	return event{kind: evFailed, err: fmt.Errorf("%s on %s: %w", step, t.path, err)}
 }
 
 // openPort opens the port and the engine on it.
