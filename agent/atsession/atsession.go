@@ -39,7 +39,7 @@ import (
 	"cellagent/modem/port"
 )
 
-// Config configures a Link.
+// Config configures a Keeper.
 type Config struct {
 	Path string
 	Baud int
@@ -66,7 +66,7 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnChange is told about every session that comes up (s set) and
 	// every one that goes down or fails to come up (err set). It runs on
-	// the link's goroutine and must not block.
+	// the keeper's goroutine and must not block.
 	OnChange func(s *Session, err error)
 	// OnPhase is told every new phase (see Snapshot), on the keeper's
 	// goroutine; it must not block.
@@ -118,7 +118,7 @@ type Keeper struct {
 // ErrDown is returned by Current when no session is up.
 var ErrDown = errors.New("session: modem session is down")
 
-// New prepares a link; Run does the work.
+// New prepares a keeper; Run does the work.
 func New(cfg Config) *Keeper {
 	if cfg.Open == nil {
 		cfg.Open = port.Open

@@ -69,7 +69,7 @@ func waitSeq(t *testing.T, ctx context.Context, l *Keeper, after int) *Session {
 	}
 }
 
-// The link brings a session up, and brings a new one up after each way a
+// The keeper brings a session up, and brings a new one up after each way a
 // session can end: the port vanishing, the modem rebooting on its own,
 // and a restart asked for by the supervisor.
 func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
@@ -197,7 +197,7 @@ func TestOpenFailuresReportedOncePerOutage(t *testing.T) {
 
 // A modem left at the SMS prompt by a predecessor that died between
 // AT+CMGS and its PDU takes every command as message text; the first
-// session's fence must close the prompt, or the link never comes up.
+// session's fence must close the prompt, or the session never comes up.
 func TestSessionAfterAbandonedSMSPrompt(t *testing.T) {
 	m := startSim(t)
 	raw, err := New(Config{}).cfg.Open(m.Path(), 115200)
