@@ -456,7 +456,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 		OnChange: d.linkChanged,
 		OnPhase:  func(atsession.Snapshot) { kick(d.dirty) },
 		Logger:   d.log,
-		Clock:    supervisor.SystemClock(d.now),
+		Clock:    nowClock(d.now),
 	})
 	wg.Add(1)
 	go func() {

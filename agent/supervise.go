@@ -78,7 +78,8 @@ func (d *daemon) runSupervisor(ctx context.Context) {
 }
 
 // nowClock is the daemon's wall clock (offset in a chaos build) as the
-// project's clock: time from now, waits in real time.
+// project's clock, for the session keeper and the supervisor: time from
+// now, waits in real time.
 type nowClock func() time.Time
 
 func (f nowClock) Now() time.Time                       { return f() }
