@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
 )
@@ -106,7 +107,7 @@ func TestTLSWithTestCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the CA the server is not trusted.
-	c = newClient(t, sim.URL(), &sleepRecorder{}, nil)
+	c = newClient(t, sim.URL(), clocktest.New(time.Now(), 0), nil)
 	if _, err := c.GetSIM(context.Background(), iccid1); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted server accepted: %v", err)
 	}
@@ -124,7 +125,7 @@ func TestMutualTLS(t *testing.T) {
 	if _, err := c.DataQuota(context.Background(), iccid1); err != nil {
 		t.Fatal(err)
 	}
-	c = newClient(t, sim.URL(), &sleepRecorder{}, func(c *bsc.Config) { c.CAFile = pki.caFile })
+	c = newClient(t, sim.URL(), clocktest.New(time.Now(), 0), func(c *bsc.Config) { c.CAFile = pki.caFile })
 	if _, err := c.DataQuota(context.Background(), iccid1); err == nil {
 		t.Fatal("server accepted a client without certificate")
 	}

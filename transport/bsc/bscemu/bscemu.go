@@ -63,7 +63,6 @@ type Config struct {
 	TLSSelfSigned bool // generate a certificate for Listen's host
 
 	Logger *slog.Logger
-	Now    func() time.Time
 }
 
 // SIMConfig describes one simulated SIM.
@@ -80,7 +79,6 @@ type SIMConfig struct {
 type Server struct {
 	cfg  Config
 	log  *slog.Logger
-	now  func() time.Time
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -130,7 +128,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		now:      cfg.Now,
 		outq:     make(chan outbound, cfg.QueueSize),
 		mtq:      make(chan mtJob, cfg.QueueSize),
 		sims:     map[string]*simState{},
@@ -141,9 +138,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	for i, sc := range cfg.SIMs {
 		if err := bsc.ValidateICCID(sc.ICCID); err != nil {
@@ -164,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 		if sc.SMS <= 0 {
 			sc.SMS = 250
 		}
-		s.sims[sc.ICCID] = newSIMState(sc, s.now())
+		s.sims[sc.ICCID] = newSIMState(sc, time.Now())
 		s.order = append(s.order, sc.ICCID)
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
@@ -281,7 +275,7 @@ func (s *Server) UseData(iccid string, bytes int64) error {
 	if !ok {
 		return fmt.Errorf("bscemu: UseData: no SIM %s", iccid)
 	}
-	st.consume(bytes, s.now())
+	st.consume(bytes, time.Now())
 	return nil
 }
 
@@ -320,7 +314,7 @@ func (s *Server) RevokeTokens() {
 // ExpireTokensAfter shortens every issued token's life to d from now.
 func (s *Server) ExpireTokensAfter(d time.Duration) {
 	s.mu.Lock()
-	limit := s.now().Add(d)
+	limit := time.Now().Add(d)
 	for t, exp := range s.tokens {
 		if exp.After(limit) {
 			s.tokens[t] = limit
