@@ -14,6 +14,7 @@ import (
 	"cellagent/agent/config"
 	"cellagent/agent/jsonout"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -23,11 +24,7 @@ import (
 func startSim(t *testing.T, dir string, c bg96emu.Config) (string, *bg96emu.Modem) {
 	t.Helper()
 	c.BootDelay, c.RegisterDelay, c.ReportDelay = 200*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	m := bg96emu.New(c)
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := bg96emutest.Start(t, c)
 	tty := filepath.Join(dir, "ttyBG96")
 	_ = os.Remove(tty)
 	if err := m.Link(tty); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -270,10 +271,7 @@ func BenchmarkWireBytesPerDay(b *testing.B) {
 		done   chan error
 	}
 	start := func(name string, speedup time.Duration) *run {
-		m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-		if err := m.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 		tty := filepath.Join(dir, name+"-tty")
 		if err := m.Link(tty); err != nil {
 			b.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 )
 
 const (
@@ -28,18 +29,10 @@ const (
 // platform runs a BSC simulator on loopback for the CLI to call.
 func platform(t *testing.T) *bscemu.Server {
 	t.Helper()
-	srv, err := bscemu.New(bscemu.Config{
+	return bscemutest.Start(t, bscemu.Config{
 		Users: map[string]string{"admin": testPW},
 		SIMs:  []bscemu.SIMConfig{{ICCID: testICCID, DataBytes: 10 << 20, SMS: 50}, {ICCID: otherICCID}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if err := srv.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
-	return srv
+	}, nil)
 }
 
 // writeFile writes content with mode (chmod'ed, so the umask cannot widen

@@ -22,6 +22,7 @@ import (
 
 	"cellagent/modem/bg96emu"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -266,14 +267,7 @@ func TestSecretsStayOut(t *testing.T) {
 	m, tty := linkedSim(t, dir)
 
 	// The platform knows another password: every BSC call gets a 401.
-	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plat.Close() })
-	if err := plat.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
+	plat := bscemutest.Start(t, bscemu.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}}, nil)
 	// First a broker that wants another password, then one that takes it.
 	wrong := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"gw": "rotated-" + randHex(t, 4), "fleet": "fleet-pw"}})
 	right := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"gw": mqttSecret, "fleet": "fleet-pw"}})
@@ -533,14 +527,7 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plat.Close() })
-	if err := plat.Start("127.0.0.1:0", tlsCfg); err != nil {
-		t.Fatal(err)
-	}
+	plat := bscemutest.Start(t, bscemu.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}}, tlsCfg)
 	bscCA := writeFile(t, dir, "bsc-ca.pem", string(caPEM), 0o644)
 	pw := writeFile(t, dir, "bsc-password", "pw\n", 0o600)
 

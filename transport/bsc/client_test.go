@@ -19,6 +19,7 @@ import (
 	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 )
 
 const (
@@ -40,15 +41,7 @@ func startSim(t *testing.T, mod func(*bscemu.Config)) *bscemu.Server {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := bscemu.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return bscemutest.Start(t, cfg, nil)
 }
 
 // jitterSeed seeds the clients' back-off jitter, so their waits repeat.

@@ -20,6 +20,7 @@ import (
 	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -85,15 +86,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 
 func startTLSSim(t *testing.T, tlsCfg *tls.Config) *bscemu.Server {
 	t.Helper()
-	s, err := bscemu.New(bscemu.Config{Users: map[string]string{user: password}, SIMs: []bscemu.SIMConfig{{ICCID: iccid1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start("127.0.0.1:0", tlsCfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return bscemutest.Start(t, bscemu.Config{Users: map[string]string{user: password}, SIMs: []bscemu.SIMConfig{{ICCID: iccid1}}}, tlsCfg)
 }
 
 func TestTLSWithTestCA(t *testing.T) {
