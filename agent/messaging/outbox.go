@@ -42,7 +42,8 @@ type OutboxConfig struct {
 	// refused again; it doubles up to 10 s (default 1 s).
 	StoreRetry time.Duration
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Clock dates attempts and back-offs (clock.System when nil).
+	Clock clock.Clock
 }
 
 // Outbox sends MO requests from the store.
@@ -87,8 +88,8 @@ func NewOutbox(c sms.Commander, cfg OutboxConfig) (*Outbox, error) {
 	if cfg.StoreRetry <= 0 {
 		cfg.StoreRetry = time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -228,7 +229,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return nil
 		default:
 		}
-		now := o.cfg.Now()
+		now := o.cfg.Clock.Now()
 		due, queued, err := o.cfg.Store.NextDue()
 		if err != nil {
 			return fmt.Errorf("outbox: next due: %w", err)
@@ -323,7 +324,7 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 	}
 	delay := o.backoff(attempt)
 	o.log.Warn("outbox: SMS send failed, will retry", "id", it.ID, "attempt", attempt, "in", delay, "err", reason)
-	notBefore := o.cfg.Now().Add(delay)
+	notBefore := o.cfg.Clock.Now().Add(delay)
 	return o.settle(ctx, outcome{id: it.ID, what: "failed, to retry",
 		write: func() error { return o.cfg.Store.MarkRetry(it.ID, notBefore, reason) }})
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 // server serves TLS on loopback with a certificate valid for an hour
@@ -69,7 +71,7 @@ func TestTLSAgainstNetworkTime(t *testing.T) {
 	addr, pool := server(t)
 	epoch := time.Unix(0, 0)
 	built := time.Now().Add(-24 * time.Hour)
-	c := New(func() time.Time { return epoch }, built)
+	c := New(clocktest.New(epoch, 0), built)
 	if c.Plausible() {
 		t.Fatal("1970 taken as plausible")
 	}
@@ -96,7 +98,7 @@ func TestTLSAgainstNetworkTime(t *testing.T) {
 // is better than NITZ, which some networks send wrong.
 func TestPlausibleSystemClockWins(t *testing.T) {
 	sys := time.Now()
-	c := New(func() time.Time { return sys }, sys.Add(-time.Hour))
+	c := New(clocktest.New(sys, 0), sys.Add(-time.Hour))
 	c.Set(sys.Add(-time.Hour), "cclk", 0)
 	if got := c.Now(); !got.Equal(sys) {
 		t.Errorf("Now %v, want the system's %v", got, sys)

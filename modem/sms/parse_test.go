@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 const (
@@ -180,19 +182,18 @@ func TestAssemblerRestart(t *testing.T) {
 		parts[i] = asDeliver(t, p.Hex)
 	}
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	now := t0
-	clock := func() time.Time { return now }
+	clock := clocktest.New(t0, 0)
 	a := NewAssembler(time.Hour, clock)
 	a.Add(parts[0], t0)
 	// The agent restarts 50 minutes later and rebuilds from its store.
-	now = t0.Add(50 * time.Minute)
+	clock.Advance(50 * time.Minute)
 	b := NewAssembler(time.Hour, clock)
 	if _, ok := b.Add(DecodeHex(parts[0].PDU), t0); ok {
 		t.Fatal("one part completed a message")
 	}
 	b.Add(parts[0], t0) // duplicate after restart: ignored
-	b.Add(parts[2], now)
-	now = t0.Add(time.Hour)
+	b.Add(parts[2], clock.Now())
+	clock.Advance(10 * time.Minute)
 	x := b.Expire()
 	if len(x) != 1 || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 2 {
 		t.Fatalf("expired %+v", x)

@@ -13,6 +13,7 @@ import (
 	"cellagent/modem/bg96"
 	"cellagent/modem/bg96emu"
 	"cellagent/modem/bg96emu/bg96emutest"
+	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/sms"
 )
 
@@ -191,8 +192,8 @@ func TestLongMessage(t *testing.T) {
 
 func TestMultipartMT(t *testing.T) {
 	b := newBench(t, bg96emu.Config{StorageSize: 20})
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	asm := sms.NewAssembler(10*time.Minute, func() time.Time { return now })
+	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), 0)
+	asm := sms.NewAssembler(10*time.Minute, clock)
 	text := strings.Repeat("Out of order, and 👍 in UCS-2. ", 8) // UCS-2, 4 parts
 	if n, a := sms.Parts(text); n != 4 || a != sms.UCS2 {
 		t.Fatalf("Parts = %d %v", n, a)
@@ -202,7 +203,7 @@ func TestMultipartMT(t *testing.T) {
 	}
 	var done []sms.Assembled
 	for range 5 {
-		if a, ok := asm.Add(b.receive().Message, now); ok {
+		if a, ok := asm.Add(b.receive().Message, clock.Now()); ok {
 			done = append(done, a)
 		}
 	}
@@ -216,14 +217,14 @@ func TestMultipartMT(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if a, ok := asm.Add(b.receive().Message, now); ok {
+		if a, ok := asm.Add(b.receive().Message, clock.Now()); ok {
 			t.Fatalf("completed without part 2: %+v", a)
 		}
 	}
 	if x := asm.Expire(); len(x) != 0 || asm.Pending() != 1 {
 		t.Fatalf("expired early: %+v", x)
 	}
-	now = now.Add(10 * time.Minute)
+	clock.Advance(10 * time.Minute)
 	x := asm.Expire()
 	if len(x) != 1 || len(x[0].Missing) == 0 || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 3 || x[0].Total != 4 {
 		t.Fatalf("expired %+v", x)
