@@ -47,8 +47,10 @@ func Sleep(ctx context.Context, d time.Duration) error {
 
 // SleepOn waits d on c, or until ctx ends (then its error): Sleep on
 // policy time. On a fake clock the wait moves the fake's time instead of
-// taking real time. A context already ended waits for nothing, so a fake
-// clock does not move for a wait that was never going to happen.
+// taking real time; a fake that wakes its waiter early (clocktest.Fake
+// does at a scheduled function) is waited on again for the rest. A
+// context already ended waits for nothing, so a fake clock does not move
+// for a wait that was never going to happen.
 //
 // It is a function rather than a method of Clock so that every Clock
 // (and every type embedding one) gets it without writing it again.
@@ -59,11 +61,19 @@ func SleepOn(ctx context.Context, c Clock, d time.Duration) error {
 	if c == System {
 		return Sleep(ctx, d)
 	}
-	select {
-	case <-c.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	end := c.Now().Add(d)
+	for {
+		select {
+		case <-c.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d = end.Sub(c.Now()); d <= 0 {
+			return nil
+		}
 	}
 }
 

@@ -59,6 +59,17 @@ func TestSleepOn(t *testing.T) {
 	if err := SleepOn(ctx, c, time.Hour); !errors.Is(err, context.Canceled) || waited() != time.Hour {
 		t.Fatalf("cancelled: waited %s, %v", waited(), err)
 	}
+	// Woken early by a scheduled function, it waits out the rest; one that
+	// ends the context ends the wait at that instant.
+	c.AfterFunc(10*time.Minute, func() {})
+	if err := SleepOn(context.Background(), c, time.Hour); err != nil || waited() != 2*time.Hour {
+		t.Fatalf("woken early: waited %s, %v", waited(), err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	c.AfterFunc(10*time.Minute, cancel2)
+	if err := SleepOn(ctx2, c, time.Hour); !errors.Is(err, context.Canceled) || waited() != 2*time.Hour+10*time.Minute {
+		t.Fatalf("cancelled midway: waited %s, %v", waited(), err)
+	}
 	if err := SleepOn(context.Background(), System, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
