@@ -24,10 +24,7 @@ import (
 func BenchmarkLocalAPI(b *testing.B) {
 	m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := b.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		b.Fatal(err)
-	}
+	tty := bg96emutest.Link(b, m, dir)
 	broker := mqtttest.Start(b, mqtttest.Options{})
 	cfg := config.Default()
 	cfg.Modem.Port = tty

@@ -30,6 +30,7 @@ import (
 	"cellagent/agent/config"
 	"cellagent/agent/lab"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/bsc/bscemu/bscemutest"
 	"cellagent/transport/mqtt/mqtttest"
@@ -191,10 +192,7 @@ func newRig(t *testing.T, name string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.modem.Close() })
-	tty := filepath.Join(r.dir, "ttyBG96")
-	if err := r.modem.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, r.modem, r.dir)
 	r.writeConfig(tty)
 	r.obs = newObserver(t, r.broker.URL(), "cellagent/v1/"+deviceID+"/", filepath.Join(r.dir, "mqtt.log"))
 	// Registered after the broker's and the simulators' clean-ups, so it

@@ -21,6 +21,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/bsc/bscemu/bscemutest"
 	"cellagent/transport/mqtt/mqtttest"
@@ -230,10 +231,7 @@ func randHex(t *testing.T, n int) string {
 func linkedSim(t *testing.T, dir string) (*bg96emu.Modem, string) {
 	t.Helper()
 	m := startSim(t)
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	return m, tty
 }
 
