@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"cellagent/agent/config"
-	"cellagent/agent/jsonout"
+	"cellagent/agent/jsonout/jsonouttest"
 	"cellagent/modem/bg96emu"
 	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
@@ -181,7 +181,7 @@ func TestStatusFileFresh(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if p := jsonout.Check(doc, true); p != "" {
+	if p := jsonouttest.Check(doc, true); p != "" {
 		t.Errorf("status file breaks the JSON conventions: %s\n%s", p, raw)
 	}
 }

@@ -32,7 +32,7 @@ import (
 // it.
 type Port interface {
 	sms.Commander
-	AddIndication(prefix string, h at.Handler, opts ...at.IndicationOption) (remove func())
+	AddIndication(prefix string, h at.Handler) (remove func())
 }
 
 // Inbound is an MT message as the inbox stores it and publishers receive

@@ -82,16 +82,6 @@ var (
 	regDomains = []string{"cs", "ps", "eps"}
 )
 
-// Names lists the metric names the collector serves, sorted.
-func Names() []string {
-	out := make([]string, len(allDescs))
-	for i, d := range allDescs {
-		out[i] = d.name
-	}
-	slices.Sort(out)
-	return out
-}
-
 // collect returns the samples of every gateway heard from within the
 // stale limit, one family per entry of allDescs.
 func (c *Collector) collect() []family {

@@ -79,7 +79,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := newUUID()
 	s.mu.Lock()
-	life := s.lifetime
+	life := s.cfg.TokenLifetime
 	s.tokens[tok] = time.Now().Add(life)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{

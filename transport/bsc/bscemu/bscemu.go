@@ -56,7 +56,7 @@ type Config struct {
 	// injection from scripts; keep it off on shared networks.
 	Control bool
 
-	// Fields for a runnable simulator (ListenAndServe).
+	// Fields for a runnable simulator (ServerTLS).
 	Listen        string // e.g. 127.0.0.1:8443
 	TLSCertFile   string // PEM; with TLSKeyFile
 	TLSKeyFile    string
@@ -86,20 +86,19 @@ type Server struct {
 	outq chan outbound
 	mtq  chan mtJob
 
-	mu       sync.Mutex
-	sims     map[string]*simState
-	order    []string
-	devices  map[string]Device
-	tokens   map[string]time.Time
-	faults   []*Fault
-	nTokens  int
-	nAPI     int
-	nextID   int64
-	httpSrv  *http.Server
-	baseURL  string
-	mux      *http.ServeMux
-	closed   bool
-	lifetime time.Duration
+	mu      sync.Mutex
+	sims    map[string]*simState
+	order   []string
+	devices map[string]Device
+	tokens  map[string]time.Time
+	faults  []*Fault
+	nTokens int
+	nAPI    int
+	nextID  int64
+	httpSrv *http.Server
+	baseURL string
+	mux     *http.ServeMux
+	closed  bool
 }
 
 // New builds a simulator and starts its background workers.
@@ -126,15 +125,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.AppClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		outq:     make(chan outbound, cfg.QueueSize),
-		mtq:      make(chan mtJob, cfg.QueueSize),
-		sims:     map[string]*simState{},
-		devices:  map[string]Device{},
-		tokens:   map[string]time.Time{},
-		nextID:   1,
-		lifetime: cfg.TokenLifetime,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		outq:    make(chan outbound, cfg.QueueSize),
+		mtq:     make(chan mtJob, cfg.QueueSize),
+		sims:    map[string]*simState{},
+		devices: map[string]Device{},
+		tokens:  map[string]time.Time{},
+		nextID:  1,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -256,13 +254,6 @@ func (s *Server) Register(d Device) error {
 	return nil
 }
 
-// Unregister detaches the modem; later MT SMS are buffered.
-func (s *Server) Unregister(iccid string) {
-	s.mu.Lock()
-	delete(s.devices, iccid)
-	s.mu.Unlock()
-}
-
 // UseData records bytes of traffic by the SIM and lowers its data quota,
 // logging threshold events as the platform would.
 func (s *Server) UseData(iccid string, bytes int64) error {
@@ -320,13 +311,6 @@ func (s *Server) ExpireTokensAfter(d time.Duration) {
 			s.tokens[t] = limit
 		}
 	}
-	s.mu.Unlock()
-}
-
-// SetTokenLifetime changes expires_in for tokens issued from now on.
-func (s *Server) SetTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	s.lifetime = d
 	s.mu.Unlock()
 }
 

@@ -188,17 +188,6 @@ func (b *Broker) CertURL() string {
 // Options.TLS, and a client certificate it accepts; nil without TLS.
 func (b *Broker) PKI() *PKI { return b.pki }
 
-// Log is mosquitto's output since it was last started. It is also
-// logged when the broker stops in a test that failed.
-func (b *Broker) Log() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.out == nil {
-		return ""
-	}
-	return b.out.String()
-}
-
 // Start runs mosquitto (again, after Stop: same port, same config,
 // persisted sessions) and waits until it accepts TCP connections.
 func (b *Broker) Start() {
