@@ -25,6 +25,7 @@ import (
 	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 var (
@@ -114,7 +115,7 @@ func (n *wireNet) ipBytes(tb testing.TB) (bytes, packets int64) {
 // B's address.
 func (n *wireNet) broker(tb testing.TB, dir string) (url, caFile string) {
 	tb.Helper()
-	pki := mqtttest.NewPKI(tb)
+	pki := secrettest.NewPKI(tb)
 	pw := filepath.Join(dir, "passwd")
 	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", pw, "gw", "gw-secret").CombinedOutput(); err != nil {
 		tb.Fatalf("mosquitto_passwd: %v: %s", err, out)

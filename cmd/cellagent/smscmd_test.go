@@ -18,6 +18,7 @@ import (
 	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/bsc/receiver"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 	"cellagent/transport/smscmd"
 )
 
@@ -354,7 +355,7 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 func TestBSCReceiveTLSBasicAuth(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
-	pki := mqtttest.NewPKI(t)
+	pki := secrettest.NewPKI(t)
 	pw := writeFile(t, dir, "fwd", "basic-"+randHex(t, 8)+"\n", 0o600)
 	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	p := startAgentProc(t, bin, "bsc", "receive", "--listen", addr, "--secret-file", pw, "--basic-user", "bsc",
