@@ -356,8 +356,7 @@ func (o *Outbox) flush(ctx context.Context) error {
 	if oc == nil {
 		return nil
 	}
-	wait := o.cfg.StoreRetry
-	for {
+	for n := 1; ; n++ {
 		err := oc.write()
 		var te *store.TransitionError
 		if errors.As(err, &te) && o.StoreError() == nil {
@@ -388,14 +387,10 @@ func (o *Outbox) flush(ctx context.Context) error {
 			o.log.Error("outbox: the store cannot write an SMS outcome; holding it in memory, sending nothing else and refusing new SMS until it can",
 				"id", oc.id, "outcome", oc.what, "err", err, "disk_full", errors.Is(err, syscall.ENOSPC))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// The disk's recovery is real time, not policy time.
+		if clock.Sleep(ctx, clock.Backoff(o.cfg.StoreRetry, 10*time.Second, n)) != nil {
 			return fmt.Errorf("outbox: outcome of %s (%s) not written yet: %w", oc.id, oc.what, err)
-		case <-t.C:
 		}
-		wait = min(2*wait, 10*time.Second)
 	}
 }
 
