@@ -1,6 +1,6 @@
 // Package chaos runs the real `cellagent run` binary the way systemd does,
 // against the BG96 simulator on a pty (in this process, behind a stable
-// link path), the BSC platform simulator wired to it, and a real
+// symlink), the BSC platform simulator wired to it, and a real
 // mosquitto, while a driver injects faults at seeded random moments and
 // plays operator: MT SMS into the simulator, MO SMS through cmd/sms/send.
 // At the end it checks that nothing was lost (see check_test.go).
@@ -463,7 +463,7 @@ func (f *faults) brokerOutage(lo, hi int) {
 }
 
 // hangUp drops the modem off the bus; the simulator brings a new pty
-// behind the same link after a while.
+// behind the same symlink after a while.
 func (f *faults) hangUp(lo, hi int) {
 	if f.active("hangup") {
 		return

@@ -63,9 +63,9 @@ type ModemConfig struct {
 // SMSConfig governs SMS.
 type SMSConfig struct {
 	// SMSC is the service centre MO messages go through. Empty: the
-	// SIM's own (AT+CSCA), right for any operator; the operator whose
-	// interface guide mandates +882 285 00001 6860 gets it from the
-	// package's configuration.
+	// SIM's own (AT+CSCA), right for any operator; Business Smart
+	// Connect's SIMs are to send through +882 285 00001 6860, which the
+	// package's configuration (firmware/cellagent.toml) names.
 	SMSC string `toml:"smsc"`
 	// Outgoing limits: SMS costs money and an agent must not become a
 	// spam cannon. Zero disables a limit, but one of the global ones

@@ -6,7 +6,7 @@
 // keep the fleet busy; Run measures what that costs (CPU, memory, broker
 // traffic) and how fast telemetry reaches the reader.
 //
-// It is the engine of `cellbench sim fleet` and scripts/bench-fleet.
+// It is the engine of `cellbench fleet` and scripts/bench-fleet.
 package fleetload
 
 import (
@@ -74,7 +74,7 @@ type Options struct {
 	// same window.
 	BrokerPID int
 	// CPUProfile and HeapProfile receive profiles of the window. The CPU
-	// samples carry the label "part" (agent, sim, driver, reader), so
+	// samples carry the label "part" (agent, modem, driver, reader), so
 	// `go tool pprof -tags` splits the CPU between them.
 	CPUProfile, HeapProfile io.Writer
 	// Logger receives progress (info) and the agents' warnings and

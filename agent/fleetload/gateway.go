@@ -109,7 +109,7 @@ func (g *gateway) start(ctx context.Context, agents *sync.WaitGroup) error {
 	var err error
 	// The modem outlives the agent's context: an agent drains while its
 	// port still answers, and close ends the modem after.
-	pprof.Do(context.WithoutCancel(ctx), pprof.Labels("part", "sim"), func(ctx context.Context) { err = g.m.Start(ctx) })
+	pprof.Do(context.WithoutCancel(ctx), pprof.Labels("part", "modem"), func(ctx context.Context) { err = g.m.Start(ctx) })
 	if err != nil {
 		return fmt.Errorf("fleetload: gateway %d: %w (ptys in use and allowed: /proc/sys/kernel/pty/nr and max)", g.i, err)
 	}

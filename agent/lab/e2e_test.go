@@ -114,8 +114,8 @@ func (r *regURCs) String() string {
 // TestEndToEnd runs the "must show": a bench application posts an
 // MT SMS to the platform API, the platform delivers it into the simulated
 // BG96, and the agent's inbox, on a real pty, stores it; the agent's outbox
-// sends MO SMS, which the platform forwards to the application as the
-// guide's JSON; a platform reset makes the modem drop and regain its
+// sends MO SMS, which the platform forwards to the application as its
+// forwarder's JSON (transport/bsc/receiver decodes it); a platform reset makes the modem drop and regain its
 // registration, and SMS flow again afterwards.
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -280,7 +280,7 @@ func TestEndToEnd(t *testing.T) {
 
 func checkMO(t *testing.T, mo forwarded, payload string, dcs int) {
 	t.Helper()
-	// Hex payloads are compared without case: the guide does not say which.
+	// Hex payloads are compared without case: the platform may send either.
 	if payload != "" && !strings.EqualFold(mo.Payload, payload) {
 		t.Errorf("payload %q, want %q", mo.Payload, payload)
 	}

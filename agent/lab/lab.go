@@ -7,7 +7,7 @@
 //
 // It lives under agent because the layering allows only cmd and agent to
 // import both modem/* and transport/*; the simulators stay unaware of each
-// other, and `cellbench bsc sim` and the tests share this one wiring.
+// other, and `cellbench platform` and the tests share this one wiring.
 package lab
 
 import (
@@ -23,9 +23,10 @@ import (
 )
 
 // ErrUnsupportedDCS is returned for MO SMS the platform's forwarder has no
-// form for: the interface guide defines dcs 0 (GSM 7-bit) and 4 (8-bit)
-// only, so a UCS-2 message is refused rather than passed off as one of them.
-var ErrUnsupportedDCS = errors.New("bench: data coding scheme the platform forwarder does not carry")
+// form for: its JSON carries dcs 0 (GSM 7-bit) and 4 (8-bit) only (as
+// transport/bsc/receiver decodes it), so a UCS-2 message is refused rather
+// than passed off as one of them.
+var ErrUnsupportedDCS = errors.New("lab: data coding scheme the platform forwarder does not carry")
 
 // MO converts an SMS-SUBMIT the modem simulator accepted into the message
 // the platform forwards: destination, text (DCS 0) or data (DCS 4), PID,
@@ -34,17 +35,17 @@ var ErrUnsupportedDCS = errors.New("bench: data coding scheme the platform forwa
 func MO(msg bg96emu.SentMessage) (bscemu.MO, error) {
 	t := msg.TPDU
 	if t == nil {
-		return bscemu.MO{}, errors.New("bench: MO SMS without a decoded TPDU")
+		return bscemu.MO{}, errors.New("lab: MO SMS without a decoded TPDU")
 	}
 	mo := bscemu.MO{Dest: msg.To, PID: int(t.PID), SubmitTime: msg.Time}
 	alpha, err := t.Alphabet()
 	if err != nil {
-		return bscemu.MO{}, fmt.Errorf("bench: MO SMS to %s, DCS %#02x: %w", msg.To, byte(t.DCS), err)
+		return bscemu.MO{}, fmt.Errorf("lab: MO SMS to %s, DCS %#02x: %w", msg.To, byte(t.DCS), err)
 	}
 	switch alpha {
 	case tpdu.Alpha7Bit:
 		if msg.Text == "" && len(t.UD) > 0 {
-			return bscemu.MO{}, fmt.Errorf("bench: MO SMS to %s: GSM 7-bit user data does not decode", msg.To)
+			return bscemu.MO{}, fmt.Errorf("lab: MO SMS to %s: GSM 7-bit user data does not decode", msg.To)
 		}
 		mo.DCS, mo.Text = bscemu.DCSGSM7, msg.Text
 	case tpdu.Alpha8Bit:
@@ -85,11 +86,11 @@ func StartModem(ctx context.Context, srv *bscemu.Server, cfg bg96emu.Config, log
 	}
 	m = bg96emu.New(cfg)
 	if err := m.Start(ctx); err != nil {
-		return nil, fmt.Errorf("bench: start modem: %w", err)
+		return nil, fmt.Errorf("lab: start modem: %w", err)
 	}
 	if err := srv.Register(m); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, fmt.Errorf("lab: %w", err)
 	}
 	return m, nil
 }
@@ -104,8 +105,8 @@ func forward(srv *bscemu.Server, iccid string, s bg96emu.SentMessage, log *slog.
 		err = srv.ForwardMO(iccid, mo)
 	}
 	if err != nil {
-		log.Warn("bench: MO SMS not forwarded to the application", "iccid", iccid, "mr", s.MR, "to", s.To, "err", err)
+		log.Warn("lab: MO SMS not forwarded to the application", "iccid", iccid, "mr", s.MR, "to", s.To, "err", err)
 		return
 	}
-	log.Debug("bench: MO SMS forwarded", "iccid", iccid, "mr", s.MR, "to", s.To, "dcs", mo.DCS, "part", mo.PartNo, "of", mo.Total)
+	log.Debug("lab: MO SMS forwarded", "iccid", iccid, "mr", s.MR, "to", s.To, "dcs", mo.DCS, "part", mo.PartNo, "of", mo.Total)
 }

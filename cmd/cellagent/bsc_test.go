@@ -177,7 +177,7 @@ func TestBSCErrors(t *testing.T) {
 	}
 }
 
-// TestBSCSim runs `bsc sim` with a modem the way a bench user does, over
+// TestBSCSim runs `cellbench platform` with a modem the way a bench user does, over
 // TLS with the printed certificate, and drives it with the other commands.
 func TestBSCSim(t *testing.T) {
 	dir := t.TempDir()
@@ -198,31 +198,31 @@ func TestBSCSim(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errb lockedBuffer
-	simCmd := exec.CommandContext(ctx, benchBinary(t),
-		"bsc", "sim", "--listen", "127.0.0.1:0", "--tls", "--ca-out", caFile, "--user", "admin:"+pw,
-		"--sim", testICCID+",msisdn=882285100012345", "--app-url", app.URL, "--modem-link", link, "--reset-delay", "50ms")
-	simCmd.Stdout, simCmd.Stderr = &out, &errb
-	if err := simCmd.Start(); err != nil {
+	platformCmd := exec.CommandContext(ctx, benchBinary(t),
+		"platform", "--listen", "127.0.0.1:0", "--tls", "--ca-out", caFile, "--user", "admin:"+pw,
+		"--sim", testICCID+",msisdn=882285100012345", "--app-url", app.URL, "--modem-symlink", link, "--reset-delay", "50ms")
+	platformCmd.Stdout, platformCmd.Stderr = &out, &errb
+	if err := platformCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
 	go func() {
-		_ = simCmd.Wait()
-		done <- simCmd.ProcessState.ExitCode()
+		_ = platformCmd.Wait()
+		done <- platformCmd.ProcessState.ExitCode()
 	}()
-	stop := func() { _ = simCmd.Process.Signal(os.Interrupt) }
+	stop := func() { _ = platformCmd.Process.Signal(os.Interrupt) }
 	defer stop()
 	for !strings.Contains(out.String(), "Ctrl-C to stop") {
 		select {
 		case code := <-done:
-			t.Fatalf("bsc sim ended (%d): stdout %q stderr %q", code, out.String(), errb.String())
+			t.Fatalf("platform ended (%d): stdout %q stderr %q", code, out.String(), errb.String())
 		case <-ctx.Done():
-			t.Fatalf("bsc sim did not start: %q", out.String())
+			t.Fatalf("platform did not start: %q", out.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	base := regexp.MustCompile(`at (https://127\.0\.0\.1:\d+) `).FindStringSubmatch(out.String())
-	if base == nil || !strings.Contains(out.String(), "certificate written to "+caFile) || !strings.Contains(out.String(), "(link "+link+")") {
+	if base == nil || !strings.Contains(out.String(), "certificate written to "+caFile) || !strings.Contains(out.String(), "(symlink "+link+")") {
 		t.Fatalf("start-up output %q", out.String())
 	}
 	cfg := bscConfig(t, base[1], testPW, fmt.Sprintf("iccid = %q\nca_file = %q", testICCID, caFile))
@@ -282,10 +282,10 @@ func TestBSCSim(t *testing.T) {
 
 	stop()
 	if code := <-done; code != 0 {
-		t.Errorf("bsc sim exit code %d, stderr %q", code, errb.String())
+		t.Errorf("platform exit code %d, stderr %q", code, errb.String())
 	}
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
-		t.Errorf("modem link left behind: %v", err)
+		t.Errorf("modem symlink left behind: %v", err)
 	}
 	if b, err := os.ReadFile(caFile); err != nil || !bytes.HasPrefix(b, []byte("-----BEGIN CERTIFICATE-----")) {
 		t.Errorf("--ca-out file: %v %q", err, b)

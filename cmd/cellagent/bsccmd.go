@@ -23,7 +23,7 @@ import (
 const bscUsage = `Usage: cellagent bsc <quota|reset|sms|receive> [flags]
 
 Talk to the operator's Business Smart Connect (BSC) platform. A simulator of
-it for the bench is 'cellbench bsc sim'.
+it for the bench is 'cellbench platform'.
 
   quota   show the SIM's data and SMS allowance
   reset   ask for a network-side connectivity reset (the platform only queues it)

@@ -215,26 +215,26 @@ func TestHelp(t *testing.T) {
 }
 
 // TestBinaryAsUser runs the built binary the way the README tells a new
-// user to: a simulator (the bench binary's) behind a link, then status and
-// at against the link.
+// user to: a simulator (the bench binary's) behind a symlink, then status
+// and at against the symlink.
 func TestBinaryAsUser(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "ttyBG96")
-	simCmd := exec.Command(benchBinary(t), "sim", "--link", link, "--scenario", "../../testdata/scenarios/basic.scn")
-	var simOut bytes.Buffer
-	simCmd.Stdout = &simOut
-	if err := simCmd.Start(); err != nil {
+	modemCmd := exec.Command(benchBinary(t), "modem", "--symlink", link, "--scenario", "../../testdata/scenarios/basic.scn")
+	var modemOut bytes.Buffer
+	modemCmd.Stdout = &modemOut
+	if err := modemCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		_ = simCmd.Process.Signal(os.Interrupt)
-		_ = simCmd.Wait()
+		_ = modemCmd.Process.Signal(os.Interrupt)
+		_ = modemCmd.Wait()
 		if _, err := os.Lstat(link); err == nil {
-			t.Error("simulator left its link behind")
+			t.Error("simulator left its symlink behind")
 		}
-		if !strings.Contains(simOut.String(), "BG96 simulator on /dev/pts/") {
-			t.Errorf("sim printed %q", simOut.String())
+		if !strings.Contains(modemOut.String(), "BG96 simulator on /dev/pts/") {
+			t.Errorf("modem printed %q", modemOut.String())
 		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)

@@ -26,7 +26,7 @@ import (
 const fleetSender = "+4915112345678"
 
 // smsRig is the whole loop as separate processes: the platform simulator
-// with a simulated BG96 (`bsc sim --modem-link`), the agent on that
+// with a simulated BG96 (`cellbench platform --modem-symlink`), the agent on that
 // modem (`run`), and the application endpoint (`bsc receive --json`).
 type smsRig struct {
 	bin, dir, api, fleetCfg, keyFile string
@@ -59,7 +59,7 @@ func startSMSRig(t *testing.T) *smsRig {
 	recv := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	link := filepath.Join(dir, "ttyBG96")
 
-	platform := startAgentProc(t, benchBinary(t), "bsc", "sim", "--listen", r.api, "--user", "admin:"+pw, "--modem-link", link,
+	platform := startAgentProc(t, benchBinary(t), "platform", "--listen", r.api, "--user", "admin:"+pw, "--modem-symlink", link,
 		"--app-url", "http://"+recv+"/", "--app-secret-file", fwd)
 	waitBuffer(t, platform, &platform.stdout, "Ctrl-C to stop")
 	r.recv = startAgentProc(t, bin, "bsc", "receive", "--listen", recv, "--secret-file", fwd, "--key-dir", keys,

@@ -14,13 +14,13 @@ import (
 	"cellagent/modem/bg96emu"
 )
 
-func runSimFleet(ctx context.Context, e *env, args []string) error {
+func runFleet(ctx context.Context, e *env, args []string) error {
 	var (
 		o                 fleetload.Options
 		cpuProf, heapProf string
 		asJSON, verbose   bool
 	)
-	fs := newFlags(e, "sim fleet", "--count N --broker URL --allow-plaintext [flags]",
+	fs := newFlags(e, "fleet", "--count N --broker URL --allow-plaintext [flags]",
 		`Run N simulated BG96 modems, each on its own pty with its own agent (own
 store, own device id: the SIM's ICCID), in this one process, against an MQTT
 broker, with a fleet reader following them as 'cellagent fleet watch --json'
@@ -36,7 +36,7 @@ agents' PUBLISH packets on the wire. scripts/bench-fleet starts mosquitto
 and prints a table for several N.
 
 Example:
-  cellbench sim fleet --count 100 --broker tcp://127.0.0.1:1883 --allow-plaintext`)
+  cellbench fleet --count 100 --broker tcp://127.0.0.1:1883 --allow-plaintext`)
 	fs.IntVarP(&o.Count, "count", "n", 0, "number of gateways")
 	fs.StringVar(&o.Broker, "broker", "", "broker URL, tcp://host:port")
 	fs.BoolVar(&o.AllowPlaintext, "allow-plaintext", false, "allow the tcp:// broker (required)")
@@ -51,7 +51,7 @@ Example:
 	fs.DurationVar(&o.SMSEvery, "sms-every", 5*time.Minute, "mean time between incoming SMS of one gateway; negative: none")
 	fs.IntVar(&o.Baud, "baud", bg96emu.NoPacing, "pace the simulated lines to this rate; -1 unpaced (pacing spins up to 1.5 ms per write in the simulator)")
 	fs.IntVar(&o.BrokerPID, "broker-pid", 0, "measure this process (the broker) over the window too")
-	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the window here (labels: part=agent|sim|driver|reader)")
+	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the window here (labels: part=agent|modem|driver|reader)")
 	fs.StringVar(&heapProf, "memprofile", "", "write a heap profile at the end of the window here")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log progress")

@@ -44,15 +44,22 @@ func run(ctx context.Context, e *env, args []string) int {
 		Title:   fmt.Sprintf("cellbench %s — simulators for the cellagent bench", version),
 		Version: version,
 		Commands: map[string]cmdline.Command{
-			"sim": {Summary: "run the BG96 simulator on a pseudo-terminal, or a fleet of them ('sim fleet')", Run: bind(runSim)},
-			"bsc": {Summary: "run the operator platform (BSC) simulator ('bsc sim')", Run: bind(runBSC)},
+			"modem":    {Summary: "run the BG96 simulator on a pseudo-terminal", Run: bind(runModem)},
+			"platform": {Summary: "run the operator platform (BSC) simulator, with a simulated BG96 for its SIM", Run: bind(runPlatform)},
+			"fleet":    {Summary: "run a fleet of simulated gateways and their agents against a broker, and measure it", Run: bind(runFleet)},
+			// The old name of "modem", for scripts and harnesses written
+			// before the rename.
+			"sim": {Hidden: true, Run: func(ctx context.Context, args []string) error {
+				fmt.Fprintln(e.stderr, "cellbench: 'cellbench sim' is deprecated; use 'cellbench modem'")
+				return runModem(ctx, e, args)
+			}},
 		},
 		Manual: clidoc.Page{
 			Summary: "simulators for the cellagent bench",
 			Description: `cellbench runs what a bench needs around cellagent, on one machine: a
-simulated Quectel BG96 on a pseudo-terminal, a simulator of the
-operator's Business Smart Connect platform, and a fleet of simulated
-gateways. It is never installed on a gateway.`,
+simulated Quectel BG96 on a pseudo-terminal (modem), a simulator of the
+operator's Business Smart Connect platform (platform), and a fleet of
+simulated gateways (fleet). It is never installed on a gateway.`,
 			SeeAlso: []string{"cellagent(1)"},
 		},
 		Invoke: func(args []string, out io.Writer) { run(ctx, &env{stdout: out, stderr: out}, args) },

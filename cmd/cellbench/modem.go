@@ -10,29 +10,25 @@ import (
 	"cellagent/modem/bg96emu"
 )
 
-func runSim(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "fleet" {
-		return runSimFleet(ctx, e, args[1:])
-	}
+func runModem(ctx context.Context, e *env, args []string) error {
 	var (
-		link, dataLink string
-		scenario       string
-		cfg            bg96emu.Config
-		verbose        bool
+		symlink, dataSymlink string
+		scenario             string
+		cfg                  bg96emu.Config
+		verbose              bool
 	)
-	fs := newFlags(e, "sim", "[flags]",
+	fs := newFlags(e, "modem", "[flags]",
 		`Run a simulated Quectel BG96 on a pseudo-terminal until interrupted. The
 device path is printed on start; open it like /dev/ttyUSB2, e.g. with
 'cellagent at --port PATH'. A scenario file (see testdata/scenarios/) drives
 registration, signal, incoming SMS and faults over time.
 
-'cellbench sim fleet' runs many simulated gateways, each with its agent,
-against a broker and measures them (see 'cellbench sim fleet --help').
-
 Example:
-  cellbench sim --link /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
-	fs.StringVar(&link, "link", "", "also make a symlink to the pty here, kept pointing at it across simulated USB hang-ups")
-	fs.StringVar(&dataLink, "data-link", "", "also serve the data port (ATD*99***1# answers CONNECT) and link it here, like /dev/ttyBG96-data")
+  cellbench modem --symlink /tmp/ttyBG96 --scenario testdata/scenarios/demo.scn`)
+	fs.StringVar(&symlink, "symlink", "", "also make a symlink to the pty here, kept pointing at it across simulated USB hang-ups")
+	fs.StringVar(&symlink, "link", "", "old name of --symlink")
+	_ = fs.MarkDeprecated("link", "use --symlink")
+	fs.StringVar(&dataSymlink, "data-symlink", "", "also serve the data port (ATD*99***1# answers CONNECT) with a symlink to it here, like /dev/ttyBG96-data")
 	fs.StringVar(&scenario, "scenario", "", "scenario file to play")
 	fs.IntVar(&cfg.Baud, "baud", bg96emu.DefaultBaud, "line rate the output is paced to (8N1, 10 bits a byte); -1 for no pacing")
 	fs.StringVar(&cfg.IMEI, "imei", "", "IMEI (default 866425031234567)")
@@ -61,25 +57,25 @@ Example:
 		return err
 	}
 	defer m.Close()
-	if link != "" {
-		if err := m.Link(link); err != nil {
+	if symlink != "" {
+		if err := m.Link(symlink); err != nil {
 			return err
 		}
 	}
-	if dataLink != "" {
+	if dataSymlink != "" {
 		if err := m.StartDataPort(); err != nil {
 			return err
 		}
-		if err := m.LinkDataPort(dataLink); err != nil {
+		if err := m.LinkDataPort(dataSymlink); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(e.stdout, "BG96 simulator on %s", m.PTY())
-	if link != "" {
-		fmt.Fprintf(e.stdout, " (link %s)", link)
+	if symlink != "" {
+		fmt.Fprintf(e.stdout, " (symlink %s)", symlink)
 	}
-	if dataLink != "" {
-		fmt.Fprintf(e.stdout, ", data port %s", dataLink)
+	if dataSymlink != "" {
+		fmt.Fprintf(e.stdout, ", data port %s", dataSymlink)
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
 

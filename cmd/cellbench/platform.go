@@ -18,52 +18,30 @@ import (
 	"cellagent/transport/secret"
 )
 
-const bscUsage = `Usage: cellbench bsc sim [flags]
-
-Run a simulator of the operator's Business Smart Connect (BSC) platform for
-the bench; 'cellagent bsc' is the client side.
-
-Run 'cellbench bsc sim --help' for its flags.
-`
-
-func runBSC(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, bscUsage)
-		return usageError(errors.New("missing subcommand: sim"))
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(e.stdout, bscUsage)
-		return nil
-	case "sim":
-		return runBSCSim(ctx, e, args[1:])
-	}
-	return usageError(fmt.Errorf("unknown subcommand %q: want sim", args[0]))
-}
-
-// The SIM `bsc sim` simulates when no --sim is given: the modem
-// simulator's default ICCID, so `cellbench sim` and `cellbench bsc sim` agree.
+// The SIM `platform` simulates when no --sim is given: the modem
+// simulator's default ICCID, so `cellbench modem` and `cellbench platform`
+// agree.
 const (
 	benchICCID  = "89882280666012345678"
 	benchMSISDN = "882285100012345"
 )
 
-func runBSCSim(ctx context.Context, e *env, args []string) error {
+func runPlatform(ctx context.Context, e *env, args []string) error {
 	var (
-		listen, appURL, link, caOut, scenario string
-		dataLink                              string
-		users, sims                           []string
-		useTLS, control, verbose              bool
-		resetDelay                            time.Duration
+		listen, appURL, symlink, caOut, scenario string
+		dataSymlink                              string
+		users, sims                              []string
+		useTLS, control, verbose                 bool
+		resetDelay                               time.Duration
 	)
-	fs := newFlags(e, "bsc sim", "[--listen ADDR] --user USER:PWFILE... [flags]",
+	fs := newFlags(e, "platform", "[--listen ADDR] --user USER:PWFILE... [flags]",
 		`Run a simulator of the operator's BSC platform until interrupted: the OAuth2
 token endpoint and the SIM management API, with per-SIM quotas, usage,
 events, MT SMS and resets. MO SMS and delivery reports are forwarded to
 --app-url as the platform's JSON, re-sent until it answers 2xx.
 
-With --modem-link a simulated BG96 runs on a pseudo-terminal (the link points
-to it), as the device of the first --sim: MT SMS posted to the API arrive on
+With --modem-symlink a simulated BG96 runs on a pseudo-terminal (the symlink
+points to it), as the device of the first --sim: MT SMS posted to the API arrive on
 it, MO SMS it sends go to --app-url, and a reset makes it deregister and
 register again.
 
@@ -71,8 +49,8 @@ Passwords come from files (mode 0600), never from flags. Without --sim one SIM
 is simulated: `+benchICCID+`, msisdn `+benchMSISDN+`.
 
 Examples:
-  cellbench bsc sim --user admin:/tmp/pw --modem-link /tmp/ttyBG96
-  cellbench bsc sim --listen 127.0.0.1:8443 --tls --user admin:/tmp/pw \
+  cellbench platform --user admin:/tmp/pw --modem-symlink /tmp/ttyBG96
+  cellbench platform --listen 127.0.0.1:8443 --tls --user admin:/tmp/pw \
       --sim 89882280666012345678,msisdn=882285100012345,data=10MB \
       --app-url http://127.0.0.1:9000/sms --control`)
 	fs.StringVar(&listen, "listen", "127.0.0.1:8443", "address to serve the API on")
@@ -82,9 +60,9 @@ Examples:
 	fs.StringArrayVar(&sims, "sim", nil, "SIM as ICCID[,msisdn=N][,imsi=N][,label=S][,data=500MB][,sms=250] (repeatable)")
 	fs.StringVar(&appURL, "app-url", "", "application URL receiving MO SMS (POST) and delivery reports (PATCH)")
 	fs.BoolVar(&control, "control", false, "enable the unauthenticated /_sim/ fault-injection endpoints")
-	fs.StringVar(&link, "modem-link", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
-	fs.StringVar(&dataLink, "modem-data-link", "", "with --modem-link, also serve the modem's data port (ATD*99***1# answers CONNECT) with a symlink here")
-	fs.StringVar(&scenario, "scenario", "", "with --modem-link, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
+	fs.StringVar(&symlink, "modem-symlink", "", "also run a BG96 simulator for the first SIM, with a symlink to its pty here")
+	fs.StringVar(&dataSymlink, "modem-data-symlink", "", "with --modem-symlink, also serve the modem's data port (ATD*99***1# answers CONNECT) with a symlink here")
+	fs.StringVar(&scenario, "scenario", "", "with --modem-symlink, a scenario file for the simulated BG96 to play (see testdata/scenarios/)")
 	fs.DurationVar(&resetDelay, "reset-delay", 2*time.Second, "time from a queued reset to the network detaching the SIM")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log every request, forward and modem command to stderr")
 	auth := appAuth(fs)
@@ -95,8 +73,8 @@ Examples:
 	if err != nil {
 		return err
 	}
-	if scenario != "" && link == "" {
-		return usageError(errors.New("--scenario needs --modem-link"))
+	if scenario != "" && symlink == "" {
+		return usageError(errors.New("--scenario needs --modem-symlink"))
 	}
 	sc, err := loadScenario(scenario)
 	if err != nil {
@@ -144,27 +122,27 @@ Examples:
 		fmt.Fprintf(e.stdout, "MO SMS and delivery reports go to %s\n", appURL)
 	}
 	var modem *bg96emu.Modem
-	if link != "" {
+	if symlink != "" {
 		first := cfg.SIMs[0]
 		m, err := lab.StartModem(ctx, srv, bg96emu.Config{ICCID: first.ICCID, IMSI: first.IMSI, Logger: log}, log)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		if err := m.Link(link); err != nil {
+		if err := m.Link(symlink); err != nil {
 			return err
 		}
-		if dataLink != "" {
+		if dataSymlink != "" {
 			if err := m.StartDataPort(); err != nil {
 				return err
 			}
-			if err := m.LinkDataPort(dataLink); err != nil {
+			if err := m.LinkDataPort(dataSymlink); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "its data port on %s\n", dataLink)
+			fmt.Fprintf(e.stdout, "its data port on %s\n", dataSymlink)
 		}
 		modem = m
-		fmt.Fprintf(e.stdout, "BG96 simulator for SIM %s on %s (link %s)\n", m.ICCID(), m.PTY(), link)
+		fmt.Fprintf(e.stdout, "BG96 simulator for SIM %s on %s (symlink %s)\n", m.ICCID(), m.PTY(), symlink)
 		if appURL == "" {
 			fmt.Fprintln(e.stdout, "no --app-url: MO SMS from the modem are accepted but not forwarded")
 		}
@@ -240,7 +218,7 @@ func writeCA(path string, pem []byte) (string, error) {
 	return path, nil
 }
 
-// appAuth is how `bsc sim` authenticates its forwards to the
+// appAuth is how `platform` authenticates its forwards to the
 // application: a header with a secret from a file, or basic auth.
 func appAuth(fs *pflag.FlagSet) func() (http.Header, error) {
 	file := fs.String("app-secret-file", "", "secret for the application (mode 0600), sent with every forward")

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Seeds live in testdata/fuzz/<FuzzName>/, taken from the reference
-// transcripts. Each target checks that a parser either fails with a
+// Seeds live in testdata/fuzz/<FuzzName>/: answers real Quectel modems
+// printed in public issue threads, and the table tests' edge cases. Each target checks that a parser either fails with a
 // *ParseError or returns a value within its documented range.
 
 func parseErrOnly(t *testing.T, err error) {

@@ -74,7 +74,7 @@ func TestNormalizeSMSC(t *testing.T) {
 
 func TestInitRunsScriptOverPTY(t *testing.T) {
 	s := okScript(initCmds...)
-	// Echo still on at first, as after power-up (T1 shape).
+	// Echo still on at first, as after power-up (TinyGSM #157).
 	s["ATE0"] = []string{"ATE0\r\r\nOK\r\n"}
 	a, r := newLink(t, s)
 	if err := Init(ctxT(t), a, InitConfig{SMSC: OperatorSMSC}); err != nil {
@@ -100,7 +100,7 @@ func TestInitOptionalFailureContinues(t *testing.T) {
 
 func TestInitStopsAtRequiredFailure(t *testing.T) {
 	s := okScript(initCmds...)
-	// T10: a textual CMS error for CNMI.
+	// A textual CMS error for CNMI (warthog618/modem PR #8).
 	s["AT+CNMI=2,1,0,1,0"] = []string{"\r\n+CMS ERROR: unknown error\r\n"}
 	a, r := newLink(t, s)
 	err := Init(ctxT(t), a, InitConfig{})
@@ -144,7 +144,8 @@ func TestWaitReadyAlreadyUp(t *testing.T) {
 }
 
 func TestWaitReadyBooting(t *testing.T) {
-	// T1: the booting modem ignores AT, then prints the start-up URCs.
+	// The booting modem ignores AT, then prints the start-up URCs (TinyGSM
+	// #157).
 	a, r := newLink(t, map[string][]string{"AT": {"", "\r\nOK\r\n"}})
 	r.setHook(func(cmd string) {
 		if cmd == "AT" {

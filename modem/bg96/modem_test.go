@@ -12,8 +12,8 @@ import (
 	"cellagent/modem/at"
 )
 
-// Answers in the byte shapes of the reference transcripts: echo with a
-// doubled CR (EM06/EC200T mocks, T4), blank lines around the final.
+// Answers in the byte shapes Quectel modems print: echo with a doubled CR
+// ("AT+CSQ\r\r\n"), blank lines around the final.
 var bg96Script = map[string][]string{
 	"ATI":        {"ATI\r\r\nQuectel\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n"},
 	"AT+CGSN":    {"\r\n866425030000000\r\n\r\nOK\r\n"},
@@ -83,7 +83,7 @@ func TestIdentityFallsBackToCGMRAndKeepsPartial(t *testing.T) {
 
 func TestSignalWithInterleavedURC(t *testing.T) {
 	s := map[string][]string{
-		// A URC between echo and answer, as T1 shows them interleaved.
+		// A URC between echo and answer, as in TinyGSM #157.
 		"AT+CSQ":  {"AT+CSQ\r\r\n+QIURC: \"pdpdeact\",1\r\n+CSQ: 13,99\r\n\r\nOK\r\n"},
 		"AT+QCSQ": {"\r\n+QCSQ: \"CAT-M1\",-33,-53,250,-5\r\n\r\nOK\r\n"},
 	}
@@ -158,7 +158,7 @@ func TestSmallQueries(t *testing.T) {
 }
 
 func TestNoAnswerLine(t *testing.T) {
-	// The +CMGR-answers-only-OK fault of §5, on a query.
+	// The +CMGR-answers-only-OK fault (bg96emu.CMGROnlyOK), on a query.
 	a, _ := newLink(t, map[string][]string{"AT+CSQ": {"\r\nOK\r\n"}})
 	_, err := New(a).Signal(ctxT(t))
 	if err == nil || !strings.Contains(err.Error(), `no "+CSQ:" line`) {

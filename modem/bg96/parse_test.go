@@ -52,10 +52,10 @@ func TestParseCSQ(t *testing.T) {
 		want    CSQ
 		wantErr string
 	}{
-		{"+CSQ: 18,99", CSQ{RSSI: ptr(-77)}, ""},              // EM06 mock, §7
-		{"+CSQ: 13,99", CSQ{RSSI: ptr(-87)}, ""},              // T2, BG96
-		{"+CSQ: 31,99", CSQ{RSSI: ptr(-51)}, ""},              // T7, EP06: saturated
-		{" +CSQ: 28,0", CSQ{RSSI: ptr(-57), BER: ptr(0)}, ""}, // T8, M26 indents
+		{"+CSQ: 18,99", CSQ{RSSI: ptr(-77)}, ""},              // an EM06 mock
+		{"+CSQ: 13,99", CSQ{RSSI: ptr(-87)}, ""},              // BG96, johncobb/catm1_bg96
+		{"+CSQ: 31,99", CSQ{RSSI: ptr(-51)}, ""},              // EP06, luci-app-modeminfo #14: saturated
+		{" +CSQ: 28,0", CSQ{RSSI: ptr(-57), BER: ptr(0)}, ""}, // M26, warthog618/modem #17: indented
 		{"+CSQ: 0,7", CSQ{RSSI: ptr(-113), BER: ptr(7)}, ""},
 		{"+CSQ: 1,99", CSQ{RSSI: ptr(-111)}, ""},
 		{"+CSQ: 2,99", CSQ{RSSI: ptr(-109)}, ""},
@@ -84,15 +84,16 @@ func TestParseQCSQ(t *testing.T) {
 		want    QCSQ
 		wantErr string
 	}{
-		// §3, BG96 on T-Mobile Austria: SINR 250 is the top of the scale.
+		// BG96 on T-Mobile Austria (magentabusiness/IoT-Quickstart, Quectel_BG96
+		// bearer notes): SINR 250 is the top of the scale.
 		{`+QCSQ: "CAT-M1",-33,-53,250,-5`, QCSQ{Mode: ModeCatM1, RSSI: ptr(-33), RSRP: ptr(-53), SINR: ptr(30.0), RSRQ: ptr(-5)}, ""},
 		{`+QCSQ: "CAT-NB1",-80,-90,82,-10`, QCSQ{Mode: ModeNBIoT, RSSI: ptr(-80), RSRP: ptr(-90), SINR: ptr(-3.6), RSRQ: ptr(-10)}, ""},
 		{`+QCSQ: "GSM",-48`, QCSQ{Mode: ModeGSM, RSSI: ptr(-48)}, ""},
-		// T4 and T5, BG95 spelling.
+		// The "eMTC" spelling (BG95, and SORACOM's BG96 sample).
 		{`+QCSQ: "eMTC",-57,-77,225,-7`, QCSQ{Mode: ModeCatM1, RSSI: ptr(-57), RSRP: ptr(-77), SINR: ptr(25.0), RSRQ: ptr(-7)}, ""},
 		{`+QCSQ: "eMTC",-84,-91,165,-6`, QCSQ{Mode: ModeCatM1, RSSI: ptr(-84), RSRP: ptr(-91), SINR: ptr(13.0), RSRQ: ptr(-6)}, ""},
 		{`+QCSQ: "NBIoT",-80,-90,0,-10`, QCSQ{Mode: ModeNBIoT, RSSI: ptr(-80), RSRP: ptr(-90), SINR: ptr(-20.0), RSRQ: ptr(-10)}, ""},
-		// T7, EP06: an rssi of +52 dBm is not physical, so unknown.
+		// EP06 (luci-app-modeminfo #14): an rssi of +52 dBm is not physical, so unknown.
 		{`+QCSQ: "LTE",52,-83,207,-14`, QCSQ{Mode: ModeLTE, RSRP: ptr(-83), SINR: ptr(21.4), RSRQ: ptr(-14)}, ""},
 		{`+QCSQ: "NOSERVICE"`, QCSQ{Mode: ModeNoService}, ""},
 		{`+QCSQ: NOSERVICE`, QCSQ{Mode: ModeNoService}, ""},

@@ -18,7 +18,7 @@ import (
 
 // responder is a scripted modem on the master side of a real pty. It
 // answers each command with the exact bytes the script gives (echo
-// included when the transcript has it), so the engine's framing, routing
+// included when the script has it), so the engine's framing, routing
 // and the serial driver are all exercised.
 type responder struct {
 	t      *testing.T

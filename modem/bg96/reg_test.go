@@ -12,16 +12,16 @@ func TestParseReg(t *testing.T) {
 		want    Reg
 		wantErr string
 	}{
-		// T7, EP06: CS denied while PS and EPS are registered.
+		// EP06 (luci-app-modeminfo #14): CS denied while PS and EPS are registered.
 		{"+CREG: 2,3", RegQuery, Reg{Domain: DomainCS, N: ptr(2), Stat: RegDenied}, ""},
 		{`+CGREG: 2,1,"2616","DDAEA01",7`, RegQuery, Reg{Domain: DomainGPRS, N: ptr(2), Stat: RegHome, LAC: ptr[uint32](0x2616), CI: ptr[uint32](0xDDAEA01), AcT: ptr(AcTLTE)}, ""},
 		{`+CEREG: 2,1,"2616","DDAEA01",7`, RegQuery, Reg{Domain: DomainEPS, N: ptr(2), Stat: RegHome, LAC: ptr[uint32](0x2616), CI: ptr[uint32](0xDDAEA01), AcT: ptr(AcTLTE)}, ""},
-		// T2, BG96: n=4 with RAC, reject cause and PSM timers after AcT.
+		// BG96 (johncobb/catm1_bg96): n=4 with RAC, reject cause and PSM timers after AcT.
 		{`+CGREG: 4,5,"66C0","1042","0",,,,"00000000","01100000","00000000"`, RegQuery, Reg{Domain: DomainGPRS, N: ptr(4), Stat: RegRoaming, LAC: ptr[uint32](0x66C0), CI: ptr[uint32](0x1042), AcT: ptr(AcTGSM)}, ""},
 		{"+CGREG: 0,5", RegQuery, Reg{Domain: DomainGPRS, N: ptr(0), Stat: RegRoaming}, ""},
 		{"+CREG: 0,5", RegQuery, Reg{Domain: DomainCS, N: ptr(0), Stat: RegRoaming}, ""},
 		{" +CREG: 0,5", RegQuery, Reg{Domain: DomainCS, N: ptr(0), Stat: RegRoaming}, ""},
-		{"+CGREG: 0,2", RegQuery, Reg{Domain: DomainGPRS, N: ptr(0), Stat: RegSearching}, ""}, // T12
+		{"+CGREG: 0,2", RegQuery, Reg{Domain: DomainGPRS, N: ptr(0), Stat: RegSearching}, ""}, // EC21, WioLTEforArduino #34
 		{"+CEREG: 0,2", RegQuery, Reg{Domain: DomainEPS, N: ptr(0), Stat: RegSearching}, ""},
 		{"+CEREG: 2,4", RegQuery, Reg{Domain: DomainEPS, N: ptr(2), Stat: RegUnknown}, ""},
 		{`+CEREG: 2,1,,,8`, RegQuery, Reg{Domain: DomainEPS, N: ptr(2), Stat: RegHome, AcT: ptr(AcTCatM1)}, ""},
@@ -60,7 +60,7 @@ func TestOverall(t *testing.T) {
 		// Cat-M-only SIM: CS denied or searching, EPS registered.
 		{"catm cs denied", Registration{CS: reg(DomainCS, RegDenied), GPRS: reg(DomainGPRS, RegNotSearching), EPS: reg(DomainEPS, RegHome)}, RegHome, DomainEPS},
 		{"catm cs searching", Registration{CS: reg(DomainCS, RegSearching), EPS: reg(DomainEPS, RegRoaming)}, RegRoaming, DomainEPS},
-		// GSM fallback (T2): only GPRS and CS.
+		// GSM fallback (johncobb/catm1_bg96): only GPRS and CS.
 		{"gsm fallback", Registration{CS: reg(DomainCS, RegRoaming), GPRS: reg(DomainGPRS, RegRoaming), EPS: reg(DomainEPS, RegSearching)}, RegRoaming, DomainGPRS},
 		{"cs only", Registration{CS: reg(DomainCS, RegHome), GPRS: reg(DomainGPRS, RegSearching), EPS: reg(DomainEPS, RegSearching)}, RegHome, DomainCS},
 		// Nothing registered: EPS decides, so a CS "denied" on a Cat-M SIM

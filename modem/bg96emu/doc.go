@@ -3,7 +3,7 @@
 // The host side (the AT engine, or a person with a terminal program) opens
 // the pty slave exactly as it would open /dev/ttyUSB2 on a gateway. The
 // simulator answers AT commands in the byte shapes real BG96 modems print
-// (see the transcripts in the project's reference data), emits URCs, keeps
+// (as captured in public issue threads, e.g. TinyGSM #157), emits URCs, keeps
 // an SM message store, and injects faults on request. Go tests drive it
 // through methods; demos drive it through scenario files (see Scenario).
 //
@@ -12,7 +12,7 @@
 // final is "\r\n<final>\r\n", a URC is "\r\n<urc>\r\n", and the SMS prompt
 // is "\r\n> " with no line end. Lines end at CR or LF (CRLF counts once).
 //
-// Choices where the BG96 is undocumented or the transcripts are silent:
+// Choices where the BG96 is undocumented or no capture shows the answer:
 //   - A line that does not start with AT, an unknown command or bad
 //     parameters answer plain ERROR; +CME/+CMS codes are used where a real
 //     modem uses them. AT+CMEE governs both: 0 gives ERROR, 1 the number,

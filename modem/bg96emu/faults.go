@@ -129,7 +129,8 @@ func (m *Modem) StopAfter(n int) error {
 	return nil
 }
 
-// CMGROnlyOK reproduces the EC25 "SR memory" quirk (transcript §5): every
+// CMGROnlyOK reproduces the EC25 "SR memory" quirk (asterisk-chan-quectel
+// PR #75: status reports stored in "SR" but announced as "SM"): every
 // AT+CMGR answers a bare OK, whatever the slot holds.
 func (m *Modem) CMGROnlyOK(on bool) {
 	m.mu.Lock()

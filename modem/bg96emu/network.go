@@ -205,7 +205,7 @@ func cfunHandler(m *Modem, c command) resp {
 				return errResp("ERROR")
 			}
 			// OK first, then the banner, then the modem is deaf until RDY
-			// (transcript §1).
+			// (a BG96 in TinyGSM issue #157).
 			return resp{then: func() {
 				m.mu.Lock()
 				m.powerOffLocked(powerBooting)

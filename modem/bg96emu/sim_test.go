@@ -143,7 +143,7 @@ func TestRegistrationURCs(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.expect("\r\n+CEREG: 1,\"1A2B\",\"01A2B3C\",8\r\n")
-	// Cat-M-only SIMs: CS denied while EPS is registered (transcript §4).
+	// Cat-M-only SIMs: CS denied while EPS is registered (TinyGSM PR #467).
 	if err := m.SetRegistration(CS, Registration{Stat: Denied}); err != nil {
 		t.Fatal(err)
 	}

@@ -338,7 +338,7 @@ func cpmsHandler(m *Modem, c command) resp {
 		}
 		for _, a := range c.args {
 			// Only the SIM store exists here; ME/MT would need the separate
-			// memories that caused the EC25 "SR" quirk (transcript §5).
+			// memories that caused the EC25 "SR" quirk (see CMGROnlyOK).
 			if mem, _ := unquote(a); !strings.EqualFold(mem, "SM") {
 				return errResp(m.cmsLocked(302))
 			}

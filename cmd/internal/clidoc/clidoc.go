@@ -60,9 +60,7 @@ var subLine = regexp.MustCompile(`^  ([a-z][a-z0-9-]*) +(\S.*)$`)
 // Discover builds the command tree of program prog from its top-level
 // table (name → summary): each command is asked for --help; one without a
 // flag set is a dispatcher whose help lists its subcommands in a table,
-// which are asked in turn. A help text that points to a subcommand's own
-// help ("see 'prog cmd sub --help'") names one too, so a command with
-// flags and a subcommand (cellbench sim, sim fleet) is complete.
+// which are asked in turn.
 func Discover(prog string, top map[string]string, ask Asker) []*Command {
 	names := make([]string, 0, len(top))
 	for n := range top {
@@ -102,10 +100,6 @@ func discover(prog string, path []string, summary string, ask Asker) *Command {
 				sub(m[1], m[2])
 			}
 		}
-	}
-	ref := regexp.MustCompile(`'` + regexp.QuoteMeta(prog+" "+strings.Join(path, " ")) + ` ([a-z][a-z0-9-]*) --help'`)
-	for _, m := range ref.FindAllStringSubmatch(h.Text, -1) {
-		sub(m[1], "")
 	}
 	return c
 }

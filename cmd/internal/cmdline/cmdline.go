@@ -54,8 +54,9 @@ func NewFlags(stdout, stderr io.Writer, prog, name, args, about string) *pflag.F
 var onFlags func(fs *pflag.FlagSet, args, about string)
 
 // Parse parses args into fs, turning flag errors into usage errors.
+// Errors are returned, not printed: with ContinueOnError pflag writes to
+// the flag set's output (stderr) only the notice of a deprecated flag.
 func Parse(fs *pflag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			// pflag has printed the usage already.
@@ -92,6 +93,9 @@ func Logger(w io.Writer, verbose bool) *slog.Logger {
 type Command struct {
 	Summary string
 	Run     func(ctx context.Context, args []string) error
+	// Hidden keeps an old name working without listing it in the usage,
+	// the manual or the completion.
+	Hidden bool
 }
 
 // Program is a binary's name, its title line and its subcommands.
@@ -152,8 +156,10 @@ func (p Program) Main(ctx context.Context, stdout, stderr io.Writer, args []stri
 func (p Program) usage(w io.Writer) {
 	fmt.Fprintf(w, "%s\n\nUsage: %s <command> [flags]\n\nCommands:\n", p.Title, p.Name)
 	names := make([]string, 0, len(p.Commands))
-	for n := range p.Commands {
-		names = append(names, n)
+	for n, c := range p.Commands {
+		if !c.Hidden {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {

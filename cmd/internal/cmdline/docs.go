@@ -31,7 +31,9 @@ func (p Program) Docs(args []string, invoke func(args []string, out io.Writer)) 
 	}
 	top := map[string]string{}
 	for n, c := range p.Commands {
-		top[n] = c.Summary
+		if !c.Hidden {
+			top[n] = c.Summary
+		}
 	}
 	tree := clidoc.Discover(p.Name, top, func(args []string) clidoc.Help {
 		var h clidoc.Help
