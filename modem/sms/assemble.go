@@ -126,9 +126,6 @@ func (a *Assembler) Flush() []Assembled {
 	return out
 }
 
-// Pending is the number of messages waiting for parts.
-func (a *Assembler) Pending() int { return len(a.groups) }
-
 func sortAssembled(s []Assembled) {
 	sort.Slice(s, func(i, j int) bool {
 		if !s[i].SCTS.Equal(s[j].SCTS) {

@@ -17,29 +17,6 @@ const (
 	cmgrSRPDU = "07917248014000F506B70AA18092020000317071518590803170715185418000"
 )
 
-func TestParseIndications(t *testing.T) {
-	for _, c := range []struct {
-		line string
-		want Indication
-		ok   bool
-	}{
-		{`+CMTI: "SM",4`, Indication{"SM", 4}, true},
-		{`+CMTI: "ME", 12`, Indication{"ME", 12}, true},
-		{`+CMTI: "SM",-1`, Indication{}, false},
-		{`+CMTI: "SM"`, Indication{}, false},
-		{`+CMTI: ,3`, Indication{}, false},
-		{`+CDSI: "SM",0`, Indication{}, false}, // wrong prefix for ParseCMTI
-	} {
-		got, err := ParseCMTI(c.line)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseCMTI(%q) = %+v, %v", c.line, got, err)
-		}
-	}
-	if got, err := ParseCDSI(`+CDSI: "SM",3`); err != nil || got != (Indication{"SM", 3}) {
-		t.Errorf("ParseCDSI = %+v, %v", got, err)
-	}
-}
-
 func TestParseDirect(t *testing.T) {
 	for _, h := range []string{"+CMT: ,24", `+CMT: "Test, User",24`, `+CMT: "",24`} {
 		if m := ParseCMT([]string{h, test2PDU}); m.Err != nil || m.Text != "Test2" {
@@ -55,28 +32,6 @@ func TestParseDirect(t *testing.T) {
 	m := ParseCDS([]string{"+CDS: 24", cmgrSRPDU})
 	if m.Err != nil || m.Report == nil || m.Report.MR != 183 || !m.Report.Delivered() {
 		t.Errorf("+CDS: %+v %+v", m, m.Report)
-	}
-}
-
-func TestParseCMGR(t *testing.T) {
-	e, found, err := ParseCMGR([]string{"+CMGR: ,,27", zteSRPDU})
-	if err != nil || !found || e.Stat != NoStat || e.Report == nil || e.Report.MR != 28 {
-		t.Errorf("ZTE missing stat: %+v %v %v", e, found, err)
-	}
-	if _, found, err := ParseCMGR(nil); found || err != nil {
-		t.Errorf("bare OK: found %v err %v", found, err)
-	}
-	e, found, err = ParseCMGR([]string{`+CMGR: 1,"abc,123",24`, test2PDU})
-	if err != nil || !found || e.Stat != RecRead || e.Text != "Test2" {
-		t.Errorf("alpha with comma: %+v %v", e, err)
-	}
-	e, found, err = ParseCMGR([]string{test2PDU})
-	if err == nil || !found || e.Text != "Test2" {
-		t.Errorf("PDU without header: %+v %v %v", e, found, err)
-	}
-	e, _, _ = ParseCMGR([]string{"+CMGR: 0,,24"})
-	if e.Err == nil || e.ID == "" {
-		t.Errorf("header without PDU: %+v", e)
 	}
 }
 
