@@ -301,21 +301,23 @@ func (d *daemon) run(ctx context.Context) (err error) {
 // file is deleted, which it returns as an error so that the service exits
 // non-zero after its drain and systemd restarts it with a fresh store.
 func (d *daemon) mainLoop(ctx context.Context) error {
-	// The deadline counts from the start: resolving the device id may
-	// have used it up already.
-	ready := time.NewTimer(max(0, d.o.ReadyTimeout-d.now().Sub(d.started)))
-	defer ready.Stop()
-	isReady := false
-	markReady := func(status string) {
-		if !isReady {
-			isReady = true
+	// Readiness is looked at when the session changes and when the
+	// timeout, counted from the start, passes: resolving the device id
+	// may have used it up already.
+	timeout := time.NewTimer(max(0, d.o.ReadyTimeout-d.now().Sub(d.started)))
+	defer timeout.Stop()
+	ready := false
+	checkReady := func(timedOut bool) {
+		if ready {
+			return
+		}
+		var status string
+		if status, ready = readiness(d.link.Snapshot(), timedOut); ready {
 			d.o.Notify("READY=1\nSTATUS=" + status)
 			d.log.Info("agent: ready", "device", d.deviceID, "status", status)
 		}
 	}
-	if _, err := d.link.Current(); err == nil {
-		markReady("modem initialised")
-	}
+	checkReady(false)
 	// The tick serves the watchdog and the status file; with neither it
 	// would only wake the CPU.
 	var tickC <-chan time.Time
@@ -343,14 +345,12 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 			}
 		case <-changed:
 			changed = d.link.Changed()
-			if _, err := d.link.Current(); err == nil {
-				markReady("modem initialised")
-			}
+			checkReady(false)
 			d.writeStatus()
 		case <-d.dirty:
 			d.writeStatus()
-		case <-ready.C:
-			markReady("modem not answering yet; recovering")
+		case <-timeout.C:
+			checkReady(true)
 		case c := <-d.o.Reload:
 			d.applyReload(c)
 		case <-tickC:
@@ -360,6 +360,20 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 			d.writeStatus()
 		}
 	}
+}
+
+// readiness says whether the service is ready and what to tell the
+// service manager: at the first session up, or once ReadyTimeout has
+// passed, as a service whose modem is dead must still come up, or
+// nothing would be left to recover it.
+func readiness(s atsession.Snapshot, timedOut bool) (status string, ready bool) {
+	switch {
+	case s.Phase == atsession.Up:
+		return "modem initialised", true
+	case timedOut:
+		return fmt.Sprintf("modem not up yet (%s); recovering", s.Phase), true
+	}
+	return "", false
 }
 
 // progressing says whether the telemetry loop, which touches the modem,
@@ -443,8 +457,9 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 		Unlock:   d.data.unlock,
 		Setup:    d.data.setup,
 		OnChange: d.linkChanged,
+		OnPhase:  func(atsession.Snapshot) { kick(d.dirty) },
 		Logger:   d.log,
-		Now:      d.now,
+		Clock:    supervisor.SystemClock(d.now),
 	})
 	wg.Add(1)
 	go func() {

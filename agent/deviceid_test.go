@@ -50,7 +50,7 @@ func TestDeadModemStillReady(t *testing.T) {
 		defer mu.Unlock()
 		for _, n := range notes {
 			if strings.HasPrefix(n, "READY=1") {
-				return strings.Contains(n, "not answering")
+				return strings.Contains(n, "modem not up yet (retrying)")
 			}
 		}
 		return false

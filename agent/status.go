@@ -27,18 +27,21 @@ const StatusFile = "status.json"
 type Status struct {
 	// V is jsonout.Version; the file follows the command-line JSON
 	// conventions (SCHEMA.md).
-	V        int          `json:"v"`
-	Written  time.Time    `json:"written"`
-	Version  string       `json:"version"`
-	DeviceID string       `json:"device_id"`
-	PID      int          `json:"pid"`
-	Started  time.Time    `json:"started"`
-	Link     LinkStatus   `json:"link"`
-	SMS      SMSStatus    `json:"sms"`
-	Modem    *bg96.Status `json:"modem,omitempty"`
-	ModemAt  time.Time    `json:"modem_at,omitzero"`
-	MQTT     mqtt.Stats   `json:"mqtt"`
-	Health   *mqtt.Health `json:"health"`
+	V        int        `json:"v"`
+	Written  time.Time  `json:"written"`
+	Version  string     `json:"version"`
+	DeviceID string     `json:"device_id"`
+	PID      int        `json:"pid"`
+	Started  time.Time  `json:"started"`
+	Link     LinkStatus `json:"link"`
+	// Life is the modem's life in one view: the session's phase and the
+	// recovery ladder's combined.
+	Life    *Life        `json:"life,omitempty"`
+	SMS     SMSStatus    `json:"sms"`
+	Modem   *bg96.Status `json:"modem,omitempty"`
+	ModemAt time.Time    `json:"modem_at,omitzero"`
+	MQTT    mqtt.Stats   `json:"mqtt"`
+	Health  *mqtt.Health `json:"health"`
 	// Supervisor is the recovery ladder's view: state, step, budgets.
 	Supervisor *supervisor.Snapshot `json:"supervisor,omitempty"`
 	// Network is the network profile, configured against actual;
@@ -83,6 +86,12 @@ type LinkStatus struct {
 	Up    bool      `json:"up"`
 	Seq   int       `json:"seq,omitempty"`
 	Since time.Time `json:"since,omitzero"`
+	// Phase is the session's (atsession.Phase), PhaseSince when it
+	// began; Error why the last attempt failed or the last session
+	// ended, until a session is up.
+	Phase      string    `json:"phase,omitempty"`
+	PhaseSince time.Time `json:"phase_since,omitzero"`
+	Error      string    `json:"error,omitempty"`
 }
 
 func (d *daemon) statusJSON() ([]byte, error) {
@@ -99,6 +108,11 @@ func (d *daemon) status() Status {
 	if s, err := d.link.Current(); err == nil {
 		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, jsonout.UTC(s.Since)
 	}
+	phase := d.link.Snapshot()
+	st.Link.Phase, st.Link.PhaseSince = string(phase.Phase), jsonout.UTC(phase.Since)
+	if phase.Err != nil {
+		st.Link.Error = phase.Err.Error()
+	}
 	st.SMS = SMSStatus{SMSC: d.cfg.SMS.SMSC, SMSCFrom: "config"}
 	d.mu.Lock()
 	if d.cfg.SMS.SMSC == "" {
@@ -110,10 +124,16 @@ func (d *daemon) status() Status {
 	if c != nil {
 		st.MQTT = c.Stats()
 	}
+	var sup *supervisor.Snapshot
 	if d.sup != nil {
-		snap := utcSnapshot(d.sup.Snapshot())
-		st.Supervisor = &snap
+		snap := d.sup.Snapshot()
+		sup = &snap
+		utc := utcSnapshot(snap)
+		st.Supervisor = &utc
 	}
+	l := life(phase, sup)
+	l.Since = jsonout.UTC(l.Since)
+	st.Life = &l
 	if n := d.data.snapshot(); n != nil {
 		n.CheckedAt = jsonout.UTC(n.CheckedAt)
 		st.Network = n

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"cellagent/modem/at"
 	"cellagent/modem/bg96emu"
 	"cellagent/modem/bg96emu/bg96emutest"
+	"cellagent/modem/clock/clocktest"
 )
 
 type changes struct {
@@ -66,7 +69,7 @@ func waitSeq(t *testing.T, ctx context.Context, l *Keeper, after int) *Session {
 	}
 }
 
-// The link brings a session up, and brings a new one up after each way a
+// The keeper brings a session up, and brings a new one up after each way a
 // session can end: the port vanishing, the modem rebooting on its own,
 // and a restart asked for by the supervisor.
 func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
@@ -117,6 +120,55 @@ func TestSessionSurvivesHangUpRebootAndRestart(t *testing.T) {
 	}
 }
 
+// The keeper publishes every phase of the session's life, in order, and
+// dates them on its clock: an attempt goes through the port, the boot and
+// the initialisation; a restart settles first; a stop closes.
+func TestPhasesPublished(t *testing.T) {
+	m := startSim(t)
+	t0 := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var seen []Snapshot
+	l := New(Config{Path: m.Path(), MinBackoff: 20 * time.Millisecond, Clock: clocktest.New(t0, 0),
+		OnPhase: func(s Snapshot) { mu.Lock(); seen = append(seen, s); mu.Unlock() }})
+	if s := l.Snapshot(); s.Phase != Closed || !s.Since.Equal(t0) {
+		t.Errorf("before Run: %+v", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	s := waitSeq(t, ctx, l, 0)
+	if !s.Since.Equal(t0) {
+		t.Errorf("session since %s, want the clock's %s", s.Since, t0)
+	}
+	if snap := l.Snapshot(); snap.Phase != Up || snap.Seq != 1 || snap.Err != nil {
+		t.Errorf("up: %+v", snap)
+	}
+	l.Restart("test")
+	waitSeq(t, ctx, l, 1)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	var phases []Phase
+	for _, s := range seen {
+		phases = append(phases, s.Phase)
+		if !s.Since.Equal(t0) {
+			t.Errorf("%s since %s, want the clock's %s", s.Phase, s.Since, t0)
+		}
+		if s.Phase == Settling && (!errors.Is(s.Err, at.ErrClosed) || !strings.Contains(s.Err.Error(), "session 1 ended")) {
+			t.Errorf("settling after the restart: err %v", s.Err)
+		}
+	}
+	want := []Phase{Opening, Booting, Initialising, Up, Settling, Opening, Booting, Initialising, Up, Closed}
+	if !slices.Equal(phases, want) {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
+	if snap := l.Snapshot(); snap.Phase != Closed {
+		t.Errorf("after Run: %+v", snap)
+	}
+}
+
 // A port that cannot be opened is retried with back-off and reported once
 // per outage, not once per attempt.
 func TestOpenFailuresReportedOncePerOutage(t *testing.T) {
@@ -145,7 +197,7 @@ func TestOpenFailuresReportedOncePerOutage(t *testing.T) {
 
 // A modem left at the SMS prompt by a predecessor that died between
 // AT+CMGS and its PDU takes every command as message text; the first
-// session's fence must close the prompt, or the link never comes up.
+// session's fence must close the prompt, or the session never comes up.
 func TestSessionAfterAbandonedSMSPrompt(t *testing.T) {
 	m := startSim(t)
 	raw, err := New(Config{}).cfg.Open(m.Path(), 115200)

@@ -159,7 +159,8 @@ func TestRunAsService(t *testing.T) {
 		o := cli(t, "", "status", "--port", tty, "--runtime-dir", dir)
 		flat := strings.Join(strings.Fields(o.stdout), " ")
 		if o.code == 0 && strings.Contains(flat, "held by another program") && strings.Contains(flat, "Device id "+m.ICCID()) &&
-			strings.Contains(flat, "MQTT connected") && strings.Contains(flat, "Link health healthy") {
+			strings.Contains(flat, "MQTT connected") && strings.Contains(flat, "Link health healthy") &&
+			strings.Contains(flat, "Modem life up since ") {
 			break
 		}
 		if time.Now().After(deadline) {

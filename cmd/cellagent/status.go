@@ -35,7 +35,8 @@ refreshed until interrupted, and the port is reopened if it goes away.
 Without --port, or when the port belongs to a running agent, the agent's
 own view is shown instead, asked of its local API (api.sock in its runtime
 directory), else read from the status file it keeps there: the modem as it
-last read it, the link, MQTT, queues and the recovery ladder.
+last read it, the link, the modem's life in one word (booting, up,
+recovering, ...), MQTT, queues and the recovery ladder.
 
 Examples:
   cellagent status
@@ -305,6 +306,19 @@ func daemonStatus(ctx context.Context, e *env, af *agentFlags, asJSON bool, note
 	return showAgentStatus(e, path, b, asJSON, note)
 }
 
+// lifeLine is the modem's life in words: "recovering (cfun-reset) since
+// 20:31:05".
+func lifeLine(l agent.Life) string {
+	line := l.Phase
+	if l.Step != "" {
+		line += " (" + l.Step + ")"
+	}
+	if !l.Since.IsZero() {
+		line += " since " + l.Since.Format(time.TimeOnly)
+	}
+	return line
+}
+
 // showAgentStatus prints the agent's status view b, read from source.
 func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) error {
 	var st agent.Status
@@ -332,6 +346,9 @@ func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) 
 		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
 	}
 	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	if l := st.Life; l != nil {
+		fmt.Fprintf(tw, "Modem life\t%s\n", lifeLine(*l))
+	}
 	smsc := st.SMS.SMSC
 	if smsc == "" {
 		smsc = "not read yet"
