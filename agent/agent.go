@@ -32,6 +32,7 @@ import (
 	"cellagent/agent/supervisor"
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/clock"
 	"cellagent/modem/port"
 	"cellagent/transport/localapi"
 	"cellagent/transport/mqtt"
@@ -73,7 +74,8 @@ type Options struct {
 	// StoreCheck is how often the store's path is compared with the file
 	// the store has open (default 15 s); see store.ErrGone.
 	StoreCheck time.Duration
-	Now        func() time.Time
+	// Clock is the daemon's wall and policy time (clock.System when nil).
+	Clock clock.Clock
 	// Trim, when set, is called every minute to give memory the process
 	// no longer uses back to the system (memtrim.Trim in the daemon). A
 	// process that runs many agents leaves it nil.
@@ -93,10 +95,11 @@ func Run(ctx context.Context, o Options) error {
 }
 
 type daemon struct {
-	o   Options
-	cfg config.Config
-	log *slog.Logger
-	now func() time.Time
+	o     Options
+	cfg   config.Config
+	log   *slog.Logger
+	clock clock.Clock
+	now   func() time.Time // clock.Now, for the parts that take a func
 
 	st     *store.Store
 	feed   *feed
@@ -141,8 +144,8 @@ func newDaemon(o Options) *daemon {
 	if o.Notify == nil {
 		o.Notify = func(string) {}
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.System
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 60 * time.Second
@@ -153,7 +156,7 @@ func newDaemon(o Options) *daemon {
 	if o.StoreCheck <= 0 {
 		o.StoreCheck = 15 * time.Second
 	}
-	d := &daemon{o: o, cfg: o.Config, log: o.Logger, now: o.Now,
+	d := &daemon{o: o, cfg: o.Config, log: o.Logger, clock: o.Clock, now: o.Clock.Now,
 		kickTele: make(chan struct{}, 1), results: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 	d.tele.Store(teleOf(o.Config.Telemetry))
 	d.data = newDataPath(d)
@@ -171,7 +174,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.o.Notify("STATUS=opening the store")
 	path := filepath.Join(d.cfg.State.Dir, StoreFile)
 	d.st, err = store.Open(path, store.Options{
-		Logger: d.log, Clock: d.now, OnResult: func() { kick(d.results) }, OutboxGroup: messaging.Destination,
+		Logger: d.log, Clock: d.clock, OnResult: func() { kick(d.results) }, OutboxGroup: messaging.Destination,
 	})
 	if err != nil {
 		return err
@@ -206,12 +209,12 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.deviceID = id
 
-	lim, err := ratelimit.New(messaging.Limits(d.cfg.SMS), d.now)
+	lim, err := ratelimit.New(messaging.Limits(d.cfg.SMS), d.clock)
 	if err != nil {
 		return fmt.Errorf("agent: sms limits: %w", err)
 	}
 	d.outbox, err = messaging.NewOutbox(linkPort{d.link}, messaging.OutboxConfig{
-		Store: d.st, Limiter: lim, SMSC: d.cfg.SMS.SMSC, Logger: d.log, Now: d.now,
+		Store: d.st, Limiter: lim, SMSC: d.cfg.SMS.SMSC, Logger: d.log, Clock: d.clock,
 	})
 	if err != nil {
 		return err
@@ -642,7 +645,7 @@ func (d *daemon) startMQTT(ctx context.Context) (<-chan struct{}, error) {
 			AllowTo:   m.AllowTo,
 			Handlers: mqtt.Handlers{
 				SendSMS: func(ctx context.Context, req mqtt.SMSRequest) error {
-					_, err := d.SendSMS(ctx, messaging.Request(req))
+					_, err := d.SendSMS(ctx, req)
 					return err
 				},
 				Status: func(context.Context) error {
@@ -778,7 +781,7 @@ func (d *daemon) runInbox(ctx context.Context) {
 		changed := d.link.Changed()
 		d.readSMSC(ctx, s)
 		in := messaging.NewInbox(s.AT, messaging.InboxConfig{
-			Store: d.st, Publish: d.publishSMS, Logger: d.log, Now: d.now,
+			Store: d.st, Publish: d.publishSMS, Logger: d.log, Clock: d.clock,
 		})
 		sctx, cancel := context.WithCancel(ctx)
 		go func() {
@@ -812,7 +815,7 @@ func (d *daemon) publishSMS(ctx context.Context, m messaging.Inbound) error {
 	if err := d.feed.push(inboundEvent(m)); err != nil {
 		return fmt.Errorf("local feed: %w", err)
 	}
-	return d.client.QueueSMSIn(mqtt.SMSIn(m))
+	return d.client.QueueSMSIn(m)
 }
 
 // runResults hands MO outcomes from the store's journal to MQTT, when the

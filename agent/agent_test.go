@@ -124,10 +124,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestDaemonEndToEnd(t *testing.T) {
 	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond, ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b.URL())
 

@@ -68,10 +68,7 @@ func BenchmarkCellularBytesPerDay(b *testing.B) {
 
 	m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := b.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		b.Fatal(err)
-	}
+	tty := bg96emutest.Link(b, m, dir)
 	broker := mqtttest.Start(b, mqtttest.Options{TLS: true, Users: map[string]string{"gw": "gw-secret"}})
 	pw := filepath.Join(dir, "mqtt.password")
 	if err := os.WriteFile(pw, []byte("gw-secret\n"), 0o600); err != nil {

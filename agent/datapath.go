@@ -62,7 +62,7 @@ type dataPath struct {
 }
 
 func newDataPath(d *daemon) *dataPath {
-	return &dataPath{d: d, cfg: d.cfg.Network, clock: nettime.New(d.now, nettime.BuildTime())}
+	return &dataPath{d: d, cfg: d.cfg.Network, clock: nettime.New(d.clock, nettime.BuildTime())}
 }
 
 // readTime reads the network's time when it is due: at every new
@@ -287,7 +287,7 @@ func (p *dataPath) newBearer() (*bearer.Bearer, error) {
 			p.d.event(event.Event{Type: EventBearer, Level: level, Msg: msg, Attrs: event.Attrs(attrs)})
 			kick(p.d.kickTele)
 		},
-		Logger: p.d.log, Now: p.d.now,
+		Logger: p.d.log, Clock: p.d.clock,
 	}
 	if c.Mode == bearer.ModePPP {
 		unit, _ := strconv.Atoi(strings.TrimPrefix(c.Interface, "ppp"))

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"cellagent/agent/store"
+	"cellagent/modem/clock/clocktest"
 )
 
 func TestHousekeepPrunesPastRetentionAndTrims(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	now := t0
-	st, err := store.Open(filepath.Join(t.TempDir(), StoreFile), store.Options{Clock: func() time.Time { return now }})
+	clock := clocktest.New(t0, 0)
+	st, err := store.Open(filepath.Join(t.TempDir(), StoreFile), store.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +28,11 @@ func TestHousekeepPrunesPastRetentionAndTrims(t *testing.T) {
 		if err := st.MarkSent(id, []int{1}); err != nil {
 			t.Fatal(err)
 		}
-		now = now.Add(6 * 24 * time.Hour)
+		clock.Advance(6 * 24 * time.Hour)
 	}
 	// now: eight days after "old" finished, two after "recent".
 	trims := 0
-	d := newDaemon(Options{Now: func() time.Time { return now }, Trim: func() { trims++ }})
+	d := newDaemon(Options{Clock: clock, Trim: func() { trims++ }})
 	d.st = st
 
 	d.housekeep(false)

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"cellagent/agent/config"
-	"cellagent/agent/jsonout"
+	"cellagent/agent/jsonout/jsonouttest"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -23,11 +24,7 @@ import (
 func startSim(t *testing.T, dir string, c bg96emu.Config) (string, *bg96emu.Modem) {
 	t.Helper()
 	c.BootDelay, c.RegisterDelay, c.ReportDelay = 200*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	m := bg96emu.New(c)
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := bg96emutest.Start(t, c)
 	tty := filepath.Join(dir, "ttyBG96")
 	_ = os.Remove(tty)
 	if err := m.Link(tty); err != nil {
@@ -184,7 +181,7 @@ func TestStatusFileFresh(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if p := jsonout.Check(doc, true); p != "" {
+	if p := jsonouttest.Check(doc, true); p != "" {
 		t.Errorf("status file breaks the JSON conventions: %s\n%s", p, raw)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/localapi"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -21,16 +22,9 @@ import (
 //
 //	go test -run XXX -bench LocalAPI -benchtime 300x ./agent/
 func BenchmarkLocalAPI(b *testing.B) {
-	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := b.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		b.Fatal(err)
-	}
+	tty := bg96emutest.Link(b, m, dir)
 	broker := mqtttest.Start(b, mqtttest.Options{})
 	cfg := config.Default()
 	cfg.Modem.Port = tty

@@ -59,7 +59,7 @@ func (d *daemon) newSMSCommands() (*smsCommands, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: sms_commands.key_file: %w", err)
 	}
-	ev, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: c.EventEvery.Duration, Max: 1}}}, d.now)
+	ev, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: c.EventEvery.Duration, Max: 1}}}, d.clock)
 	if err != nil {
 		return nil, fmt.Errorf("agent: sms_commands: %w", err)
 	}

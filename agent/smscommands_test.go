@@ -39,14 +39,14 @@ func cmdDaemon(t *testing.T, path string, key []byte) *daemon {
 	if err := st.SaveState("iccid", []byte(cmdICCID)); err != nil {
 		t.Fatal(err)
 	}
-	lim, err := ratelimit.New(messaging.Limits(cfg.SMS), d.now)
+	lim, err := ratelimit.New(messaging.Limits(cfg.SMS), d.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.outbox, err = messaging.NewOutbox(nil, messaging.OutboxConfig{Store: st, Limiter: lim, SMSC: cfg.SMS.SMSC}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: time.Hour, Max: 1}}}, d.now)
+	ev, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: time.Hour, Max: 1}}}, d.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

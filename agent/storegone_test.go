@@ -12,6 +12,7 @@ import (
 	"cellagent/agent/config"
 	"cellagent/agent/store"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -20,16 +21,9 @@ import (
 // index and the budgets at the next start. It notices, drains and ends
 // with an error, so that systemd restarts it on a fresh store.
 func TestDaemonStopsWhenStateDirDeleted(t *testing.T) {
-	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	b := mqtttest.Start(t, mqtttest.Options{})
 	w := watch(t, b.URL())
 

@@ -22,8 +22,10 @@ import (
 
 	"cellagent/agent/config"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 var (
@@ -113,7 +115,7 @@ func (n *wireNet) ipBytes(tb testing.TB) (bytes, packets int64) {
 // B's address.
 func (n *wireNet) broker(tb testing.TB, dir string) (url, caFile string) {
 	tb.Helper()
-	pki := mqtttest.NewPKI(tb)
+	pki := secrettest.NewPKI(tb)
 	pw := filepath.Join(dir, "passwd")
 	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", pw, "gw", "gw-secret").CombinedOutput(); err != nil {
 		tb.Fatalf("mosquitto_passwd: %v: %s", err, out)
@@ -270,10 +272,7 @@ func BenchmarkWireBytesPerDay(b *testing.B) {
 		done   chan error
 	}
 	start := func(name string, speedup time.Duration) *run {
-		m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
-		if err := m.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		m := bg96emutest.Start(b, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 50 * time.Millisecond})
 		tty := filepath.Join(dir, name+"-tty")
 		if err := m.Link(tty); err != nil {
 			b.Fatal(err)

@@ -1,13 +1,12 @@
 package firmware
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 )
 
 // TestQemuStatus runs the packaged ARM binaries, under qemu-user, against
@@ -31,13 +30,7 @@ func TestQemuStatus(t *testing.T) {
 			// Each arch gets its own modem, with an IMEI of its own, so an
 			// answer cannot come from a stale simulator.
 			imei := map[string]string{"armhf": "866425030000011", "arm64": "866425030000029"}[c.arch]
-			m := bg96emu.New(bg96emu.Config{IMEI: imei, Baud: bg96emu.NoPacing})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := bg96emutest.Start(t, bg96emu.Config{IMEI: imei, Baud: bg96emu.NoPacing})
 
 			out := run(t, "", nil, qemu, bin, "status", "--port", m.PTY(), "--json")
 			var st struct {

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"cellagent/modem/clock"
 )
 
 // Modes.
@@ -55,7 +57,8 @@ type Config struct {
 	Poll       time.Duration
 	ResolvConf string
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Clock dates failures and the next dial (clock.System when nil).
+	Clock clock.Clock
 }
 
 // Snapshot is the bearer for status.json and telemetry.
@@ -119,8 +122,8 @@ func New(cfg Config) *Bearer {
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = cfg.BackoffMin
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(string, string, map[string]any) {}
@@ -319,7 +322,7 @@ func (b *Bearer) handle(ctx context.Context, e tagged) {
 	next, acts := transition(b.m, e.event)
 	b.m = next
 	b.snap.State, b.snap.Blocked = next.state, next.blocked
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	if next.state == StateUp && old != StateUp {
 		b.snap.UpSince = now
 	}
@@ -357,7 +360,7 @@ func (b *Bearer) handle(ctx context.Context, e tagged) {
 
 func (b *Bearer) record(why, cause string) {
 	b.mu.Lock()
-	b.snap.LastFailure, b.snap.Cause, b.snap.LastFailureAt = why, cause, b.cfg.Now()
+	b.snap.LastFailure, b.snap.Cause, b.snap.LastFailureAt = why, cause, b.cfg.Clock.Now()
 	b.mu.Unlock()
 	b.log.Warn("bearer: attempt failed", "why", why, "cause", cause)
 	attrs := map[string]any{"interface": b.cfg.Interface, "why": why}
@@ -369,7 +372,7 @@ func (b *Bearer) record(why, cause string) {
 
 func (b *Bearer) arm(d time.Duration) {
 	b.mu.Lock()
-	b.snap.NextDialAt = b.cfg.Now().Add(d)
+	b.snap.NextDialAt = b.cfg.Clock.Now().Add(d)
 	gen := b.gen
 	b.mu.Unlock()
 	if b.timer != nil {

@@ -30,7 +30,9 @@ import (
 	"cellagent/agent/config"
 	"cellagent/agent/lab"
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -177,18 +179,11 @@ func newRig(t *testing.T, name string) *rig {
 	t.Cleanup(func() { r.log.Close() })
 
 	r.broker = mqtttest.Start(t, mqtttest.Options{})
-	r.platform, err = bscemu.New(bscemu.Config{
+	r.platform = bscemutest.Start(t, bscemu.Config{
 		Users:      map[string]string{bscUser: bscPass},
 		SIMs:       []bscemu.SIMConfig{{ICCID: iccid}},
 		ResetDelay: time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.platform.Close() })
-	if err := r.platform.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 	r.modem, err = lab.StartModem(context.Background(), r.platform, bg96emu.Config{
 		ICCID: iccid + "F", BootDelay: 300 * time.Millisecond, RegisterDelay: 300 * time.Millisecond,
 		ReportDelay: 300 * time.Millisecond,
@@ -197,10 +192,7 @@ func newRig(t *testing.T, name string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.modem.Close() })
-	tty := filepath.Join(r.dir, "ttyBG96")
-	if err := r.modem.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, r.modem, r.dir)
 	r.writeConfig(tty)
 	r.obs = newObserver(t, r.broker.URL(), "cellagent/v1/"+deviceID+"/", filepath.Join(r.dir, "mqtt.log"))
 	// Registered after the broker's and the simulators' clean-ups, so it

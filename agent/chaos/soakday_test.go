@@ -12,6 +12,7 @@ import (
 
 	"cellagent/agent"
 	"cellagent/agent/store"
+	"cellagent/modem/clock/clocktest"
 )
 
 var (
@@ -84,8 +85,8 @@ func TestSoakDay(t *testing.T) {
 // MaxOutbox kept), as the agent's own calls leave them. Their results
 // are taken off the journal, as the agent would have published them.
 func seedStore(path string, now time.Time) (mt, mo int, err error) {
-	clock := now.Add(-retention)
-	st, err := store.Open(path, store.Options{Clock: func() time.Time { return clock }})
+	clock := clocktest.New(now.Add(-retention), 0)
+	st, err := store.Open(path, store.Options{Clock: clock})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -102,7 +103,7 @@ func seedStore(path string, now time.Time) (mt, mo int, err error) {
 	// Only the last MaxOutbox (1000) finished MO stay; seeding earlier
 	// ones would only be evicted again.
 	moFrom := now.Add(-1000 * every)
-	for ; clock.Before(now); clock = clock.Add(every) {
+	for ; clock.Now().Before(now); clock.Advance(every) {
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
 		if _, err := st.Commit(hex.EncodeToString(id), rec); err != nil {
@@ -112,7 +113,7 @@ func seedStore(path string, now time.Time) (mt, mo int, err error) {
 			return mt, mo, err
 		}
 		mt++
-		if clock.Before(moFrom) {
+		if clock.Now().Before(moFrom) {
 			continue
 		}
 		id2 := fmt.Sprintf("seed-mo-%d", mo)

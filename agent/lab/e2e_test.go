@@ -21,6 +21,7 @@ import (
 	"cellagent/modem/port"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 )
 
 const (
@@ -121,20 +122,13 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 	application, fromPlatform := app(t)
 
-	platform, err := bscemu.New(bscemu.Config{
+	platform := bscemutest.Start(t, bscemu.Config{
 		Users:      map[string]string{"admin": "s3cret-pw"},
 		SIMs:       []bscemu.SIMConfig{{ICCID: iccid, MSISDN: msisdn}},
 		AppURL:     application.URL,
 		ResetDelay: 200 * time.Millisecond,
 		RetryBase:  50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer platform.Close()
-	if err := platform.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 
 	// The SIM reports its ICCID with the filler F, as AT+QCCID prints it;
 	// the platform still knows it by the 20 digits.

@@ -89,10 +89,7 @@ func TestInboxSurvivesSIGKILL(t *testing.T) {
 
 	m := bg96emutest.Start(t, bg96emu.Config{ReportDelay: 50 * time.Millisecond})
 	dir := t.TempDir()
-	link := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(link); err != nil {
-		t.Fatal(err)
-	}
+	link := bg96emutest.Link(t, m, dir)
 	dbPath := filepath.Join(dir, "state", "agent.db")
 
 	// Every tenth message is long enough to need three parts.

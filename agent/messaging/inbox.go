@@ -23,6 +23,7 @@ import (
 	"cellagent/agent/bootclock"
 	"cellagent/agent/store"
 	"cellagent/modem/at"
+	"cellagent/modem/clock"
 	"cellagent/modem/sms"
 	"cellagent/transport/mqtt"
 )
@@ -31,7 +32,7 @@ import (
 // it.
 type Port interface {
 	sms.Commander
-	AddIndication(prefix string, h at.Handler, opts ...at.IndicationOption) (remove func())
+	AddIndication(prefix string, h at.Handler) (remove func())
 }
 
 // Inbound is an MT message as the inbox stores it and publishers receive
@@ -69,7 +70,8 @@ type InboxConfig struct {
 	// messages whose +CMTI was lost (default 5 min).
 	Sweep  time.Duration
 	Logger *slog.Logger
-	Now    func() time.Time
+	// Clock times the reassembly (clock.System when nil).
+	Clock clock.Clock
 	// Boot is the boot clock (bootclock.System when nil).
 	Boot bootclock.Source
 }
@@ -94,8 +96,8 @@ func NewInbox(p Port, cfg InboxConfig) *Inbox {
 	if cfg.Sweep <= 0 {
 		cfg.Sweep = 5 * time.Minute
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -104,7 +106,7 @@ func NewInbox(p Port, cfg InboxConfig) *Inbox {
 		cfg:  cfg,
 		port: p,
 		log:  cfg.Logger,
-		asm:  sms.NewAssembler(cfg.Reassembly, cfg.Now),
+		asm:  sms.NewAssembler(cfg.Reassembly, cfg.Clock),
 		kick: make(chan struct{}, 1),
 	}
 }
@@ -170,7 +172,7 @@ func (in *Inbox) cycle(ctx context.Context) error {
 	in.direct = nil
 	in.mu.Unlock()
 	for i, m := range direct {
-		if err := in.take(m, in.cfg.Now()); err != nil {
+		if err := in.take(m, in.cfg.Clock.Now()); err != nil {
 			// These exist only here: put the rest back, ahead of any that
 			// arrived meanwhile, for the next round.
 			in.mu.Lock()
@@ -206,7 +208,7 @@ func (in *Inbox) Sweep(ctx context.Context) error {
 			in.log.Warn("inbox: SMS listed without its PDU, left on the SIM", "index", e.Index, "err", e.Err)
 			continue
 		}
-		if err := in.take(e.Message, in.cfg.Now()); err != nil {
+		if err := in.take(e.Message, in.cfg.Clock.Now()); err != nil {
 			return err
 		}
 		if e.Index < 0 {
@@ -343,7 +345,7 @@ func (in *Inbox) restoreParts() error {
 	if err != nil {
 		return fmt.Errorf("inbox: restore parts: %w", err)
 	}
-	now := in.cfg.Now()
+	now := in.cfg.Clock.Now()
 	mark := bootclock.Read(now, in.cfg.Boot)
 	for _, g := range groups {
 		parts, err := in.cfg.Store.Parts(g.Key)
@@ -377,7 +379,7 @@ func (in *Inbox) expire() error {
 		if len(a.Parts) == 0 {
 			continue
 		}
-		if err := in.commitGroup(groupKey(a.Parts[0]), a, in.cfg.Now()); err != nil {
+		if err := in.commitGroup(groupKey(a.Parts[0]), a, in.cfg.Clock.Now()); err != nil {
 			return err
 		}
 	}

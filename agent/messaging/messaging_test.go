@@ -159,7 +159,7 @@ func newSetClock() *clocktest.Fake { return clocktest.New(time.Now(), 0) }
 func TestInboxIncompleteAfterTimeout(t *testing.T) {
 	r := newRig(t, bg96emu.Config{})
 	clock := newSetClock()
-	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now})
+	in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Clock: clock})
 	if err := r.m.DeliverParts("+4917099", strings.Repeat("x", 400), 1, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestInboxIncompleteAfterTimeout(t *testing.T) {
 		t.Fatalf("%d messages before the timeout", n)
 	}
 	// A restart keeps the parts and their age.
-	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now})
+	in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Clock: clock})
 	if err := in.restoreParts(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 		clock := newSetClock()
 		up := time.Hour
 		boot := func() (string, time.Duration) { return "b1", up }
-		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now, Boot: boot})
+		in := NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Clock: clock, Boot: boot})
 		if err := r.m.DeliverParts("+4917099", strings.Repeat("y", 400), 1, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestInboxPartsAcrossClockStep(t *testing.T) {
 		// Down for a minute, during which NTP steps the clock 2 h forward.
 		clock.Advance(2*time.Hour + time.Minute)
 		up += time.Minute
-		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Now: clock.Now,
+		in = NewInbox(r.a, InboxConfig{Store: r.st, Reassembly: time.Hour, Sweep: time.Hour, Clock: clock,
 			Boot: func() (string, time.Duration) { return c.boot, up }})
 		if err := in.restoreParts(); err != nil {
 			t.Fatal(err)
@@ -388,7 +388,7 @@ func TestOutboxRefusesBadRequestsAndLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim, err := ratelimit.New(Limits(cfg.SMS), time.Now)
+	lim, err := ratelimit.New(Limits(cfg.SMS), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestOutboxRefusesBadRequestsAndLimits(t *testing.T) {
 		t.Fatalf("global limit: %v", err)
 	}
 	// The budget survives a restart.
-	lim2, _ := ratelimit.New(Limits(cfg.SMS), time.Now)
+	lim2, _ := ratelimit.New(Limits(cfg.SMS), nil)
 	o2, err := NewOutbox(r.a, OutboxConfig{Store: r.st, Limiter: lim2})
 	if err != nil {
 		t.Fatal(err)

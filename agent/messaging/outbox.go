@@ -42,7 +42,8 @@ type OutboxConfig struct {
 	// refused again; it doubles up to 10 s (default 1 s).
 	StoreRetry time.Duration
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Clock dates attempts and back-offs (clock.System when nil).
+	Clock clock.Clock
 }
 
 // Outbox sends MO requests from the store.
@@ -87,8 +88,8 @@ func NewOutbox(c sms.Commander, cfg OutboxConfig) (*Outbox, error) {
 	if cfg.StoreRetry <= 0 {
 		cfg.StoreRetry = time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -228,7 +229,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return nil
 		default:
 		}
-		now := o.cfg.Now()
+		now := o.cfg.Clock.Now()
 		due, queued, err := o.cfg.Store.NextDue()
 		if err != nil {
 			return fmt.Errorf("outbox: next due: %w", err)
@@ -323,7 +324,7 @@ func (o *Outbox) send(ctx context.Context, it store.OutboxItem) error {
 	}
 	delay := o.backoff(attempt)
 	o.log.Warn("outbox: SMS send failed, will retry", "id", it.ID, "attempt", attempt, "in", delay, "err", reason)
-	notBefore := o.cfg.Now().Add(delay)
+	notBefore := o.cfg.Clock.Now().Add(delay)
 	return o.settle(ctx, outcome{id: it.ID, what: "failed, to retry",
 		write: func() error { return o.cfg.Store.MarkRetry(it.ID, notBefore, reason) }})
 }
@@ -355,8 +356,7 @@ func (o *Outbox) flush(ctx context.Context) error {
 	if oc == nil {
 		return nil
 	}
-	wait := o.cfg.StoreRetry
-	for {
+	for n := 1; ; n++ {
 		err := oc.write()
 		var te *store.TransitionError
 		if errors.As(err, &te) && o.StoreError() == nil {
@@ -387,14 +387,10 @@ func (o *Outbox) flush(ctx context.Context) error {
 			o.log.Error("outbox: the store cannot write an SMS outcome; holding it in memory, sending nothing else and refusing new SMS until it can",
 				"id", oc.id, "outcome", oc.what, "err", err, "disk_full", errors.Is(err, syscall.ENOSPC))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// The disk's recovery is real time, not policy time.
+		if clock.Sleep(ctx, clock.Backoff(o.cfg.StoreRetry, 10*time.Second, n)) != nil {
 			return fmt.Errorf("outbox: outcome of %s (%s) not written yet: %w", oc.id, oc.what, err)
-		case <-t.C:
 		}
-		wait = min(2*wait, 10*time.Second)
 	}
 }
 

@@ -25,7 +25,7 @@ func TestOutboxHighDailyLimitKeepsAccepting(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := clocktest.New(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 0)
-	lim, err := ratelimit.New(Limits(cfg.SMS), c.Now)
+	lim, err := ratelimit.New(Limits(cfg.SMS), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestOutboxHighDailyLimitKeepsAccepting(t *testing.T) {
 	}
 	// The saved budget is still the whole day's: a restart refuses the
 	// 5001st SMS of the day, not the first after it.
-	lim2, _ := ratelimit.New(Limits(cfg.SMS), c.Now)
+	lim2, _ := ratelimit.New(Limits(cfg.SMS), c)
 	o2, err := NewOutbox(nil, OutboxConfig{Store: st, Limiter: lim2})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestOutboxHighDailyLimitKeepsAccepting(t *testing.T) {
 // A limiter snapshot the store cannot take must not stop sending: it is
 // logged once and Submit goes on accepting within the budgets.
 func TestOutboxOversizeLimiterStateLoggedOnce(t *testing.T) {
-	lim, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: 24 * time.Hour, Max: 50}}}, time.Now)
+	lim, err := ratelimit.New(ratelimit.Config{Global: []ratelimit.Window{{Period: 24 * time.Hour, Max: 50}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

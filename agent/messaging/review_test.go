@@ -56,7 +56,7 @@ func (f *fakePort) SMSCommand(context.Context, string, string, ...at.CommandOpti
 	return []string{"+CMGS: 7"}, nil
 }
 
-func (f *fakePort) AddIndication(prefix string, h at.Handler, _ ...at.IndicationOption) func() {
+func (f *fakePort) AddIndication(prefix string, h at.Handler) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handlers[prefix] = h

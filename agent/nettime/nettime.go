@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"cellagent/modem/clock"
 )
 
 // Skew is how far system and network time may differ before it is news.
@@ -18,7 +20,7 @@ const Skew = 5 * time.Minute
 
 // Clock is the system clock with the network's time as a fallback.
 type Clock struct {
-	system func() time.Time
+	system clock.Clock
 	// built is the binary's build time: a system clock earlier than it is
 	// certainly wrong.
 	built time.Time
@@ -32,11 +34,11 @@ type Clock struct {
 	zone    time.Duration
 }
 
-// New returns a clock; system nil is time.Now, built zero never finds
-// the system clock implausible.
-func New(system func() time.Time, built time.Time) *Clock {
+// New returns a clock over system (clock.System when nil); built zero
+// never finds the system clock implausible.
+func New(system clock.Clock, built time.Time) *Clock {
 	if system == nil {
-		system = time.Now
+		system = clock.System
 	}
 	return &Clock{system: system, built: built}
 }
@@ -64,14 +66,14 @@ func BuildTime() time.Time {
 func (c *Clock) Set(net time.Time, source string, zone time.Duration) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.net, c.readAt, c.readSys, c.source, c.zone = net, time.Now(), c.system(), source, zone
+	c.net, c.readAt, c.readSys, c.source, c.zone = net, time.Now(), c.system.Now(), source, zone
 	return c.readSys.Sub(net)
 }
 
 // Plausible says whether the system clock can be right: not earlier than
 // the binary's build.
 func (c *Clock) Plausible() bool {
-	return !c.system().Before(c.built)
+	return !c.system.Now().Before(c.built)
 }
 
 // Network is the network's time now, from the last reading advanced by
@@ -94,7 +96,7 @@ func (c *Clock) Now() time.Time {
 			return t
 		}
 	}
-	return c.system()
+	return c.system.Now()
 }
 
 // Status is the clock for status.json.
@@ -118,7 +120,7 @@ func (c *Clock) Snapshot() *Status {
 	c.mu.Lock()
 	src, zone, readSys := c.source, c.zone, c.readSys
 	c.mu.Unlock()
-	sys := c.system()
+	sys := c.system.Now()
 	plausible := c.Plausible()
 	return &Status{
 		NetworkTime: t, Source: src, ZoneMinutes: int(zone / time.Minute), ReadAt: readSys,

@@ -1,42 +1,25 @@
 package nettime
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/modem/clock/clocktest"
+	"cellagent/transport/secret/secrettest"
 )
 
-// server serves TLS on loopback with a certificate valid for an hour
-// either side of now, and returns its address and a pool trusting it.
+// server serves TLS on loopback with the test PKI's server certificate,
+// valid for an hour either side of now, and returns its address and a
+// pool of the PKI's CA.
 func server(t *testing.T) (string, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "broker.test"},
-		DNSNames: []string{"broker.test"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	srv := secrettest.NewPKI(t).ServerTLS(t)
+	pool := srv.ClientCAs // the one CA, which signed the server's certificate too
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +38,7 @@ func server(t *testing.T) (string, *x509.CertPool) {
 
 func handshake(addr string, pool *x509.CertPool, now func() time.Time) error {
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
-		&tls.Config{RootCAs: pool, ServerName: "broker.test", Time: now})
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Time: now})
 	if err == nil {
 		c.Close()
 	}
@@ -69,7 +52,7 @@ func TestTLSAgainstNetworkTime(t *testing.T) {
 	addr, pool := server(t)
 	epoch := time.Unix(0, 0)
 	built := time.Now().Add(-24 * time.Hour)
-	c := New(func() time.Time { return epoch }, built)
+	c := New(clocktest.New(epoch, 0), built)
 	if c.Plausible() {
 		t.Fatal("1970 taken as plausible")
 	}
@@ -96,7 +79,7 @@ func TestTLSAgainstNetworkTime(t *testing.T) {
 // is better than NITZ, which some networks send wrong.
 func TestPlausibleSystemClockWins(t *testing.T) {
 	sys := time.Now()
-	c := New(func() time.Time { return sys }, sys.Add(-time.Hour))
+	c := New(clocktest.New(sys, 0), sys.Add(-time.Hour))
 	c.Set(sys.Add(-time.Hour), "cclk", 0)
 	if got := c.Now(); !got.Equal(sys) {
 		t.Errorf("Now %v, want the system's %v", got, sys)

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"cellagent/agent/bootclock"
+	"cellagent/modem/clock"
 )
 
 // ErrLimited matches every *LimitError with errors.Is.
@@ -88,7 +89,7 @@ func (e *LimitError) Unwrap() error { return ErrLimited }
 type Limiter struct {
 	mu       sync.Mutex
 	cfg      Config
-	now      func() time.Time
+	clock    clock.Clock
 	keep     time.Duration // longest global period
 	keepDest time.Duration // longest per-destination period
 	global   Log
@@ -97,15 +98,16 @@ type Limiter struct {
 	boot bootclock.Source
 }
 
-// New checks cfg and returns a limiter with empty logs; now is the clock.
-func New(cfg Config, now func() time.Time) (*Limiter, error) {
-	if now == nil {
-		return nil, errors.New("ratelimit: nil clock")
+// New checks cfg and returns a limiter with empty logs whose windows
+// are measured on c (clock.System when nil).
+func New(cfg Config, c clock.Clock) (*Limiter, error) {
+	if c == nil {
+		c = clock.System
 	}
 	if len(cfg.Global) == 0 {
 		return nil, errors.New("ratelimit: no global limit configured; SMS cost money, set at least one")
 	}
-	l := &Limiter{cfg: cfg, now: now, dests: map[string]Log{}}
+	l := &Limiter{cfg: cfg, clock: c, dests: map[string]Log{}}
 	for scope, ws := range map[string][]Window{"global": cfg.Global, "per-destination": cfg.PerDest} {
 		for _, w := range ws {
 			if w.Period <= 0 || w.Max < 1 {
@@ -138,7 +140,7 @@ func (l *Limiter) Allow(dest string, n int) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
+	now := l.clock.Now()
 	l.prune(now)
 	if err := check(l.global, l.cfg.Global, now, n); err != nil {
 		err.Scope, err.Dest = "global", dest
@@ -216,7 +218,7 @@ const (
 func (l *Limiter) Snapshot() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
+	now := l.clock.Now()
 	l.prune(now)
 	s := snapshot{Version: snapshotVersion, Global: toSnap(l.global, now), Dests: map[string]json.RawMessage{}, Mark: bootclock.Read(now, l.boot)}
 	for d, log := range l.dests {
@@ -283,7 +285,7 @@ func (l *Limiter) Restore(b []byte) error {
 	if err := s.Mark.Validate(); err != nil {
 		return fmt.Errorf("ratelimit: restore: %w", err)
 	}
-	now := l.now()
+	now := l.clock.Now()
 	// Another boot, or no boot clock: nothing tells a step.
 	step, _ := s.Mark.Step(bootclock.Read(now, l.boot))
 	global, err := fromSnap(s.Version, s.Global, "global", step, now)

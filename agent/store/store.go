@@ -62,6 +62,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"cellagent/modem/clock"
 )
 
 // Errors callers are expected to test with errors.Is.
@@ -121,19 +123,19 @@ const maxKeyLen = 255
 // Options bound the store and inject its clock. Zero values take the
 // defaults noted on each field; negative values are an error.
 type Options struct {
-	MaxInbox     int              // pending MT messages + held parts; default 10000
-	MaxDedupe    int              // published MT ids kept for dedupe; default 20000
-	MaxOutbox    int              // queued+sending MO items, and again finished ones; default 1000
-	MaxTelemetry int              // telemetry queue, drops oldest; default 10000
-	MaxEvents    int              // event queue, refuses when full; default 1000
-	MaxFeed      int              // feed for local readers, drops oldest; default 5000
-	MaxPayload   int              // bytes per payload; default 64 KiB
-	DedupeWindow time.Duration    // how long published MT ids are remembered; default 7 days
-	Retention    time.Duration    // how long finished MO items are kept; default 7 days
-	ReportWindow time.Duration    // how old a sent message may be to match a status report; default 72 h
-	LockTimeout  time.Duration    // how long Open waits for the file lock; default 1 s
-	Clock        func() time.Time // stamps commits and state changes; default time.Now
-	Logger       *slog.Logger     // warnings such as requeued sends; default discards
+	MaxInbox     int           // pending MT messages + held parts; default 10000
+	MaxDedupe    int           // published MT ids kept for dedupe; default 20000
+	MaxOutbox    int           // queued+sending MO items, and again finished ones; default 1000
+	MaxTelemetry int           // telemetry queue, drops oldest; default 10000
+	MaxEvents    int           // event queue, refuses when full; default 1000
+	MaxFeed      int           // feed for local readers, drops oldest; default 5000
+	MaxPayload   int           // bytes per payload; default 64 KiB
+	DedupeWindow time.Duration // how long published MT ids are remembered; default 7 days
+	Retention    time.Duration // how long finished MO items are kept; default 7 days
+	ReportWindow time.Duration // how old a sent message may be to match a status report; default 72 h
+	LockTimeout  time.Duration // how long Open waits for the file lock; default 1 s
+	Clock        clock.Clock   // stamps commits and state changes; default clock.System
+	Logger       *slog.Logger  // warnings such as requeued sends; default discards
 	// OnResult, when set, is called after a transaction that added to
 	// Results commits, so a reporter need not poll. It must not block.
 	OnResult func()
@@ -185,7 +187,7 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	if o.Clock == nil {
-		o.Clock = time.Now
+		o.Clock = clock.System
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -450,7 +452,7 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 	return r, nil
 }
 
-func (s *Store) now() time.Time { return s.opts.Clock() }
+func (s *Store) now() time.Time { return s.opts.Clock.Now() }
 
 func (s *Store) checkPayload(rec []byte) error {
 	if len(rec) > s.opts.MaxPayload {

@@ -40,7 +40,7 @@ func openTest(t *testing.T, o Options) (*Store, *clocktest.Fake) {
 	t.Helper()
 	clk := newFakeClock()
 	if o.Clock == nil {
-		o.Clock = clk.Now
+		o.Clock = clk
 	}
 	return openAt(t, filepath.Join(t.TempDir(), "state", "store.db"), o), clk
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"cellagent/modem/clock"
 	"cellagent/modem/sms"
 	"cellagent/transport/localapi"
 )
@@ -112,10 +113,7 @@ func sendViaAgent(ctx context.Context, e *env, c *localapi.Client, req localapi.
 		if err == nil || errors.As(err, &ae) || try == 4 || ctx.Err() != nil {
 			break
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second << try):
-		}
+		_ = clock.Sleep(ctx, clock.Backoff(time.Second, 8*time.Second, try+1)) // ctx's end is seen above
 	}
 	if err != nil {
 		return err

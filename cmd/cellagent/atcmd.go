@@ -15,6 +15,7 @@ import (
 
 	"cellagent/modem/at"
 	"cellagent/modem/bg96"
+	"cellagent/modem/clock"
 	"cellagent/modem/port"
 	"cellagent/transport/localapi"
 )
@@ -76,19 +77,15 @@ func (p *portFlags) ready(ctx context.Context, e *env, a *at.AT) error {
 	}
 	// +CPIN: READY can come before the SIM answers: retry SIM busy
 	// (+CME ERROR: 14) on a command that reads the SIM.
-	delay := 250 * time.Millisecond
-	for {
+	for n := 1; ; n++ {
 		_, err := a.Command(wctx, "AT+CIMI")
 		var cme *at.CMEError
 		if !errors.As(err, &cme) || cme.Code != 14 {
 			return nil
 		}
-		select {
-		case <-wctx.Done():
+		if clock.Sleep(wctx, clock.Backoff(250*time.Millisecond, 2*time.Second, n)) != nil {
 			return fmt.Errorf("SIM on %s still busy after --wait %s", p.path, p.wait)
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, 2*time.Second)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
+	"cellagent/transport/secret/secrettest"
 )
 
 const (
@@ -28,32 +30,10 @@ const (
 // platform runs a BSC simulator on loopback for the CLI to call.
 func platform(t *testing.T) *bscemu.Server {
 	t.Helper()
-	srv, err := bscemu.New(bscemu.Config{
+	return bscemutest.Start(t, bscemu.Config{
 		Users: map[string]string{"admin": testPW},
 		SIMs:  []bscemu.SIMConfig{{ICCID: testICCID, DataBytes: 10 << 20, SMS: 50}, {ICCID: otherICCID}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if err := srv.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
-
-// writeFile writes content with mode (chmod'ed, so the umask cannot widen
-// or narrow it) and returns its path.
-func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	}, nil)
 }
 
 // bscConfig writes a password file and a config whose [bsc] section has
@@ -61,9 +41,9 @@ func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string
 func bscConfig(t *testing.T, base, password string, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	pw := writeFile(t, dir, "pw", password+"\n", 0o600)
+	pw := secrettest.WriteFile(t, dir, "pw", password+"\n", 0o600)
 	body := fmt.Sprintf("[bsc]\nbase_url = %q\nusername = \"admin\"\npassword_file = %q\n%s\n", base, pw, strings.Join(extra, "\n"))
-	return writeFile(t, dir, "cellagent.toml", body, 0o644)
+	return secrettest.WriteFile(t, dir, "cellagent.toml", body, 0o644)
 }
 
 func TestBSCQuota(t *testing.T) {
@@ -139,7 +119,7 @@ func TestBSCErrors(t *testing.T) {
 	srv := platform(t)
 	good := bscConfig(t, srv.URL(), testPW, fmt.Sprintf("iccid = %q", testICCID))
 	dir := t.TempDir()
-	openPW := writeFile(t, dir, "pw-open", testPW, 0o644)
+	openPW := secrettest.WriteFile(t, dir, "pw-open", testPW, 0o644)
 	cases := []struct {
 		name  string
 		args  []string
@@ -160,12 +140,12 @@ func TestBSCErrors(t *testing.T) {
 			"retry after 5m0s"},
 		{"missing ICCID", []string{"bsc", "quota", "--config", bscConfig(t, srv.URL(), testPW)}, nil, 2, "no ICCID: give --iccid or set iccid in the [bsc] section"},
 		{"missing config", []string{"bsc", "quota", "--config", filepath.Join(dir, "nope.toml")}, nil, 1, "give the configuration file with --config"},
-		{"config problems", []string{"bsc", "quota", "--config", writeFile(t, dir, "bad.toml", "[bsc]\nbase_url = \"ftp://x\"\nusername = \"admin\"\ntimeut = \"1s\"\n", 0o644)}, nil, 1,
+		{"config problems", []string{"bsc", "quota", "--config", secrettest.WriteFile(t, dir, "bad.toml", "[bsc]\nbase_url = \"ftp://x\"\nusername = \"admin\"\ntimeut = \"1s\"\n", 0o644)}, nil, 1,
 			"invalid configuration: "},
-		{"not configured", []string{"bsc", "reset", "--config", writeFile(t, dir, "empty.toml", "", 0o644), "--iccid", testICCID}, nil, 1,
+		{"not configured", []string{"bsc", "reset", "--config", secrettest.WriteFile(t, dir, "empty.toml", "", 0o644), "--iccid", testICCID}, nil, 1,
 			"the BSC API is not configured"},
 		{"password file readable by others", []string{"bsc", "quota", "--config",
-			writeFile(t, dir, "open.toml", fmt.Sprintf("[bsc]\nbase_url = %q\nusername = \"admin\"\npassword_file = %q\n", srv.URL(), openPW), 0o644), "--iccid", testICCID}, nil, 1,
+			secrettest.WriteFile(t, dir, "open.toml", fmt.Sprintf("[bsc]\nbase_url = %q\nusername = \"admin\"\npassword_file = %q\n", srv.URL(), openPW), 0o644), "--iccid", testICCID}, nil, 1,
 			"chmod 600"},
 		{"unreachable", []string{"bsc", "quota", "--config", bscConfig(t, "http://127.0.0.1:1", testPW), "--iccid", testICCID}, nil, 1,
 			"cannot reach the BSC API at http://127.0.0.1:1"},
@@ -189,7 +169,7 @@ func TestBSCErrors(t *testing.T) {
 	if !strings.Contains(o.stderr, "portal administrator") {
 		t.Errorf("bad credentials do not say who has API access: %q", o.stderr)
 	}
-	o = cli(t, "", "bsc", "quota", "--config", writeFile(t, dir, "bad2.toml", "[bsc]\nbase_url = \"ftp://x\"\nusername = \"admin\"\n", 0o644), "--iccid", testICCID)
+	o = cli(t, "", "bsc", "quota", "--config", secrettest.WriteFile(t, dir, "bad2.toml", "[bsc]\nbase_url = \"ftp://x\"\nusername = \"admin\"\n", 0o644), "--iccid", testICCID)
 	for _, want := range []string{"bsc.base_url", "bsc.password_file"} {
 		if !strings.Contains(o.stderr, want) {
 			t.Errorf("config problems do not name %s: %q", want, o.stderr)
@@ -201,7 +181,7 @@ func TestBSCErrors(t *testing.T) {
 // TLS with the printed certificate, and drives it with the other commands.
 func TestBSCSim(t *testing.T) {
 	dir := t.TempDir()
-	pw := writeFile(t, dir, "pw", testPW, 0o600)
+	pw := secrettest.WriteFile(t, dir, "pw", testPW, 0o600)
 	link, caFile := filepath.Join(dir, "ttyBG96"), filepath.Join(dir, "ca.pem")
 	mo := make(chan map[string]any, 8)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,13 @@ import (
 // exact, as it is for a Go program whose clock is stepped.
 const chaosClockEnv = "CELLAGENT_CHAOS_CLOCK_OFFSET"
 
+// offsetClock reads the system's clock off by a constant; waits are the
+// system's.
+type offsetClock time.Duration
+
+func (c offsetClock) Now() time.Time                       { return time.Now().Add(time.Duration(c)) }
+func (offsetClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
 func init() {
 	v := os.Getenv(chaosClockEnv)
 	if v == "" {
@@ -25,5 +32,5 @@ func init() {
 		fmt.Fprintf(os.Stderr, "cellagent: %s=%q: %v\n", chaosClockEnv, v, err)
 		os.Exit(2)
 	}
-	clockNow = func() time.Time { return time.Now().Add(off) }
+	agentClock = offsetClock(off)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cellagent/agent"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -178,10 +179,7 @@ func TestWrongPINProcess(t *testing.T) {
 	m.SetPIN("1234", 3)
 	m.Reboot()
 	dir := t.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	b := mqtttest.Start(t, mqtttest.Options{})
 	pin := filepath.Join(dir, "sim-pin")
 	if err := os.WriteFile(pin, []byte("0000\n"), 0o600); err != nil {

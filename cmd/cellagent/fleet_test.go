@@ -12,6 +12,7 @@ import (
 
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 // publisher plays the gateways: a paho client publishing retained
@@ -219,9 +220,9 @@ func TestFleetWatchText(t *testing.T) {
 func TestFleetAuth(t *testing.T) {
 	broker := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"fleet": "s3cret"}}).URL()
 	dir := t.TempDir()
-	good := writeFile(t, dir, "good", "s3cret\n", 0o600)
-	bad := writeFile(t, dir, "bad", "wrong\n", 0o600)
-	open := writeFile(t, dir, "open", "s3cret\n", 0o644)
+	good := secrettest.WriteFile(t, dir, "good", "s3cret\n", 0o600)
+	bad := secrettest.WriteFile(t, dir, "bad", "wrong\n", 0o600)
+	open := secrettest.WriteFile(t, dir, "open", "s3cret\n", 0o644)
 
 	o := cli(t, "", "fleet", "list", "--broker", broker, "--allow-plaintext", "--settle", "100ms", "--username", "fleet", "--password-file", good)
 	if o.code != 0 || !strings.Contains(o.stdout, "no gateways") {

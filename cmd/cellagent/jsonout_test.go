@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"cellagent/agent"
-	"cellagent/agent/jsonout"
+	"cellagent/agent/jsonout/jsonouttest"
 )
 
 // Every command-line JSON example in SCHEMA.md decodes strictly into the
@@ -49,7 +49,7 @@ func TestCLIJSONExamples(t *testing.T) {
 		if err := json.Unmarshal([]byte(payload), &v); err != nil {
 			t.Fatal(err)
 		}
-		if p := jsonout.Check(v, true); p != "" {
+		if p := jsonouttest.Check(v, true); p != "" {
 			t.Errorf("%s example: %s", name, p)
 		}
 	}
@@ -72,7 +72,7 @@ func strictJSON(out string, v any) error {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		return err
 	}
-	if p := jsonout.Check(doc, true); p != "" {
+	if p := jsonouttest.Check(doc, true); p != "" {
 		return errors.New(p)
 	}
 	return nil

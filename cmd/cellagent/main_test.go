@@ -322,11 +322,7 @@ func TestCLIConventions(t *testing.T) {
 // SIM busy for a while: status, sms and at wait for it, as run does,
 // instead of failing with "modem not answering" or an ICCID error.
 func TestCLIBootingModem(t *testing.T) {
-	m := bg96emu.New(bg96emu.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 3 * time.Second, SIMBusy: 1500 * time.Millisecond, RegisterDelay: 100 * time.Millisecond})
 	for _, args := range [][]string{
 		{"status", "--port", m.PTY()},
 		{"sms", "list", "--port", m.PTY()},

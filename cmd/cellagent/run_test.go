@@ -14,6 +14,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/mqtt/mqtttest"
 )
 
@@ -70,10 +71,7 @@ func TestRunAsService(t *testing.T) {
 	bin := testBinary(t)
 	m := startSim(t)
 	dir := t.TempDir()
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	b := mqtttest.Start(t, mqtttest.Options{})
 
 	var mu sync.Mutex

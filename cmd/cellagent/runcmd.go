@@ -107,7 +107,7 @@ Examples:
 		Watchdog:   wd,
 		RuntimeDir: runtimeDir,
 		Reload:     reload,
-		Now:        clockNow,
+		Clock:      agentClock,
 		Trim: func() {
 			r, err := memtrim.Trim()
 			if err != nil {

@@ -21,8 +21,11 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 // Security properties of the agent as a process: what a gateway's owner
@@ -229,10 +232,7 @@ func randHex(t *testing.T, n int) string {
 func linkedSim(t *testing.T, dir string) (*bg96emu.Modem, string) {
 	t.Helper()
 	m := startSim(t)
-	tty := filepath.Join(dir, "ttyBG96")
-	if err := m.Link(tty); err != nil {
-		t.Fatal(err)
-	}
+	tty := bg96emutest.Link(t, m, dir)
 	return m, tty
 }
 
@@ -246,7 +246,7 @@ func agentConfig(t *testing.T, dir, name string, sections map[string][]string) s
 			fmt.Fprintf(&b, "[%s]\n%s\n", s, strings.Join(lines, "\n"))
 		}
 	}
-	return writeFile(t, dir, name, b.String(), 0o600)
+	return secrettest.WriteFile(t, dir, name, b.String(), 0o600)
 }
 
 func q(s string) string { return fmt.Sprintf("%q", s) }
@@ -261,19 +261,12 @@ func TestSecretsStayOut(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
 	mqttSecret, bscSecret := "mqtt-secret-"+randHex(t, 12), "bsc-secret-"+randHex(t, 12)
-	mqttPW := writeFile(t, dir, "mqtt-password", mqttSecret+"\n", 0o600)
-	bscPW := writeFile(t, dir, "bsc-password", bscSecret+"\n", 0o600)
+	mqttPW := secrettest.WriteFile(t, dir, "mqtt-password", mqttSecret+"\n", 0o600)
+	bscPW := secrettest.WriteFile(t, dir, "bsc-password", bscSecret+"\n", 0o600)
 	m, tty := linkedSim(t, dir)
 
 	// The platform knows another password: every BSC call gets a 401.
-	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plat.Close() })
-	if err := plat.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
+	plat := bscemutest.Start(t, bscemu.Config{Users: map[string]string{"admin": "the-platforms-password"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}}, nil)
 	// First a broker that wants another password, then one that takes it.
 	wrong := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"gw": "rotated-" + randHex(t, 4), "fleet": "fleet-pw"}})
 	right := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"gw": mqttSecret, "fleet": "fleet-pw"}})
@@ -340,7 +333,7 @@ func TestSecretsStayOut(t *testing.T) {
 	// Configurations, good and bad, through `config check`, `run` and
 	// `bsc quota`.
 	good := config("check-good.toml", right.URL())
-	openPW := writeFile(t, dir, "open-password", mqttSecret+"\n", 0o644)
+	openPW := secrettest.WriteFile(t, dir, "open-password", mqttSecret+"\n", 0o644)
 	bad := map[string]string{
 		"password file readable by others": agentConfig(t, dir, "open.toml", map[string][]string{
 			"modem": {"port = " + q(tty)}, "mqtt": {"broker = " + q(right.URL()), "allow_plaintext = true", "username = \"gw\"", "password_file = " + q(openPW)},
@@ -533,16 +526,9 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plat, err := bscemu.New(bscemu.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plat.Close() })
-	if err := plat.Start("127.0.0.1:0", tlsCfg); err != nil {
-		t.Fatal(err)
-	}
-	bscCA := writeFile(t, dir, "bsc-ca.pem", string(caPEM), 0o644)
-	pw := writeFile(t, dir, "bsc-password", "pw\n", 0o600)
+	plat := bscemutest.Start(t, bscemu.Config{Users: map[string]string{"admin": "pw"}, SIMs: []bscemu.SIMConfig{{ICCID: testICCID}}}, tlsCfg)
+	bscCA := secrettest.WriteFile(t, dir, "bsc-ca.pem", string(caPEM), 0o644)
+	pw := secrettest.WriteFile(t, dir, "bsc-password", "pw\n", 0o600)
 
 	config := func(name string, mqttCA, bscCAFile string) string {
 		mq := []string{"broker = " + q(b.URL())}
@@ -593,7 +579,7 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 func TestPlaintextNeedsExplicitConsent(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
-	pw := writeFile(t, dir, "pw", "pw\n", 0o600)
+	pw := secrettest.WriteFile(t, dir, "pw", "pw\n", 0o600)
 	cases := []struct {
 		name, key, body string
 		ok              bool
@@ -608,7 +594,7 @@ func TestPlaintextNeedsExplicitConsent(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := writeFile(t, dir, strings.ReplaceAll(c.name, " ", "-")+".toml",
+			path := secrettest.WriteFile(t, dir, strings.ReplaceAll(c.name, " ", "-")+".toml",
 				"[modem]\nport = \"/dev/nonexistent-ttyX\"\n"+c.body, 0o600)
 			out, err := exec.Command(bin, "config", "check", path).CombinedOutput()
 			if c.ok {

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"cellagent/modem/bg96emu"
+	"cellagent/modem/bg96emu/bg96emutest"
 	"cellagent/modem/sms"
 )
 
 func TestSMSSend(t *testing.T) {
 	// A SIM of some other operator, with its own service centre.
-	m := bg96emu.New(bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, SMSC: "+491710760000"})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := bg96emutest.Start(t, bg96emu.Config{BootDelay: 200 * time.Millisecond, RegisterDelay: 100 * time.Millisecond, SMSC: "+491710760000"})
 	// By default the SIM's SMSC carries the message: the PDU names none.
 	o := cli(t, "", "sms", "send", "--port", m.PTY(), "--to", "5432145", "--text", "hello")
 	if o.code != 0 || o.stdout != "1 part, GSM 7-bit\nservice centre +491710760000 (the SIM's)\nmessage reference: 0\n" {

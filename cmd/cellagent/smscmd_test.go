@@ -18,6 +18,7 @@ import (
 	"cellagent/transport/bsc/bscemu"
 	"cellagent/transport/bsc/receiver"
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 	"cellagent/transport/smscmd"
 )
 
@@ -41,10 +42,10 @@ func startSMSRig(t *testing.T) *smsRig {
 	dir := r.dir
 	r.broker = mqtttest.Start(t, mqtttest.Options{})
 	r.broker.Stop() // the data path is down
-	pw := writeFile(t, dir, "pw", testPW+"\n", 0o600)
-	fwd := writeFile(t, dir, "fwd", "fwd-"+randHex(t, 16)+"\n", 0o600)
+	pw := secrettest.WriteFile(t, dir, "pw", testPW+"\n", 0o600)
+	fwd := secrettest.WriteFile(t, dir, "fwd", "fwd-"+randHex(t, 16)+"\n", 0o600)
 	keyHex := randHex(t, 32)
-	r.keyFile = writeFile(t, dir, "device.key", keyHex+"\n", 0o600)
+	r.keyFile = secrettest.WriteFile(t, dir, "device.key", keyHex+"\n", 0o600)
 	var err error
 	if r.key, err = smscmd.ParseKey(keyHex); err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func startSMSRig(t *testing.T) *smsRig {
 	if err := os.Mkdir(keys, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, keys, testICCID+".key", keyHex+"\n", 0o600)
+	secrettest.WriteFile(t, keys, testICCID+".key", keyHex+"\n", 0o600)
 	r.api = fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	recv := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	link := filepath.Join(dir, "ttyBG96")
@@ -279,7 +280,7 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
 	secret := "fwd-" + randHex(t, 16)
-	fwd := writeFile(t, dir, "fwd", secret+"\n", 0o600)
+	fwd := secrettest.WriteFile(t, dir, "fwd", secret+"\n", 0o600)
 	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	storePath := filepath.Join(dir, "receive.db")
 	srv, err := bscemu.New(bscemu.Config{
@@ -354,8 +355,8 @@ func TestBSCReceiveSurvivesKill(t *testing.T) {
 func TestBSCReceiveTLSBasicAuth(t *testing.T) {
 	bin := testBinary(t)
 	dir := t.TempDir()
-	pki := mqtttest.NewPKI(t)
-	pw := writeFile(t, dir, "fwd", "basic-"+randHex(t, 8)+"\n", 0o600)
+	pki := secrettest.NewPKI(t)
+	pw := secrettest.WriteFile(t, dir, "fwd", "basic-"+randHex(t, 8)+"\n", 0o600)
 	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	p := startAgentProc(t, bin, "bsc", "receive", "--listen", addr, "--secret-file", pw, "--basic-user", "bsc",
 		"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--store", filepath.Join(dir, "r.db"), "--json")
@@ -399,8 +400,8 @@ func TestBSCReceiveTLSBasicAuth(t *testing.T) {
 // Usage mistakes of `bsc sms send` are caught before any request.
 func TestBSCSMSSendUsage(t *testing.T) {
 	dir := t.TempDir()
-	key := writeFile(t, dir, "k", randHex(t, 32)+"\n", 0o600)
-	short := writeFile(t, dir, "short", randHex(t, 8)+"\n", 0o600)
+	key := secrettest.WriteFile(t, dir, "k", randHex(t, 32)+"\n", 0o600)
+	short := secrettest.WriteFile(t, dir, "short", randHex(t, 8)+"\n", 0o600)
 	cfg := bscConfig(t, "http://127.0.0.1:1", testPW)
 	for _, c := range []struct {
 		args []string

@@ -19,10 +19,15 @@ import (
 	"time"
 )
 
-// Handler receives an unsolicited result code: its line, then the trailing
-// lines registered with it. Handlers run one at a time on a goroutine of
+// Handler receives an unsolicited result code: its line, then the line
+// that belongs to it for the two-line codes of 3GPP TS 27.005 (3.4.1). Handlers run one at a time on a goroutine of
 // their own, so they may issue commands.
 type Handler func(lines []string)
+
+// urcQueue bounds the URCs waiting for their handlers. URCs beyond it are
+// logged and dropped rather than stalling the reader, which would stall
+// every command.
+const urcQueue = 256
 
 // AT is the engine. Build it with New; it is safe for concurrent use.
 type AT struct {
@@ -57,10 +62,9 @@ type AT struct {
 }
 
 type indication struct {
-	prefix   string
-	trailing int
-	h        Handler
-	removed  bool // guarded by AT.mu; queued URCs skip a removed handler
+	prefix  string
+	h       Handler
+	removed bool // guarded by AT.mu; queued URCs skip a removed handler
 }
 
 type request struct {
@@ -94,7 +98,7 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 	if a.cfg.trace != nil {
 		a.rw = &tracer{rw: rw, log: a.cfg.trace}
 	}
-	a.urcs = make(chan urc, a.cfg.queueLen)
+	a.urcs = make(chan urc, urcQueue)
 	go a.readLoop()
 	go a.dispatchLoop()
 	return a
@@ -105,11 +109,8 @@ func New(rw io.ReadWriter, opts ...Option) *AT {
 // "+XXX:" only. Several handlers may watch one prefix; each gets every
 // match, in registration order. The returned function removes h: once it
 // has returned, h is not called again, except for a call already running.
-func (a *AT) AddIndication(prefix string, h Handler, opts ...IndicationOption) (remove func()) {
+func (a *AT) AddIndication(prefix string, h Handler) (remove func()) {
 	ind := &indication{prefix: normPrefix(prefix), h: h}
-	for _, o := range opts {
-		o(ind)
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.handlers = append(a.handlers, ind)

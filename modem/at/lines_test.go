@@ -78,7 +78,6 @@ func TestDerivePrefixes(t *testing.T) {
 func TestTimeoutFor(t *testing.T) {
 	c := defaultConfig()
 	for _, o := range []Option{
-		WithDefaultTimeout(5 * time.Second),
 		WithCommandTimeout("+COPS", 180*time.Second),
 		WithCommandTimeout("+cops?", 5*time.Second),
 		WithCommandTimeout("+CMGS", 120*time.Second),

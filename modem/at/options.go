@@ -22,7 +22,6 @@ type config struct {
 	twoLine        []string
 	bareURCs       []string
 	unhandled      Handler
-	queueLen       int
 }
 
 // defaultConfig knows only what the standards fix: the PDU-carrying
@@ -41,7 +40,6 @@ func defaultConfig() config {
 		fenceSettle:    100 * time.Millisecond,
 		twoLine:        []string{"+CMT:", "+CDS:", "+CBM:"},
 		bareURCs:       []string{"RING"},
-		queueLen:       256,
 	}
 }
 
@@ -55,12 +53,6 @@ func WithLogger(l *slog.Logger) Option {
 // saw it, without changing what the engine does.
 func WithTrace(l *slog.Logger) Option {
 	return func(c *config) { c.trace = l }
-}
-
-// WithDefaultTimeout sets the time limit for commands not in the per-command
-// table.
-func WithDefaultTimeout(d time.Duration) Option {
-	return func(c *config) { c.defaultTimeout = d }
 }
 
 // WithCommandTimeout sets the time limit for commands starting with cmd
@@ -99,35 +91,12 @@ func WithUnhandled(h Handler) Option {
 	return func(c *config) { c.unhandled = h }
 }
 
-// WithQueueLength bounds the URCs waiting for their handlers. URCs beyond it
-// are logged and dropped rather than stalling the reader, which would stall
-// every command.
-func WithQueueLength(n int) Option {
-	return func(c *config) { c.queueLen = n }
-}
-
 // CommandOption configures one command.
 type CommandOption func(*request)
 
 // WithTimeout overrides the time limit of one command.
 func WithTimeout(d time.Duration) CommandOption {
 	return func(r *request) { r.timeout = d }
-}
-
-// WithPrefix sets the prefixes of the information lines that belong to the
-// command, replacing the one derived from its name (AT+CSQ → "+CSQ:"). Lines
-// with any other "+XXX:" prefix are treated as unsolicited.
-func WithPrefix(prefixes ...string) CommandOption {
-	return func(r *request) { r.prefixes = prefixes }
-}
-
-// IndicationOption configures a URC handler.
-type IndicationOption func(*indication)
-
-// WithTrailingLines says the URC is followed by n more lines that belong to
-// it, as the PDU line follows "+CMT:".
-func WithTrailingLines(n int) IndicationOption {
-	return func(i *indication) { i.trailing = n }
 }
 
 func (c *config) timeoutFor(cmd string) time.Duration {

@@ -178,16 +178,10 @@ func (a *AT) claim(r *request, line string) bool {
 
 // trailingFor says how many lines follow line as part of the same URC.
 func (a *AT) trailingFor(line string) int {
-	n := 0
 	if hasAnyPrefix(line, a.cfg.twoLine) {
-		n = 1
+		return 1
 	}
-	for _, ind := range a.handlers {
-		if ind.trailing > n && strings.HasPrefix(line, ind.prefix) {
-			n = ind.trailing
-		}
-	}
-	return n
+	return 0
 }
 
 // emit queues the URC for every handler whose prefix matches its first

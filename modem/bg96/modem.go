@@ -24,7 +24,7 @@ type Commander interface {
 
 // Indicator delivers unsolicited result codes; *at.AT implements it.
 type Indicator interface {
-	AddIndication(prefix string, h at.Handler, opts ...at.IndicationOption) (remove func())
+	AddIndication(prefix string, h at.Handler) (remove func())
 }
 
 // Modem issues typed BG96 queries over a Commander.

@@ -45,6 +45,38 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// SleepOn waits d on c, or until ctx ends (then its error): Sleep on
+// policy time. On a fake clock the wait moves the fake's time instead of
+// taking real time; a fake that wakes its waiter early (clocktest.Fake
+// does at a scheduled function) is waited on again for the rest. A
+// context already ended waits for nothing, so a fake clock does not move
+// for a wait that was never going to happen.
+//
+// It is a function rather than a method of Clock so that every Clock
+// (and every type embedding one) gets it without writing it again.
+func SleepOn(ctx context.Context, c Clock, d time.Duration) error {
+	if err := ctx.Err(); err != nil || d <= 0 {
+		return err
+	}
+	if c == System {
+		return Sleep(ctx, d)
+	}
+	end := c.Now().Add(d)
+	for {
+		select {
+		case <-c.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d = end.Sub(c.Now()); d <= 0 {
+			return nil
+		}
+	}
+}
+
 // Backoff is the delay before retry n (n ≥ 1): base, doubling with every
 // retry, never above limit. n below 1 counts as 1.
 func Backoff(base, limit time.Duration, n int) time.Duration {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/warthog618/sms/encoding/ucs2"
+
+	"cellagent/modem/clock"
 )
 
 // Assembled is a message ready for the inbox: a single PDU, the joined
@@ -37,7 +39,7 @@ type Assembled struct {
 // restores the timeouts too. It is not safe for concurrent use.
 type Assembler struct {
 	timeout time.Duration
-	now     func() time.Time
+	clock   clock.Clock
 	groups  map[groupKey]*group
 }
 
@@ -57,13 +59,13 @@ type group struct {
 }
 
 // NewAssembler returns an assembler that gives up waiting for missing
-// parts timeout after the first part of a message arrived. now is the
-// clock; nil means time.Now.
-func NewAssembler(timeout time.Duration, now func() time.Time) *Assembler {
-	if now == nil {
-		now = time.Now
+// parts timeout after the first part of a message arrived, measured on c
+// (clock.System when nil).
+func NewAssembler(timeout time.Duration, c clock.Clock) *Assembler {
+	if c == nil {
+		c = clock.System
 	}
-	return &Assembler{timeout: timeout, now: now, groups: map[groupKey]*group{}}
+	return &Assembler{timeout: timeout, clock: c, groups: map[groupKey]*group{}}
 }
 
 // Add takes a received message and its receive time. It returns the
@@ -100,7 +102,7 @@ func (a *Assembler) Add(m Message, received time.Time) (msg Assembled, ok bool) 
 // Expire returns the messages whose first part is older than the timeout,
 // incomplete, and forgets them.
 func (a *Assembler) Expire() []Assembled {
-	now := a.now()
+	now := a.clock.Now()
 	var out []Assembled
 	for k, g := range a.groups {
 		if now.Sub(g.first) >= a.timeout {
@@ -123,9 +125,6 @@ func (a *Assembler) Flush() []Assembled {
 	sortAssembled(out)
 	return out
 }
-
-// Pending is the number of messages waiting for parts.
-func (a *Assembler) Pending() int { return len(a.groups) }
 
 func sortAssembled(s []Assembled) {
 	sort.Slice(s, func(i, j int) bool {

@@ -113,22 +113,6 @@ func List(ctx context.Context, c Commander, stat Stat) ([]Entry, error) {
 	return ParseCMGL(info)
 }
 
-// Read reads the slot index with AT+CMGR. found is false for an answer
-// without a message (a bare OK): an empty slot, or a modem that announced
-// a message in another memory than the one it reads (the EC25 "SR" quirk).
-func Read(ctx context.Context, c Commander, index int) (e Entry, found bool, err error) {
-	if index < 0 {
-		return Entry{}, false, fmt.Errorf("sms: read: negative index %d", index)
-	}
-	info, err := c.Command(ctx, fmt.Sprintf("AT+CMGR=%d", index))
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("sms: read %d: %w", index, err)
-	}
-	e, found, err = ParseCMGR(info)
-	e.Index = index
-	return e, found, err
-}
-
 // Delete deletes the slot index with AT+CMGD=<index>.
 func Delete(ctx context.Context, c Commander, index int) error {
 	if index < 0 {

@@ -7,37 +7,6 @@ import (
 	"strings"
 )
 
-// Indication is a "+CMTI: <mem>,<index>" (a message stored) or
-// "+CDSI: <mem>,<index>" (a status report stored).
-type Indication struct {
-	Mem   string
-	Index int
-}
-
-// ParseCMTI parses "+CMTI: "SM",3". Read the message from the memory it
-// names: a modem may store in another memory than the host prefers.
-func ParseCMTI(line string) (Indication, error) { return parseStored(line, "+CMTI:") }
-
-// ParseCDSI parses "+CDSI: "SM",0".
-func ParseCDSI(line string) (Indication, error) { return parseStored(line, "+CDSI:") }
-
-func parseStored(line, prefix string) (Indication, error) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
-	if !ok {
-		return Indication{}, fmt.Errorf("sms: %q is not a %s line", line, prefix)
-	}
-	i := strings.LastIndexByte(rest, ',')
-	if i < 0 {
-		return Indication{}, fmt.Errorf("sms: %q: want <mem>,<index>", line)
-	}
-	mem := strings.Trim(strings.TrimSpace(rest[:i]), `"`)
-	idx, err := strconv.Atoi(strings.TrimSpace(rest[i+1:]))
-	if err != nil || idx < 0 || mem == "" {
-		return Indication{}, fmt.Errorf("sms: %q: want <mem>,<index>", line)
-	}
-	return Indication{Mem: mem, Index: idx}, nil
-}
-
 // ParseCMT decodes a "+CMT: [<alpha>],<length>" URC and its PDU line, as
 // the AT engine hands them to a handler. The result always carries what
 // arrived: a malformed header or PDU sets Err, it does not lose the PDU.
@@ -126,40 +95,6 @@ func parseCMGLHeader(l string, e *Entry) error {
 	}
 	e.Index, e.Stat = idx, parseStat(f[1])
 	return nil
-}
-
-// ParseCMGR parses the answer to AT+CMGR in PDU mode:
-// "+CMGR: <stat>,[<alpha>],<length>" and the PDU line. No lines at all (a
-// bare OK) is found == false. A malformed header is returned in err, but
-// the PDU after it is still decoded and returned.
-func ParseCMGR(lines []string) (e Entry, found bool, err error) {
-	var body []string
-	for _, l := range lines {
-		if l = strings.TrimSpace(l); l != "" {
-			body = append(body, l)
-		}
-	}
-	if len(body) == 0 {
-		return Entry{}, false, nil
-	}
-	e = Entry{Stat: NoStat}
-	h := body[0]
-	if strings.HasPrefix(h, "+CMGR:") {
-		if _, err = headerLength(h, "+CMGR:"); err == nil {
-			f, _, _ := strings.Cut(strings.TrimPrefix(h, "+CMGR:"), ",")
-			e.Stat = parseStat(f)
-		}
-		body = body[1:]
-	} else {
-		err = fmt.Errorf("sms: AT+CMGR: answer without a +CMGR header: %q", h)
-	}
-	if len(body) == 0 {
-		e.Message = Message{PDU: h, Err: fmt.Errorf("sms: %q without its PDU line", h)}
-		e.ID = hashID([]byte(h))
-		return e, true, err
-	}
-	e.Message = DecodeHex(body[0])
-	return e, true, err
 }
 
 // parseStat reads <stat>; an empty or odd field is NoStat rather than a

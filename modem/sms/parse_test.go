@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 const (
@@ -14,29 +16,6 @@ const (
 	zteSRPDU  = "0297F1061C0F910B487228297020F5317062419272803170624192138000"
 	cmgrSRPDU = "07917248014000F506B70AA18092020000317071518590803170715185418000"
 )
-
-func TestParseIndications(t *testing.T) {
-	for _, c := range []struct {
-		line string
-		want Indication
-		ok   bool
-	}{
-		{`+CMTI: "SM",4`, Indication{"SM", 4}, true},
-		{`+CMTI: "ME", 12`, Indication{"ME", 12}, true},
-		{`+CMTI: "SM",-1`, Indication{}, false},
-		{`+CMTI: "SM"`, Indication{}, false},
-		{`+CMTI: ,3`, Indication{}, false},
-		{`+CDSI: "SM",0`, Indication{}, false}, // wrong prefix for ParseCMTI
-	} {
-		got, err := ParseCMTI(c.line)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseCMTI(%q) = %+v, %v", c.line, got, err)
-		}
-	}
-	if got, err := ParseCDSI(`+CDSI: "SM",3`); err != nil || got != (Indication{"SM", 3}) {
-		t.Errorf("ParseCDSI = %+v, %v", got, err)
-	}
-}
 
 func TestParseDirect(t *testing.T) {
 	for _, h := range []string{"+CMT: ,24", `+CMT: "Test, User",24`, `+CMT: "",24`} {
@@ -53,28 +32,6 @@ func TestParseDirect(t *testing.T) {
 	m := ParseCDS([]string{"+CDS: 24", cmgrSRPDU})
 	if m.Err != nil || m.Report == nil || m.Report.MR != 183 || !m.Report.Delivered() {
 		t.Errorf("+CDS: %+v %+v", m, m.Report)
-	}
-}
-
-func TestParseCMGR(t *testing.T) {
-	e, found, err := ParseCMGR([]string{"+CMGR: ,,27", zteSRPDU})
-	if err != nil || !found || e.Stat != NoStat || e.Report == nil || e.Report.MR != 28 {
-		t.Errorf("ZTE missing stat: %+v %v %v", e, found, err)
-	}
-	if _, found, err := ParseCMGR(nil); found || err != nil {
-		t.Errorf("bare OK: found %v err %v", found, err)
-	}
-	e, found, err = ParseCMGR([]string{`+CMGR: 1,"abc,123",24`, test2PDU})
-	if err != nil || !found || e.Stat != RecRead || e.Text != "Test2" {
-		t.Errorf("alpha with comma: %+v %v", e, err)
-	}
-	e, found, err = ParseCMGR([]string{test2PDU})
-	if err == nil || !found || e.Text != "Test2" {
-		t.Errorf("PDU without header: %+v %v %v", e, found, err)
-	}
-	e, _, _ = ParseCMGR([]string{"+CMGR: 0,,24"})
-	if e.Err == nil || e.ID == "" {
-		t.Errorf("header without PDU: %+v", e)
 	}
 }
 
@@ -180,19 +137,18 @@ func TestAssemblerRestart(t *testing.T) {
 		parts[i] = asDeliver(t, p.Hex)
 	}
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	now := t0
-	clock := func() time.Time { return now }
+	clock := clocktest.New(t0, 0)
 	a := NewAssembler(time.Hour, clock)
 	a.Add(parts[0], t0)
 	// The agent restarts 50 minutes later and rebuilds from its store.
-	now = t0.Add(50 * time.Minute)
+	clock.Advance(50 * time.Minute)
 	b := NewAssembler(time.Hour, clock)
 	if _, ok := b.Add(DecodeHex(parts[0].PDU), t0); ok {
 		t.Fatal("one part completed a message")
 	}
 	b.Add(parts[0], t0) // duplicate after restart: ignored
-	b.Add(parts[2], now)
-	now = t0.Add(time.Hour)
+	b.Add(parts[2], clock.Now())
+	clock.Advance(10 * time.Minute)
 	x := b.Expire()
 	if len(x) != 1 || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 2 {
 		t.Fatalf("expired %+v", x)

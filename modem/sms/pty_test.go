@@ -13,6 +13,7 @@ import (
 	"cellagent/modem/bg96"
 	"cellagent/modem/bg96emu"
 	"cellagent/modem/bg96emu/bg96emutest"
+	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/sms"
 )
 
@@ -56,21 +57,28 @@ func (b *bench) wait(ch chan []string) []string {
 	return nil
 }
 
-// receive reads the message a +CMTI announces.
+// receive lists the message a +CMTI announces, as the agent's inbox
+// takes messages: by listing the SIM. Listing marks every unread message
+// read, so a receive reports RecUnread only for a message that arrived
+// after the last one.
 func (b *bench) receive() sms.Entry {
 	b.t.Helper()
-	ind, err := sms.ParseCMTI(b.wait(b.cmti)[0])
+	line := b.wait(b.cmti)[0]
+	var index int
+	if _, err := fmt.Sscanf(line, `+CMTI: "SM",%d`, &index); err != nil {
+		b.t.Fatalf("indication %q: %v", line, err)
+	}
+	es, err := sms.List(b.ctx, b.a, sms.All)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if ind.Mem != "SM" {
-		b.t.Fatalf("stored in %q", ind.Mem)
+	for _, e := range es {
+		if e.Index == index {
+			return e
+		}
 	}
-	e, found, err := sms.Read(b.ctx, b.a, ind.Index)
-	if err != nil || !found {
-		b.t.Fatalf("read %d: found %v err %v", ind.Index, found, err)
-	}
-	return e
+	b.t.Fatalf("slot %d announced but not listed: %+v", index, es)
+	return sms.Entry{}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -191,8 +199,8 @@ func TestLongMessage(t *testing.T) {
 
 func TestMultipartMT(t *testing.T) {
 	b := newBench(t, bg96emu.Config{StorageSize: 20})
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	asm := sms.NewAssembler(10*time.Minute, func() time.Time { return now })
+	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), 0)
+	asm := sms.NewAssembler(10*time.Minute, clock)
 	text := strings.Repeat("Out of order, and 👍 in UCS-2. ", 8) // UCS-2, 4 parts
 	if n, a := sms.Parts(text); n != 4 || a != sms.UCS2 {
 		t.Fatalf("Parts = %d %v", n, a)
@@ -202,7 +210,7 @@ func TestMultipartMT(t *testing.T) {
 	}
 	var done []sms.Assembled
 	for range 5 {
-		if a, ok := asm.Add(b.receive().Message, now); ok {
+		if a, ok := asm.Add(b.receive().Message, clock.Now()); ok {
 			done = append(done, a)
 		}
 	}
@@ -216,14 +224,14 @@ func TestMultipartMT(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if a, ok := asm.Add(b.receive().Message, now); ok {
+		if a, ok := asm.Add(b.receive().Message, clock.Now()); ok {
 			t.Fatalf("completed without part 2: %+v", a)
 		}
 	}
-	if x := asm.Expire(); len(x) != 0 || asm.Pending() != 1 {
+	if x := asm.Expire(); len(x) != 0 {
 		t.Fatalf("expired early: %+v", x)
 	}
-	now = now.Add(10 * time.Minute)
+	clock.Advance(10 * time.Minute)
 	x := asm.Expire()
 	if len(x) != 1 || len(x[0].Missing) == 0 || fmt.Sprint(x[0].Missing) != "[2]" || len(x[0].Parts) != 3 || x[0].Total != 4 {
 		t.Fatalf("expired %+v", x)
@@ -302,15 +310,10 @@ func TestCorruptPDUKept(t *testing.T) {
 	if es[1].Err != nil || es[1].Text != "fine" {
 		t.Errorf("good entry %+v", es[1])
 	}
-	// Read again: same ID, so the inbox de-duplicates it.
-	again, _, err := sms.Read(b.ctx, b.a, bad.Index)
-	if err != nil || again.ID != bad.ID || again.Stat != sms.RecRead {
-		t.Errorf("re-read %+v %v", again, err)
-	}
-	// The EC25 quirk: the slot is announced but AT+CMGR answers OK only.
-	b.m.CMGROnlyOK(true)
-	if _, found, err := sms.Read(b.ctx, b.a, es[1].Index); found || err != nil {
-		t.Errorf("bare OK: found %v err %v", found, err)
+	// Listed again: same ID, so the inbox de-duplicates it.
+	again, err := sms.List(b.ctx, b.a, sms.All)
+	if err != nil || len(again) != 2 || again[0].ID != bad.ID || again[0].Stat != sms.RecRead {
+		t.Errorf("listed again %+v %v", again, err)
 	}
 }
 

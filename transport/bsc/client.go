@@ -32,9 +32,8 @@ type Client struct {
 	retry   RetryPolicy
 	limit   *limiter
 	log     *slog.Logger
-	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
-	jitter  func(time.Duration) time.Duration
+	clock   clock.Clock
+	jitter  *jitter
 	tokens  tokenSource
 }
 
@@ -64,9 +63,8 @@ func New(cfg Config) (*Client, error) {
 		timeout: cfg.Timeout,
 		retry:   cfg.Retry.withDefaults(),
 		log:     cfg.Logger,
-		now:     cfg.Now,
-		sleep:   cfg.Sleep,
-		jitter:  cfg.Jitter,
+		clock:   cfg.Clock,
+		jitter:  newJitter(cfg.Rand),
 	}
 	if c.timeout <= 0 {
 		c.timeout = 15 * time.Second
@@ -74,14 +72,8 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.sleep == nil {
-		c.sleep = clock.Sleep
-	}
-	if c.jitter == nil {
-		c.jitter = fullJitter
+	if c.clock == nil {
+		c.clock = clock.System
 	}
 	if cfg.RateLimit >= 0 {
 		rate, burst := cfg.RateLimit, cfg.RateBurst
@@ -91,7 +83,7 @@ func New(cfg Config) (*Client, error) {
 		if burst <= 0 {
 			burst = 5
 		}
-		c.limit = newLimiter(rate, burst, c.now, c.sleep)
+		c.limit = newLimiter(rate, burst, c.clock)
 	}
 	c.tokens.c = c
 	return c, nil
@@ -170,7 +162,7 @@ func (c *Client) do(ctx context.Context, rq request) (*response, error) {
 		case s == http.StatusNotFound:
 			return nil, fmt.Errorf("%w: %s %s: %s", ErrNotFound, rq.method, rq.path, excerpt(resp.body))
 		case s == http.StatusTooManyRequests:
-			wait, ok := parseRetryAfter(resp.header.Get("Retry-After"), c.now())
+			wait, ok := parseRetryAfter(resp.header.Get("Retry-After"), c.clock.Now())
 			terr := &ThrottledError{Method: rq.method, Path: rq.path, RetryAfter: wait}
 			if wait > c.retry.MaxRetryAfter || attempt == c.retry.MaxAttempts {
 				return nil, terr
@@ -181,7 +173,7 @@ func (c *Client) do(ctx context.Context, rq request) (*response, error) {
 			if !ok {
 				wait = c.backoffDelay(attempt)
 			}
-			if err := c.sleep(ctx, wait); err != nil {
+			if err := clock.SleepOn(ctx, c.clock, wait); err != nil {
 				return nil, fmt.Errorf("bsc: %s %s: %w (while throttled)", rq.method, rq.path, err)
 			}
 		case s >= 500 && rq.idempotent:
@@ -230,7 +222,7 @@ func (c *Client) roundTrip(ctx context.Context, rq request, tok *token, attempt 
 		req.Header.Set("Authorization", "Bearer "+tok.value)
 	}
 
-	start := c.now()
+	start := time.Now() // the answer's latency is real time
 	resp, err := c.http.Do(req)
 	var out *response
 	if err == nil {
@@ -246,7 +238,7 @@ func (c *Client) roundTrip(ctx context.Context, rq request, tok *token, attempt 
 			out = &response{status: resp.StatusCode, header: resp.Header, body: b}
 		}
 	}
-	c.audit(rq, out, err, c.now().Sub(start), attempt)
+	c.audit(rq, out, err, time.Since(start), attempt)
 	if err != nil {
 		return nil, wrote.Load(), err
 	}
@@ -269,14 +261,14 @@ func (c *Client) audit(rq request, resp *response, err error, latency time.Durat
 }
 
 func (c *Client) backoffDelay(attempt int) time.Duration {
-	return c.jitter(clock.Backoff(c.retry.BaseDelay, c.retry.MaxDelay, attempt))
+	return c.jitter.draw(clock.Backoff(c.retry.BaseDelay, c.retry.MaxDelay, attempt))
 }
 
 func (c *Client) backoff(ctx context.Context, attempt int) error {
 	if attempt >= c.retry.MaxAttempts {
 		return nil
 	}
-	return c.sleep(ctx, c.backoffDelay(attempt))
+	return clock.SleepOn(ctx, c.clock, c.backoffDelay(attempt))
 }
 
 // parseRetryAfter accepts delta-seconds or an HTTP-date (RFC 9110 §10.2.3).

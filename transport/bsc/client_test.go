@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/bsc"
 	"cellagent/transport/bsc/bscemu"
+	"cellagent/transport/bsc/bscemu/bscemutest"
 )
 
 const (
@@ -26,24 +29,6 @@ const (
 	user     = "admin@example.com"
 	password = "pa:ss w/rd+%&=" // reserved characters on purpose: Basic must carry them raw
 )
-
-type sleepRecorder struct {
-	mu    sync.Mutex
-	slept []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.slept = append(s.slept, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleepRecorder) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.slept...)
-}
 
 func startSim(t *testing.T, mod func(*bscemu.Config)) *bscemu.Server {
 	t.Helper()
@@ -56,18 +41,15 @@ func startSim(t *testing.T, mod func(*bscemu.Config)) *bscemu.Server {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := bscemu.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return bscemutest.Start(t, cfg, nil)
 }
 
-func newClient(t *testing.T, base string, rec *sleepRecorder, mod func(*bsc.Config)) *bsc.Client {
+// jitterSeed seeds the clients' back-off jitter, so their waits repeat.
+const jitterSeed = 15
+
+// newClient builds a client for base whose waits run on clk (the system
+// clock when nil).
+func newClient(t *testing.T, base string, clk *clocktest.Fake, mod func(*bsc.Config)) *bsc.Client {
 	t.Helper()
 	cfg := bsc.Config{
 		BaseURL:   base,
@@ -76,10 +58,10 @@ func newClient(t *testing.T, base string, rec *sleepRecorder, mod func(*bsc.Conf
 		Timeout:   2 * time.Second,
 		RateLimit: -1,
 		Retry:     bsc.RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond},
-		Jitter:    func(d time.Duration) time.Duration { return d },
+		Rand:      rand.NewPCG(jitterSeed, jitterSeed),
 	}
-	if rec != nil {
-		cfg.Sleep = rec.sleep
+	if clk != nil {
+		cfg.Clock = clk
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -141,24 +123,30 @@ func TestRefreshOn401(t *testing.T) {
 
 func TestThrottleHonoursRetryAfter(t *testing.T) {
 	sim := startSim(t, nil)
-	rec := &sleepRecorder{}
-	c := newClient(t, sim.URL(), rec, nil)
+	clk := clocktest.New(time.Now(), 0)
+	c := newClient(t, sim.URL(), clk, nil)
 	ctx := context.Background()
 	if _, err := c.GetSIM(ctx, iccid1); err != nil {
 		t.Fatal(err)
 	}
+	start := clk.Now()
 	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "7"})
 	if _, err := c.GetSIM(ctx, iccid1); err != nil {
 		t.Fatal(err)
 	}
-	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: time.Now().Add(20 * time.Second).UTC().Format(http.TimeFormat)})
+	if w := clk.Now().Sub(start); w != 7*time.Second {
+		t.Fatalf("waited %s for Retry-After: 7", w)
+	}
+	start = clk.Now()
+	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: start.Add(20 * time.Second).UTC().Format(http.TimeFormat)})
 	if _, err := c.Reset(ctx, iccid1); err != nil { // 429 means not acted on: even a reset is retried
 		t.Fatal(err)
 	}
-	got := rec.all()
-	if len(got) != 2 || got[0] != 7*time.Second || got[1] < 18*time.Second || got[1] > 20*time.Second {
-		t.Fatalf("slept %v, want [7s ~20s]", got)
+	// An HTTP-date has whole seconds.
+	if w := clk.Now().Sub(start); w <= 19*time.Second || w > 20*time.Second {
+		t.Fatalf("waited %s for a Retry-After date 20 s ahead", w)
 	}
+	start = clk.Now()
 	// Beyond the cap: no waiting, the caller gets the platform's demand.
 	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "3600"})
 	_, err := c.GetSIM(ctx, iccid1)
@@ -166,15 +154,16 @@ func TestThrottleHonoursRetryAfter(t *testing.T) {
 	if !errors.As(err, &te) || te.RetryAfter != time.Hour {
 		t.Fatalf("want ThrottledError{1h}, got %v", err)
 	}
-	if len(rec.all()) != 2 {
-		t.Fatal("slept on a Retry-After beyond the cap")
+	if w := clk.Now().Sub(start); w != 0 {
+		t.Fatalf("waited %s on a Retry-After beyond the cap", w)
 	}
 }
 
 func TestBackoffOn5xxThenSuccess(t *testing.T) {
 	sim := startSim(t, nil)
-	rec := &sleepRecorder{}
-	c := newClient(t, sim.URL(), rec, nil)
+	start := time.Now()
+	clk := clocktest.New(start, 0)
+	c := newClient(t, sim.URL(), clk, nil)
 	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultServerError, Count: 2, Status: 503})
 	q, err := c.DataQuota(context.Background(), iccid1)
 	if err != nil {
@@ -183,15 +172,17 @@ func TestBackoffOn5xxThenSuccess(t *testing.T) {
 	if q.Total != 1000 {
 		t.Fatalf("quota %+v", q)
 	}
-	got := rec.all()
-	if len(got) != 2 || got[0] != 100*time.Millisecond || got[1] != 200*time.Millisecond {
-		t.Fatalf("back-off %v, want [100ms 200ms]", got)
+	// Full jitter below a ceiling that doubles: 100 ms, then 200 ms.
+	r := rand.New(rand.NewPCG(jitterSeed, jitterSeed))
+	want := time.Duration(r.Int64N(int64(100*time.Millisecond)+1) + r.Int64N(int64(200*time.Millisecond)+1))
+	if w := clk.Now().Sub(start); w != want {
+		t.Fatalf("backed off %s, want %s", w, want)
 	}
 }
 
 func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	sim := startSim(t, nil)
-	c := newClient(t, sim.URL(), &sleepRecorder{}, nil)
+	c := newClient(t, sim.URL(), clocktest.New(time.Now(), 0), nil)
 	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultServerError, Count: 10})
 	_, err := c.Usage(context.Background(), iccid1)
 	var ae *bsc.APIError
@@ -205,7 +196,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 
 func TestNonIdempotentPostNotRetriedOn5xx(t *testing.T) {
 	sim := startSim(t, nil)
-	c := newClient(t, sim.URL(), &sleepRecorder{}, nil)
+	c := newClient(t, sim.URL(), clocktest.New(time.Now(), 0), nil)
 	if _, err := c.GetSIM(context.Background(), iccid1); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +230,7 @@ func TestMalformedJSON(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	sim := startSim(t, nil)
-	c := newClient(t, sim.URL(), &sleepRecorder{}, func(c *bsc.Config) {
+	c := newClient(t, sim.URL(), clocktest.New(time.Now(), 0), func(c *bsc.Config) {
 		c.Timeout = 100 * time.Millisecond
 		c.Retry.MaxAttempts = 2
 	})
@@ -259,8 +250,9 @@ func TestTimeout(t *testing.T) {
 
 func TestCallerCancellationIsNotRetried(t *testing.T) {
 	sim := startSim(t, nil)
-	rec := &sleepRecorder{}
-	c := newClient(t, sim.URL(), rec, nil)
+	start := time.Now()
+	clk := clocktest.New(start, 0)
+	c := newClient(t, sim.URL(), clk, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	sim.InjectFault(bscemu.Fault{Kind: bscemu.FaultSlow, Count: 1, Delay: 2 * time.Second})
@@ -268,8 +260,8 @@ func TestCallerCancellationIsNotRetried(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
-	if len(rec.all()) != 0 {
-		t.Fatalf("backed off after the caller gave up: %v", rec.all())
+	if w := clk.Now().Sub(start); w != 0 {
+		t.Fatalf("backed off %s after the caller gave up", w)
 	}
 }
 
@@ -290,7 +282,7 @@ func TestNotFoundAndInvalidICCID(t *testing.T) {
 
 func TestBadCredentials(t *testing.T) {
 	sim := startSim(t, nil)
-	c := newClient(t, sim.URL(), &sleepRecorder{}, func(c *bsc.Config) { c.Password = "wrong" })
+	c := newClient(t, sim.URL(), clocktest.New(time.Now(), 0), func(c *bsc.Config) { c.Password = "wrong" })
 	_, err := c.GetSIM(context.Background(), iccid1)
 	if !errors.Is(err, bsc.ErrUnauthorized) {
 		t.Fatalf("got %v", err)
@@ -328,7 +320,7 @@ func TestAuditLogHasCallsButNoSecrets(t *testing.T) {
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
 	hr := &headerRecorder{next: http.DefaultTransport}
-	c := newClient(t, sim.URL(), &sleepRecorder{}, func(c *bsc.Config) {
+	c := newClient(t, sim.URL(), clocktest.New(time.Now(), 0), func(c *bsc.Config) {
 		c.Logger = logger
 		c.HTTPClient = &http.Client{Transport: hr}
 	})
@@ -411,11 +403,8 @@ func TestTokenRequestExactlyAsGuide(t *testing.T) {
 		io.WriteString(w, `{"status":"ACTIVE","total":1,"remaining":1,"unit":"sms"}`)
 	}))
 	defer srv.Close()
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	var clockMu sync.Mutex
-	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
-	c := newClient(t, srv.URL+"/management-api", nil, func(c *bsc.Config) { c.Now = clock })
+	clk := clocktest.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 0)
+	c := newClient(t, srv.URL+"/management-api", clk, nil)
 	ctx := context.Background()
 	call := func() {
 		t.Helper()
@@ -424,12 +413,12 @@ func TestTokenRequestExactlyAsGuide(t *testing.T) {
 		}
 	}
 	call()
-	advance(230 * time.Minute) // expires_in says a day, but the guide's 240 min rule applies
+	clk.Advance(230 * time.Minute) // expires_in says a day, but the guide's 240 min rule applies
 	call()
 	if n := tokenCalls.Load(); n != 1 {
 		t.Fatalf("token calls after 230 min = %d, want 1", n)
 	}
-	advance(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	call()
 	if n := tokenCalls.Load(); n != 2 {
 		t.Fatalf("token calls after 240 min = %d, want 2", n)

@@ -1,7 +1,6 @@
 package bsc
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"cellagent/modem/clock"
 	"cellagent/transport/secret"
 )
 
@@ -47,11 +48,16 @@ type Config struct {
 	// HTTPClient replaces the client built from the TLS settings above.
 	HTTPClient *http.Client
 
-	// Hooks for tests. Now and Sleep drive token expiry, back-off, Retry-After
-	// and the rate limiter; Jitter returns a uniform duration in [0, d].
-	Now    func() time.Time
-	Sleep  func(ctx context.Context, d time.Duration) error
-	Jitter func(d time.Duration) time.Duration
+	// Clock is policy time (clock.System when nil): token expiry, the
+	// back-off between attempts, Retry-After and the rate budget are
+	// measured and waited on it. Those waits are the client's own pacing,
+	// not waits for the platform to answer (each attempt is bounded by
+	// Timeout in real time), so a test on clocktest.Fake skips them and
+	// reads them off the clock, as the supervisor's do.
+	Clock clock.Clock
+	// Rand draws the jitter of the back-off (the process's random source
+	// when nil). Seeded, it makes the waits repeatable.
+	Rand rand.Source
 }
 
 // RetryPolicy bounds retries. Zero fields take the defaults.
@@ -142,9 +148,29 @@ func buildHTTPClient(cfg Config) (*http.Client, error) {
 	}, nil
 }
 
-func fullJitter(d time.Duration) time.Duration {
+// jitter draws a uniform duration in [0, d] from r, or from the
+// process's source when r is nil ("full jitter": clients that failed
+// together do not retry together).
+type jitter struct {
+	mu sync.Mutex // a rand.Rand is not safe for concurrent use
+	r  *rand.Rand
+}
+
+func newJitter(src rand.Source) *jitter {
+	if src == nil {
+		return &jitter{}
+	}
+	return &jitter{r: rand.New(src)}
+}
+
+func (j *jitter) draw(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return rand.N(d + 1)
+	if j.r == nil {
+		return rand.N(d + 1)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return time.Duration(j.r.Int64N(int64(d) + 1))
 }

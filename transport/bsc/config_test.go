@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/modem/clock/clocktest"
 )
 
 func TestBaseURLRules(t *testing.T) {
@@ -108,20 +111,18 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestLimiterPacesRequests(t *testing.T) {
-	now := time.Unix(0, 0)
-	var slept []time.Duration
-	l := newLimiter(2, 2, func() time.Time { return now }, func(_ context.Context, d time.Duration) error {
-		slept = append(slept, d)
-		now = now.Add(d)
-		return nil
-	})
+	t0 := time.Unix(0, 0)
+	c := clocktest.New(t0, 0)
+	l := newLimiter(2, 2, c)
+	var at []time.Duration
 	for range 4 {
 		if err := l.wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		at = append(at, c.Now().Sub(t0))
 	}
 	// Burst of 2 free, then one every 500 ms.
-	if len(slept) != 2 || slept[0] != 500*time.Millisecond || slept[1] != 500*time.Millisecond {
-		t.Fatalf("slept %v", slept)
+	if want := []time.Duration{0, 0, 500 * time.Millisecond, time.Second}; !slices.Equal(at, want) {
+		t.Fatalf("requests at %v, want %v", at, want)
 	}
 }

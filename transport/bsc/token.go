@@ -42,7 +42,7 @@ type tokenSource struct {
 
 func (ts *tokenSource) get(ctx context.Context) (*token, error) {
 	ts.mu.Lock()
-	if ts.tok != nil && ts.c.now().Before(ts.tok.expiry) {
+	if ts.tok != nil && ts.c.clock.Now().Before(ts.tok.expiry) {
 		t := ts.tok
 		ts.mu.Unlock()
 		return t, nil
@@ -109,5 +109,5 @@ func (c *Client) requestToken(ctx context.Context) (*token, error) {
 	// Refresh a little early so a token never expires in flight; short
 	// lifetimes (tests, odd platforms) get a proportional margin.
 	margin := min(time.Minute, life/5)
-	return &token{value: tr.AccessToken, expiry: c.now().Add(life - margin)}, nil
+	return &token{value: tr.AccessToken, expiry: c.clock.Now().Add(life - margin)}, nil
 }

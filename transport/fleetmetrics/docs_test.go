@@ -36,7 +36,7 @@ func TestDashboardAndDocs(t *testing.T) {
 	if len(d.Panels) == 0 {
 		t.Fatal("dashboard without panels")
 	}
-	served := Names()
+	served := names()
 	var exprs []string
 	for _, p := range d.Panels {
 		if len(p.Targets) == 0 {

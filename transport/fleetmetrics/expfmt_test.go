@@ -166,7 +166,7 @@ func TestHandlerGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The process figures change between scrapes; the fleet's do not.
-	fleet := func(b []byte) string { return onlyFamilies(string(b), Names()...) }
+	fleet := func(b []byte) string { return onlyFamilies(string(b), names()...) }
 	if fleet(unzipped) != fleet(plain) || !strings.Contains(fleet(plain), `cellagent_gateway_up{gateway="gw-3"} 0`) {
 		t.Errorf("gzip and plain differ:\n%s\n---\n%s", unzipped, plain)
 	}

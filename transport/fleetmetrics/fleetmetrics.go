@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"cellagent/modem/clock"
 	"cellagent/transport/mqtt"
 )
 
@@ -31,16 +32,16 @@ var RegStates = []string{"home", "roaming", "searching", "denied", "not-searchin
 type Collector struct {
 	src   Source
 	stale time.Duration
-	now   func() time.Time
+	clock clock.Clock
 }
 
 // New returns a collector that leaves out gateways not heard from for
-// longer than stale (never, if stale is 0). now defaults to time.Now.
-func New(src Source, stale time.Duration, now func() time.Time) *Collector {
-	if now == nil {
-		now = time.Now
+// longer than stale (never, if stale is 0) by c (clock.System when nil).
+func New(src Source, stale time.Duration, c clock.Clock) *Collector {
+	if c == nil {
+		c = clock.System
 	}
-	return &Collector{src: src, stale: stale, now: now}
+	return &Collector{src: src, stale: stale, clock: c}
 }
 
 // allDescs are the fleet's metric families; their index is the family's
@@ -81,16 +82,6 @@ var (
 	regDomains = []string{"cs", "ps", "eps"}
 )
 
-// Names lists the metric names the collector serves, sorted.
-func Names() []string {
-	out := make([]string, len(allDescs))
-	for i, d := range allDescs {
-		out[i] = d.name
-	}
-	slices.Sort(out)
-	return out
-}
-
 // collect returns the samples of every gateway heard from within the
 // stale limit, one family per entry of allDescs.
 func (c *Collector) collect() []family {
@@ -98,7 +89,7 @@ func (c *Collector) collect() []family {
 	for i, d := range allDescs {
 		fams[i].d = d
 	}
-	now := c.now()
+	now := c.clock.Now()
 	online, offline := 0, 0
 	for _, g := range c.src.Snapshot() {
 		if c.stale > 0 && now.Sub(g.LastSeen) > c.stale {

@@ -18,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/mqtt"
 	"cellagent/transport/mqtt/mqtttest"
 )
@@ -62,7 +63,7 @@ func TestCollector(t *testing.T) {
 	f := newFleet(t)
 	now := time.Now()
 	feed(f, fleetMessages(now))
-	c := New(f, time.Hour, func() time.Time { return now })
+	c := New(f, time.Hour, clocktest.New(now, 0))
 	want := `# HELP cellagent_fleet_gateways Gateways in the exporter's view (stale ones excluded), by state.
 # TYPE cellagent_fleet_gateways gauge
 cellagent_fleet_gateways{state="offline"} 1
@@ -157,11 +158,11 @@ func TestCollectorStale(t *testing.T) {
 		}
 	}
 	f.Apply("cellagent/v1/gw-2/telemetry", []byte(fmt.Sprintf(`{"v":1,"seq":2,"q":2,"ts":%d,"rssi":-90}`, now.Unix())), true)
-	c := New(f, time.Hour, func() time.Time { return now })
+	c := New(f, time.Hour, clocktest.New(now, 0))
 	if n := len(c.collect()[dUp].samples); n != 1 {
 		t.Errorf("%d gateways up/down, want 1 (gw-2; the others are stale)", n)
 	}
-	if n := len(New(f, 0, func() time.Time { return now }).collect()[dUp].samples); n != 3 {
+	if n := len(New(f, 0, clocktest.New(now, 0)).collect()[dUp].samples); n != 3 {
 		t.Errorf("without a stale limit %d gateways, want 3", n)
 	}
 }
@@ -289,9 +290,9 @@ func tail(s string, n int) string {
 }
 
 func TestNames(t *testing.T) {
-	got := Names()
+	got := names()
 	if len(got) != len(allDescs) || !slices.IsSorted(got) || !slices.Contains(got, "cellagent_gateway_up") {
-		t.Fatalf("Names() = %v", got)
+		t.Fatalf("names() = %v", got)
 	}
 }
 
@@ -325,4 +326,14 @@ func BenchmarkScrape(b *testing.B) {
 			b.ReportMetric(float64(size), "bytes/scrape")
 		})
 	}
+}
+
+// names lists the metric names the collector serves, sorted.
+func names() []string {
+	out := make([]string, len(allDescs))
+	for i, d := range allDescs {
+		out[i] = d.name
+	}
+	slices.Sort(out)
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"cellagent/modem/clock"
 	"cellagent/transport/mqtt"
 )
 
@@ -32,7 +33,8 @@ type Options struct {
 	// Interval batches updates to the browsers (default 250 ms): a
 	// thousand gateways change many times a second.
 	Interval time.Duration
-	Now      func() time.Time
+	// Clock dates the window and the messages (clock.System when nil).
+	Clock clock.Clock
 }
 
 // Sample is one signal reading: [unix s, rsrp dBm or null, sinr dB or
@@ -159,8 +161,8 @@ func New(o Options) *View {
 	if o.Interval <= 0 {
 		o.Interval = 250 * time.Millisecond
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.System
 	}
 	return &View{o: o, gws: map[string]*entry{}, dirty: map[string]bool{}, subs: map[chan []byte]struct{}{}}
 }
@@ -168,7 +170,7 @@ func New(o Options) *View {
 // Apply folds one message the fleet reader applied: it is the reader's
 // OnMessage.
 func (v *View) Apply(g mqtt.Gateway, m mqtt.FleetMessage) {
-	now := v.o.Now()
+	now := v.o.Clock.Now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if g.Removed {
@@ -307,7 +309,7 @@ func (v *View) Snapshot() Message {
 }
 
 func (v *View) snapshot() Message {
-	m := Message{V: Version, Type: "snapshot", Now: v.o.Now().Unix(), Gateways: make([]Row, 0, len(v.gws)), Events: slices.Clone(v.events)}
+	m := Message{V: Version, Type: "snapshot", Now: v.o.Clock.Now().Unix(), Gateways: make([]Row, 0, len(v.gws)), Events: slices.Clone(v.events)}
 	for _, e := range v.gws {
 		m.Gateways = append(m.Gateways, e.row())
 	}
@@ -349,7 +351,7 @@ func (v *View) flush() *Message {
 	if len(v.dirty) == 0 && len(v.removed) == 0 && len(v.fresh) == 0 {
 		return nil
 	}
-	m := &Message{V: Version, Type: "update", Now: v.o.Now().Unix(), Gateways: make([]Row, 0, len(v.dirty)), Removed: v.removed, Events: v.fresh}
+	m := &Message{V: Version, Type: "update", Now: v.o.Clock.Now().Unix(), Gateways: make([]Row, 0, len(v.dirty)), Removed: v.removed, Events: v.fresh}
 	for id := range v.dirty {
 		m.Gateways = append(m.Gateways, v.gws[id].row())
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cellagent/modem/clock/clocktest"
 	"cellagent/transport/mqtt"
 )
 
@@ -55,8 +56,7 @@ func TestDocumentedExamples(t *testing.T) {
 // step within the window, events and SMS per gateway, and hands out
 // only what changed.
 func TestView(t *testing.T) {
-	now := time.Unix(1735690000, 0)
-	v := New(Options{Window: time.Hour, Resolution: time.Minute, Now: func() time.Time { return now }})
+	v := New(Options{Window: time.Hour, Resolution: time.Minute, Clock: clocktest.New(time.Unix(1735690000, 0), 0)})
 	f, err := mqtt.NewFleet(mqtt.FleetOptions{Conn: mqtt.Conn{Broker: "tcp://127.0.0.1:1", AllowPlaintext: true}, OnMessage: v.Apply})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 // The integration tests run a real mosquitto from mqtttest, as the house
@@ -35,7 +36,7 @@ type watchOpts struct {
 	id         string
 	clean      bool // false: persistent session, survives broker restarts
 	user, pass string
-	tls        *mqtttest.PKI
+	tls        *secrettest.PKI
 }
 
 func watch(t testing.TB, b *mqtttest.Broker, o watchOpts, filters ...string) *watcher {

@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"cellagent/transport/mqtt/mqtttest"
+	"cellagent/transport/secret/secrettest"
 )
 
 func TestConnConfig(t *testing.T) {
-	pki := mqtttest.NewPKI(t)
+	pki := secrettest.NewPKI(t)
 	tests := []struct {
 		name    string
 		conn    Conn

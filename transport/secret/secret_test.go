@@ -5,19 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"cellagent/transport/secret/secrettest"
 )
 
 func TestRead(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return secrettest.WriteFile(t, dir, name, content, mode)
 	}
 	if s, err := Read(write("ok", "s3cr:et\n", 0o600)); err != nil || s != "s3cr:et" {
 		t.Fatalf("got %q, %v", s, err)

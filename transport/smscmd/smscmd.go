@@ -129,13 +129,6 @@ func Sign(key []byte, iccid string, m Message) (string, error) {
 	return text, nil
 }
 
-// Parse decodes text without checking its MAC: only for showing what an
-// unverifiable text claimed to be. Use Verify to act on one.
-func Parse(text string) (Message, error) {
-	m, _, _, err := parse(text)
-	return m, err
-}
-
 // Verify parses text and checks its MAC for the SIM iccid with key. Only
 // a nil error means the message came from a holder of the key; whether
 // it is fresh (its counter) is the caller's to check.

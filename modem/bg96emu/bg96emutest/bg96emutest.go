@@ -5,6 +5,7 @@ package bg96emutest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"cellagent/modem/at"
@@ -35,4 +36,15 @@ func Engine(tb testing.TB, m *bg96emu.Modem, opts ...at.Option) *at.AT {
 	a := at.New(sp, opts...)
 	tb.Cleanup(func() { a.Close() })
 	return a
+}
+
+// Link makes dir/ttyBG96 a link to m's pty, as udev names a modem's port,
+// and returns that path.
+func Link(tb testing.TB, m *bg96emu.Modem, dir string) string {
+	tb.Helper()
+	tty := filepath.Join(dir, "ttyBG96")
+	if err := m.Link(tty); err != nil {
+		tb.Fatalf("linking the simulator's pty: %v", err)
+	}
+	return tty
 }

@@ -4,7 +4,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cellagent/modem/clock"
 )
+
+var _ clock.Clock = (*Fake)(nil)
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 

@@ -79,8 +79,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := newUUID()
 	s.mu.Lock()
-	life := s.lifetime
-	s.tokens[tok] = s.now().Add(life)
+	life := s.cfg.TokenLifetime
+	s.tokens[tok] = time.Now().Add(life)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok,
@@ -129,7 +129,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	exp, ok := s.tokens[tok]
-	return ok && s.now().Before(exp)
+	return ok && time.Now().Before(exp)
 }
 
 func ts(t time.Time) string {
@@ -199,7 +199,7 @@ func (s *Server) putSIM(w http.ResponseWriter, r *http.Request, st *simState) {
 	}
 	if body.Status != nil && *body.Status != st.status {
 		st.status = *body.Status
-		st.event(s.now(), "STATUS_CHANGED", "SIM "+st.status)
+		st.event(time.Now(), "STATUS_CHANGED", "SIM "+st.status)
 	}
 	v := simJSON(st)
 	s.mu.Unlock()
@@ -234,7 +234,7 @@ func (s *Server) connectivity(w http.ResponseWriter, _ *http.Request, st *simSta
 	}
 	v := map[string]any{
 		"iccid": st.cfg.ICCID, "status": status, "rat": "LTE-M", "operator": "Simulated Operator",
-		"mcc": "901", "mnc": "40", "ip_address": simJSON(st)["ip_address"], "last_seen": ts(s.now()),
+		"mcc": "901", "mnc": "40", "ip_address": simJSON(st)["ip_address"], "last_seen": ts(time.Now()),
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
@@ -260,14 +260,14 @@ func quotaJSON(status string, total, remaining int64, unit string, expiry time.T
 
 func (s *Server) dataQuota(w http.ResponseWriter, _ *http.Request, st *simState) {
 	s.mu.Lock()
-	v := quotaJSON(st.dataStatus(s.now()), st.dataTotal, st.dataRemaining, "bytes", st.expiry, true)
+	v := quotaJSON(st.dataStatus(time.Now()), st.dataTotal, st.dataRemaining, "bytes", st.expiry, true)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) smsQuota(w http.ResponseWriter, _ *http.Request, st *simState) {
 	s.mu.Lock()
-	v := quotaJSON(st.smsStatus(s.now()), st.smsTotal, st.smsRemaining, "sms", st.expiry, false)
+	v := quotaJSON(st.smsStatus(time.Now()), st.smsTotal, st.smsRemaining, "sms", st.expiry, false)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
 }
@@ -276,7 +276,7 @@ func (s *Server) usage(w http.ResponseWriter, _ *http.Request, st *simState) {
 	s.mu.Lock()
 	v := map[string]any{
 		"period_start": ts(st.periodStart),
-		"period_end":   ts(s.now()),
+		"period_end":   ts(time.Now()),
 		"data":         map[string]any{"total_bytes": st.usedBytes},
 		"sms":          map[string]any{"mo": st.smsMO, "mt": st.smsMT},
 	}
@@ -294,7 +294,7 @@ func (s *Server) reset(w http.ResponseWriter, _ *http.Request, st *simState) {
 		writeError(w, http.StatusServiceUnavailable, "Unavailable", "simulator shutting down")
 		return
 	}
-	now := s.now()
+	now := time.Now()
 	st.resetCount++
 	st.resetting = true
 	st.event(now, "RESET_QUEUED", "connectivity reset queued")
@@ -317,7 +317,7 @@ func (s *Server) runReset(st *simState) {
 	}
 	s.mu.Lock()
 	st.resetting = false
-	st.event(s.now(), "RESET_DONE", "connectivity reset executed")
+	st.event(time.Now(), "RESET_DONE", "connectivity reset executed")
 	dev := s.devices[st.cfg.ICCID]
 	s.mu.Unlock()
 	if dev != nil {
@@ -355,7 +355,7 @@ func (s *Server) sendSMS(w http.ResponseWriter, r *http.Request, st *simState) {
 		return
 	}
 	s.mu.Lock()
-	m := &mtState{id: s.nextID, payload: body.Payload, source: body.SourceAddress, status: smsBuffered, submitted: s.now()}
+	m := &mtState{id: s.nextID, payload: body.Payload, source: body.SourceAddress, status: smsBuffered, submitted: time.Now()}
 	s.nextID++
 	st.mt = append(st.mt, m)
 	if _, ok := s.devices[st.cfg.ICCID]; ok {
@@ -421,7 +421,7 @@ func (s *Server) topup(w http.ResponseWriter, r *http.Request, st *simState) {
 	}
 	s.mu.Lock()
 	s.applyTopupLocked(st, body)
-	v := quotaJSON(st.dataStatus(s.now()), st.dataTotal, st.dataRemaining, "bytes", st.expiry, true)
+	v := quotaJSON(st.dataStatus(time.Now()), st.dataTotal, st.dataRemaining, "bytes", st.expiry, true)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
 }
@@ -430,7 +430,7 @@ func (s *Server) applyTopupLocked(st *simState, b topupBody) {
 	if b.DataBytes == 0 && b.SMS == 0 {
 		b.DataBytes, b.SMS = st.cfg.DataBytes, st.cfg.SMS
 	}
-	st.topup(b.DataBytes, b.SMS, s.now())
+	st.topup(b.DataBytes, b.SMS, time.Now())
 }
 
 // bulkTopup takes a JSON array of ICCIDs or {"iccids": [...]}; an unknown

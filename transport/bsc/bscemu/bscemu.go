@@ -56,14 +56,13 @@ type Config struct {
 	// injection from scripts; keep it off on shared networks.
 	Control bool
 
-	// Fields for a runnable simulator (ListenAndServe).
+	// Fields for a runnable simulator (ServerTLS).
 	Listen        string // e.g. 127.0.0.1:8443
 	TLSCertFile   string // PEM; with TLSKeyFile
 	TLSKeyFile    string
 	TLSSelfSigned bool // generate a certificate for Listen's host
 
 	Logger *slog.Logger
-	Now    func() time.Time
 }
 
 // SIMConfig describes one simulated SIM.
@@ -80,7 +79,6 @@ type SIMConfig struct {
 type Server struct {
 	cfg  Config
 	log  *slog.Logger
-	now  func() time.Time
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -88,20 +86,19 @@ type Server struct {
 	outq chan outbound
 	mtq  chan mtJob
 
-	mu       sync.Mutex
-	sims     map[string]*simState
-	order    []string
-	devices  map[string]Device
-	tokens   map[string]time.Time
-	faults   []*Fault
-	nTokens  int
-	nAPI     int
-	nextID   int64
-	httpSrv  *http.Server
-	baseURL  string
-	mux      *http.ServeMux
-	closed   bool
-	lifetime time.Duration
+	mu      sync.Mutex
+	sims    map[string]*simState
+	order   []string
+	devices map[string]Device
+	tokens  map[string]time.Time
+	faults  []*Fault
+	nTokens int
+	nAPI    int
+	nextID  int64
+	httpSrv *http.Server
+	baseURL string
+	mux     *http.ServeMux
+	closed  bool
 }
 
 // New builds a simulator and starts its background workers.
@@ -128,22 +125,17 @@ func New(cfg Config) (*Server, error) {
 		cfg.AppClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		outq:     make(chan outbound, cfg.QueueSize),
-		mtq:      make(chan mtJob, cfg.QueueSize),
-		sims:     map[string]*simState{},
-		devices:  map[string]Device{},
-		tokens:   map[string]time.Time{},
-		nextID:   1,
-		lifetime: cfg.TokenLifetime,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		outq:    make(chan outbound, cfg.QueueSize),
+		mtq:     make(chan mtJob, cfg.QueueSize),
+		sims:    map[string]*simState{},
+		devices: map[string]Device{},
+		tokens:  map[string]time.Time{},
+		nextID:  1,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	for i, sc := range cfg.SIMs {
 		if err := bsc.ValidateICCID(sc.ICCID); err != nil {
@@ -164,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		if sc.SMS <= 0 {
 			sc.SMS = 250
 		}
-		s.sims[sc.ICCID] = newSIMState(sc, s.now())
+		s.sims[sc.ICCID] = newSIMState(sc, time.Now())
 		s.order = append(s.order, sc.ICCID)
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
@@ -262,13 +254,6 @@ func (s *Server) Register(d Device) error {
 	return nil
 }
 
-// Unregister detaches the modem; later MT SMS are buffered.
-func (s *Server) Unregister(iccid string) {
-	s.mu.Lock()
-	delete(s.devices, iccid)
-	s.mu.Unlock()
-}
-
 // UseData records bytes of traffic by the SIM and lowers its data quota,
 // logging threshold events as the platform would.
 func (s *Server) UseData(iccid string, bytes int64) error {
@@ -281,7 +266,7 @@ func (s *Server) UseData(iccid string, bytes int64) error {
 	if !ok {
 		return fmt.Errorf("bscemu: UseData: no SIM %s", iccid)
 	}
-	st.consume(bytes, s.now())
+	st.consume(bytes, time.Now())
 	return nil
 }
 
@@ -320,19 +305,12 @@ func (s *Server) RevokeTokens() {
 // ExpireTokensAfter shortens every issued token's life to d from now.
 func (s *Server) ExpireTokensAfter(d time.Duration) {
 	s.mu.Lock()
-	limit := s.now().Add(d)
+	limit := time.Now().Add(d)
 	for t, exp := range s.tokens {
 		if exp.After(limit) {
 			s.tokens[t] = limit
 		}
 	}
-	s.mu.Unlock()
-}
-
-// SetTokenLifetime changes expires_in for tokens issued from now on.
-func (s *Server) SetTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	s.lifetime = d
 	s.mu.Unlock()
 }
 

@@ -1,7 +1,6 @@
 package bscemu
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -152,19 +151,4 @@ func (c Config) ServerTLS() (*tls.Config, []byte, error) {
 		return SelfSignedTLS(host, "localhost", "127.0.0.1", "::1")
 	}
 	return nil, nil, nil
-}
-
-// ListenAndServe runs the simulator on Config.Listen until ctx ends, then
-// closes it: the body of `cellbench bsc sim`. tlsCfg comes from
-// Config.ServerTLS, called by the CLI first so it can save the certificate
-// PEM for clients.
-func (s *Server) ListenAndServe(ctx context.Context, tlsCfg *tls.Config) error {
-	if s.cfg.Listen == "" {
-		return errors.New("bscemu: no listen address configured")
-	}
-	if err := s.Start(s.cfg.Listen, tlsCfg); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return s.Close()
 }

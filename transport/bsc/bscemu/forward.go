@@ -78,7 +78,7 @@ func (s *Server) ForwardMO(iccid string, mo MO) error {
 	st.smsMO++
 	st.smsRemaining = max(0, st.smsRemaining-1)
 	msisdn, endpoint := st.cfg.MSISDN, st.cfg.EndpointID
-	now := s.now()
+	now := time.Now()
 	s.mu.Unlock()
 
 	m := receiver.MO{
@@ -228,7 +228,7 @@ func (s *Server) deliverMT(j mtJob) {
 		s.log.Warn("bscemu: MT delivery failed", "iccid", j.iccid, "id", j.id, "err", err)
 		return
 	}
-	now := s.now()
+	now := time.Now()
 	m.status, m.final = smsDelivered, now
 	st.smsMT++
 	st.smsRemaining = max(0, st.smsRemaining-1)

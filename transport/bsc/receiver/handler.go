@@ -55,7 +55,6 @@ type Handler struct {
 	// or duplicates), outside any transaction.
 	Stored func()
 	Log    *slog.Logger
-	Now    func() time.Time
 
 	refused atomic.Uint64
 }
@@ -101,10 +100,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "reading the body failed")
 		return
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
 	var out Outcome
 	if r.Method == http.MethodPost {
 		m, err := DecodeMO(body)
@@ -112,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			refuse(http.StatusBadRequest, err.Error())
 			return
 		}
-		out, err = h.Store.PutMO(m, now())
+		out, err = h.Store.PutMO(m, time.Now())
 		if err != nil {
 			log.Error("receiver: not stored; the platform will retry", "err", err)
 			http.Error(w, "not stored", http.StatusServiceUnavailable)
@@ -124,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			refuse(http.StatusBadRequest, err.Error())
 			return
 		}
-		out, err = h.Store.PutDLR(d, now())
+		out, err = h.Store.PutDLR(d, time.Now())
 		if err != nil {
 			log.Error("receiver: not stored; the platform will retry", "err", err)
 			http.Error(w, "not stored", http.StatusServiceUnavailable)

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"cellagent/transport/secret/secrettest"
 )
 
 // Mosquitto is where Debian's mosquitto package installs the broker;
@@ -58,7 +60,7 @@ type Broker struct {
 	port     int // main listener: tcp, or TLS with a password when pki is set
 	certPort int // TLS with a required client certificate
 	scheme   string
-	pki      *PKI
+	pki      *secrettest.PKI
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -124,7 +126,7 @@ func Start(t testing.TB, o Options) *Broker {
 	c.WriteString("log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.port)
 	if o.TLS {
-		b.pki = NewPKI(t)
+		b.pki = secrettest.NewPKI(t)
 		b.scheme = "tls"
 		fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", b.pki.CAFile, b.pki.ServerCert, b.pki.ServerKey)
 		if o.CertListener {
@@ -186,18 +188,7 @@ func (b *Broker) CertURL() string {
 
 // PKI is the test CA and the certificates the broker serves with
 // Options.TLS, and a client certificate it accepts; nil without TLS.
-func (b *Broker) PKI() *PKI { return b.pki }
-
-// Log is mosquitto's output since it was last started. It is also
-// logged when the broker stops in a test that failed.
-func (b *Broker) Log() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.out == nil {
-		return ""
-	}
-	return b.out.String()
-}
+func (b *Broker) PKI() *secrettest.PKI { return b.pki }
 
 // Start runs mosquitto (again, after Stop: same port, same config,
 // persisted sessions) and waits until it accepts TCP connections.

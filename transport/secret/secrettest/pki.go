@@ -1,9 +1,13 @@
-package mqtttest
+// Package secrettest makes the certificates the TLS tests of every
+// transport load with secret.LoadTLS: one test PKI instead of one per
+// package.
+package secrettest
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -23,8 +27,7 @@ type PKI struct {
 	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
-// NewPKI generates a PKI. Start makes its own with Options.TLS; a test
-// calls NewPKI for certificate files without a broker.
+// NewPKI generates a PKI (mqtttest.Start makes its own with Options.TLS).
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
 	dir := t.TempDir()
@@ -85,4 +88,24 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ServerTLS is the server's side of the PKI: its certificate, and the CA
+// that client certificates are checked against when ClientAuth asks for
+// one.
+func (p *PKI) ServerTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(p.ServerCert, p.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(p.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("no certificate in %s", p.CAFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, MinVersion: tls.VersionTLS12}
 }
