@@ -16,7 +16,7 @@ import (
 func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 	deps := supervisor.Deps{
 		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.queueEvent, Logger: d.log,
-		Clock: supervisor.SystemClock(nowClock(d.now)), ConfigFault: d.data.fault,
+		Clock: supervisor.SystemClock(d.clock), ConfigFault: d.data.fault,
 	}
 	if d.data.bearer != nil {
 		deps.Bearer = d.data.bearer
@@ -76,11 +76,3 @@ func (d *daemon) runSupervisor(ctx context.Context) {
 		d.log.Error("agent: supervisor stopped", "err", err)
 	}
 }
-
-// nowClock is the daemon's wall clock (offset in a chaos build) as the
-// project's clock, for the session keeper and the supervisor: time from
-// now, waits in real time.
-type nowClock func() time.Time
-
-func (f nowClock) Now() time.Time                       { return f() }
-func (nowClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
