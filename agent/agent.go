@@ -459,7 +459,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 		OnChange: d.linkChanged,
 		OnPhase:  func(atsession.Snapshot) { kick(d.dirty) },
 		Logger:   d.log,
-		Clock:    supervisor.SystemClock(d.now),
+		Clock:    d.clock,
 	})
 	wg.Add(1)
 	go func() {

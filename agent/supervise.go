@@ -16,7 +16,7 @@ import (
 func (d *daemon) newSupervisor() (*supervisor.Supervisor, error) {
 	deps := supervisor.Deps{
 		Link: d.link, ICCID: d.cfg.BSC.ICCID, Store: d.st, Emit: d.queueEvent, Logger: d.log,
-		Clock: supervisor.SystemClock(d.now), ConfigFault: d.data.fault,
+		Clock: supervisor.SystemClock(d.clock), ConfigFault: d.data.fault,
 	}
 	if d.data.bearer != nil {
 		deps.Bearer = d.data.bearer

@@ -40,20 +40,6 @@ func (s *Supervisor) needBSC() string {
 	return ""
 }
 
-// needBSCReachable skips the reset when the quota step of this climb found
-// the operator API unreachable: on a gateway whose only uplink is the
-// cellular link that is the usual case, and another call would only wait
-// for the same time-outs.
-func (s *Supervisor) needBSCReachable() string {
-	if why := s.needBSC(); why != "" {
-		return why
-	}
-	if s.lad.bscDown != "" {
-		return "the operator API is unreachable (" + s.lad.bscDown + ")"
-	}
-	return ""
-}
-
 func (s *Supervisor) needBearer() string {
 	if s.deps.Bearer == nil || !s.deps.Bearer.Dials() {
 		return "the agent does not own the data bearer ([data] mode = \"ppp\")"
@@ -152,9 +138,9 @@ func (s *Supervisor) bscFailed(what string, err error) outcome {
 			detail: fmt.Sprintf("%s: the operator API asked to wait %s", what, wait),
 			attrs:  event.Attrs{"retry_after": wait.String()}}
 	}
-	s.lad.bscDown = err.Error()
-	s.publish()
-	return failed("%s: operator API unreachable: %v", what, err)
+	out := failed("%s: operator API unreachable: %v", what, err)
+	out.bscDown = err.Error()
+	return out
 }
 
 // checkQuota asks the operator for the SIM's allowances. Only the data
@@ -187,9 +173,6 @@ func (s *Supervisor) checkQuota(ctx context.Context) outcome {
 	now := s.clock.Now()
 	was := s.health.quotaExhausted
 	s.health.quotaExhausted = exhausted
-	if exhausted {
-		s.lad.quotaCheck = now.Add(s.cfg.QuotaRecheck.Duration)
-	}
 	v := s.health.verdict(now)
 	s.publish()
 

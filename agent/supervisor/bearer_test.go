@@ -65,7 +65,12 @@ func (b *dataBearer) configFault() string {
 // ladder's first step is the cheap redial, and it keeps to its budget
 // over a day of outage.
 func TestRedialIsTheFirstStep(t *testing.T) {
-	r := newRig(t, rigOpts{})
+	t.Parallel()
+	// Instant waits and a poll a minute: the simulated modem's own delays
+	// play no part in a bearer that is down or refused, and a day of
+	// polls at 15 s is only more AT traffic.
+	r := newRig(t, rigOpts{instant: true})
+	r.cfg.Poll.Duration = time.Minute
 	b := &dataBearer{up: true}
 	d := r.deps()
 	d.Bearer = b
@@ -89,7 +94,12 @@ func TestRedialIsTheFirstStep(t *testing.T) {
 // step at all over a simulated day, and the ladder back to normal once
 // the fault is gone (the operator fixed the APN and reloaded).
 func TestConfigFaultStopsTheLadder(t *testing.T) {
-	r := newRig(t, rigOpts{})
+	t.Parallel()
+	// Instant waits and a poll a minute: the simulated modem's own delays
+	// play no part in a bearer that is down or refused, and a day of
+	// polls at 15 s is only more AT traffic.
+	r := newRig(t, rigOpts{instant: true})
+	r.cfg.Poll.Duration = time.Minute
 	b := &dataBearer{up: true}
 	d := r.deps()
 	d.Bearer, d.ConfigFault = b, b.configFault
@@ -121,6 +131,7 @@ func TestConfigFaultStopsTheLadder(t *testing.T) {
 // An exhausted data quota stops the bearer's dialling: the quota step
 // tells it once, and it is told again when connectivity is back.
 func TestQuotaBlocksTheBearer(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true})
 	if err := r.srv.UseData(r.iccid, 500<<20); err != nil {
 		t.Fatal(err)

@@ -24,18 +24,16 @@ type Clock interface {
 	Boot() (id string, up time.Duration)
 }
 
-// SystemClock is the clock of a running agent: policy time from now
-// (time.Now when nil, which the daemon replaces only in test builds),
-// waits and the boot clock from the system.
-func SystemClock(now func() time.Time) Clock {
-	if now == nil {
-		now = time.Now
+// SystemClock is the clock of a running agent: policy time and waits
+// from c (clock.System when nil; the daemon passes its own, which a
+// chaos build offsets), the boot clock from the system.
+func SystemClock(c clock.Clock) Clock {
+	if c == nil {
+		c = clock.System
 	}
-	return systemClock{now: now}
+	return systemClock{c}
 }
 
-type systemClock struct{ now func() time.Time }
+type systemClock struct{ clock.Clock }
 
-func (c systemClock) Now() time.Time                       { return c.now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-func (systemClock) Boot() (id string, up time.Duration)    { return bootclock.System() }
+func (systemClock) Boot() (id string, up time.Duration) { return bootclock.System() }

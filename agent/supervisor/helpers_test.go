@@ -2,8 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +31,25 @@ import (
 
 // The daemon's parts fit the supervisor's interfaces.
 var _ StateStore = (*store.Store)(nil)
+
+// TestMain lets more scenario tests run at once than the machine has
+// cores: each spends most of its wall time waiting for the simulated
+// modem (a boot, a power-down, an AT time-out), not computing. An explicit
+// -parallel is kept.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(max(scenarioParallel, runtime.GOMAXPROCS(0)))); err != nil {
+			panic(err)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// scenarioParallel is how many tests run at once at least.
+const scenarioParallel = 8
 
 // t0 is where every scenario's simulated time starts.
 var t0 = time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)

@@ -2,14 +2,12 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"strings"
 	"time"
 
 	"cellagent/agent/config"
 	"cellagent/agent/event"
-	"cellagent/modem/clock"
 )
 
 type stepID int
@@ -75,7 +73,7 @@ var ladderSteps = [numSteps]stepSpec{
 	stepReattach:   {network, (*Supervisor).needAT, (*Supervisor).reattach},
 	stepCFUNReset:  {network, (*Supervisor).needAT, (*Supervisor).cfunReset},
 	stepQuota:      {network, (*Supervisor).needBSC, (*Supervisor).checkQuota},
-	stepBSCReset:   {network, (*Supervisor).needBSCReachable, (*Supervisor).bscReset},
+	stepBSCReset:   {network, (*Supervisor).needBSC, (*Supervisor).bscReset},
 	stepReboot:     {anyProblem, (*Supervisor).needAT, (*Supervisor).reboot},
 	stepPowerCycle: {anyProblem, (*Supervisor).needPower, (*Supervisor).powerCycle},
 }
@@ -94,240 +92,51 @@ type outcome struct {
 	detail  string
 	attrs   event.Attrs
 	retryAt time.Time
+	// bscDown says why the operator API is unreachable, when the step
+	// found it so.
+	bscDown string
 }
 
-// ladder is the recovery state of the current outage.
-type ladder struct {
-	active bool      // an outage is being handled
-	acted  bool      // a step was taken in this climb
-	pos    stepID    // the last step taken in this climb
-	due    time.Time // when the ladder acts next; zero: nothing planned
-	// dueWhat says what happens at due, for the status file.
-	dueWhat     string
-	rounds      int // climbs since the link last stayed good for backoff_max
-	nextRound   time.Time
-	parkedUntil time.Time
-	goodSince   time.Time
-	// since is when the evidence of the current outage began; steps and
-	// last count and name what this outage has taken so far.
-	since time.Time
-	steps int
-	last  stepID
-	// bscDown says why the operator API is out for this climb.
-	bscDown    string
-	quotaCheck time.Time
-}
+// tick feeds the machine the evidence as it stands, after a poll or a
+// wait.
+func (s *Supervisor) tick(ctx context.Context) { s.feed(ctx, ladderEvent{kind: evEvidence}) }
 
-func (l *ladder) parked(now time.Time) bool { return now.Before(l.parkedUntil) }
-
-// backoff is the pause before climb n+1: backoff_min doubling per climb,
-// capped at backoff_max.
-func (s *Supervisor) backoff(n int) time.Duration {
-	return clock.Backoff(s.cfg.BackoffMin.Duration, s.cfg.BackoffMax.Duration, n)
-}
-
-func (s *Supervisor) plan(at time.Time, what string) {
-	s.lad.due, s.lad.dueWhat = at, what
-	s.publish()
-}
-
-// tick moves the ladder on after an observation or a wait.
-func (s *Supervisor) tick(ctx context.Context) {
-	now := s.clock.Now()
-	v := s.v
-	switch {
-	case s.health.ok():
-		s.faultAlerted = ""
-		s.recovered(now)
-		return
-	case v.state == StateQuota:
-		s.watchQuota(ctx, now)
-		return
-	case v.state == StateConfigFault:
-		s.configFault(now)
-		return
-	case v.problem == probNone:
-		// Degraded, or not yet confirmed: nothing the evidence calls for.
-		// An outage under way keeps its place on the ladder.
-		return
-	}
-	l := &s.lad
-	if !l.active {
-		start := latest(v.since.Add(s.cfg.Observe.Duration), l.nextRound, l.parkedUntil)
-		l.active, l.acted, l.pos, l.bscDown = true, false, stepObserve, ""
-		l.goodSince, l.since, l.steps, l.last = time.Time{}, v.since, 0, stepObserve
-		s.publish()
-		s.plan(start, "climb the ladder")
-		s.emit(event.Recovery, "warn", fmt.Sprintf("%s: outage confirmed (%s); next step not before %s",
-			StepObserve, v.reason, start.UTC().Format(time.RFC3339)),
-			event.Attrs{"step": StepObserve, "outcome": "watching", "reason": v.reason, "until": start.UTC().Format(time.RFC3339)})
-	}
-	if now.Before(l.due) {
-		return
-	}
-	s.climb(ctx, v)
-}
-
-func latest(ts ...time.Time) time.Time {
-	var m time.Time
-	for _, t := range ts {
-		if t.After(m) {
-			m = t
-		}
-	}
-	return m
-}
-
-// climb takes the next steps the evidence calls for, as nextRung and
-// afterStep decide.
-func (s *Supervisor) climb(ctx context.Context, v verdict) {
-	l := &s.lad
-	blocked := func(id stepID) string {
-		return blockedBy(ladderSteps[id].needs(s), s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now()))
-	}
+// feed gives the machine ev and performs what it decides, in order; a
+// step's outcome goes back in as the next event.
+func (s *Supervisor) feed(ctx context.Context, ev ladderEvent) {
 	for {
-		skips, id := nextRung(l.pos, v.problem, blocked)
-		for _, sk := range skips {
-			s.skip(sk.id, sk.why, false)
-			s.setPos(sk.id)
-		}
-		if id == numSteps {
-			break
-		}
-		if !l.acted {
-			l.acted, l.rounds, l.parkedUntil = true, l.rounds+1, time.Time{}
-			s.publish()
-		}
-		out := s.take(ctx, id, v.reason, false)
 		now := s.clock.Now()
-		if out.result != resultThrottled {
-			l.steps, l.last = l.steps+1, id
-			s.publish()
+		var acts []ladderAction
+		s.lad, acts = s.lad.next(ev, now, s.inputs(now))
+		s.publish()
+		more := false
+		for _, a := range acts {
+			switch a.kind {
+			case actSave:
+				s.save()
+			case actEmit:
+				s.emit(a.typ, a.level, a.msg, a.attrs)
+			case actSkip:
+				s.skip(a.step, a.why, a.requested)
+			case actTake:
+				out := s.take(ctx, a.step, a.reason, a.requested)
+				ev, more = ladderEvent{kind: evStepDone, step: a.step, requested: a.requested, out: out}, true
+			}
 		}
-		wait := stepConfig(s.cfg, id).Wait.Duration
-		switch afterStep(out.result, wait) {
-		case moveRetry:
-			s.plan(out.retryAt, "retry "+stepNames[id]+" (operator API asked to wait)")
-			return
-		case moveEnd:
-			s.endClimb(now)
-			return
-		case moveJudge:
-			s.setPos(id)
-			s.plan(now.Add(wait), "judge "+stepNames[id]+", then the next step")
+		if !more {
 			return
 		}
-		s.setPos(id)
 	}
-	s.park(v)
 }
 
-func (s *Supervisor) setPos(id stepID) {
-	s.lad.pos = id
-	s.publish()
-}
-
-// endClimb closes a climb and spaces the next one.
-func (s *Supervisor) endClimb(now time.Time) {
-	l := &s.lad
-	if l.acted {
-		l.nextRound = now.Add(s.backoff(l.rounds))
+// inputs reads what the machine needs at now.
+func (s *Supervisor) inputs(now time.Time) policyInputs {
+	in := policyInputs{cfg: s.policy, healthy: s.health.ok(), v: s.v}
+	for id := stepRedial; id < numSteps; id++ {
+		in.needs[id] = ladderSteps[id].needs(s)
+		in.budgets[id] = s.hist.budget(id, stepConfig(s.cfg, id), now)
 	}
-	l.active, l.acted, l.pos, l.due, l.dueWhat = false, false, stepObserve, time.Time{}, ""
-	s.publish()
-	s.save()
-}
-
-// park ends a climb that reached the top without success.
-func (s *Supervisor) park(v verdict) {
-	now := s.clock.Now()
-	l := &s.lad
-	l.nextRound = now.Add(s.backoff(l.rounds))
-	until := latest(now.Add(s.cfg.Park.Duration), l.nextRound)
-	l.parkedUntil, l.pos, l.acted, l.bscDown = until, stepObserve, false, ""
-	l.due, l.dueWhat = until, "climb again after the park"
-	rounds := l.rounds
-	s.publish()
-	s.save()
-	attrs := event.Attrs{"reason": v.reason, "rounds": rounds, "parked_until": until.UTC().Format(time.RFC3339)}
-	s.emit(EventAlert, "error", fmt.Sprintf("recovery ladder reached the top without success (%s); parked until %s, still observing",
-		v.reason, until.UTC().Format(time.RFC3339)), attrs)
-}
-
-// recovered closes the outage once the link is good again, and forgets
-// the climbs once it has stayed good for backoff_max.
-func (s *Supervisor) recovered(now time.Time) {
-	l := &s.lad
-	if !l.active {
-		switch {
-		case l.goodSince.IsZero():
-			l.goodSince = now
-			s.publish()
-		case l.rounds > 0 && now.Sub(l.goodSince) >= s.cfg.BackoffMax.Duration:
-			l.rounds = 0
-			s.publish()
-			s.save()
-		}
-		return
-	}
-	steps, last, outage := l.steps, l.last, round(now.Sub(l.since))
-	l.parkedUntil, l.goodSince = time.Time{}, now
-	s.publish()
-	s.endClimb(now)
-	attrs := event.Attrs{"step": stepNames[last], "outcome": "recovered", "steps": steps, "outage": outage.String()}
-	msg := fmt.Sprintf("link recovered after %s (%d steps), outage %s", stepNames[last], steps, outage)
-	if steps == 0 {
-		msg = fmt.Sprintf("link healed during observe, without action, outage %s", outage)
-	}
-	s.emit(event.Recovery, "info", msg, attrs)
-}
-
-// configFault holds the ladder still while the configuration is at
-// fault: the climb under way ends, and one alert says what to fix. The
-// alert is raised again only after the fault has cleared and come back.
-func (s *Supervisor) configFault(now time.Time) {
-	l := &s.lad
-	if l.active {
-		s.endClimb(now)
-	}
-	s.plan(time.Time{}, "")
-	if s.faultAlerted == s.v.reason {
-		return
-	}
-	s.faultAlerted = s.v.reason
-	s.emit(EventAlert, "error", "configuration fault: "+s.v.reason+"; the recovery ladder stops",
-		event.Attrs{"reason": s.v.reason, "outcome": "stopped"})
-}
-
-// watchQuota rechecks an exhausted quota on its slow timer.
-func (s *Supervisor) watchQuota(ctx context.Context, now time.Time) {
-	l := &s.lad
-	if l.active {
-		s.endClimb(now)
-	}
-	if now.Before(l.quotaCheck) {
-		s.plan(l.quotaCheck, "recheck the quota")
-		return
-	}
-	b := s.hist.budget(stepQuota, stepConfig(s.cfg, stepQuota), now)
-	if b.why != "" {
-		l.quotaCheck = latest(b.next, now.Add(s.cfg.QuotaRecheck.Duration))
-		s.plan(l.quotaCheck, "recheck the quota")
-		return
-	}
-	out := s.take(ctx, stepQuota, s.v.reason, false)
-	switch out.result {
-	case resultThrottled:
-		l.quotaCheck = out.retryAt
-	case resultDone:
-		// Available again: the ladder may climb from the bottom.
-		l.quotaCheck = time.Time{}
-		s.plan(time.Time{}, "")
-		return
-	default:
-		l.quotaCheck = s.clock.Now().Add(s.cfg.QuotaRecheck.Duration)
-	}
-	s.plan(l.quotaCheck, "recheck the quota")
+	return in
 }
 
 // serveRequests runs the steps cmd/recover asked for.
@@ -341,16 +150,7 @@ func (s *Supervisor) serveRequests(ctx context.Context) {
 		id := s.requests[0]
 		s.requests = s.requests[1:]
 		s.reqMu.Unlock()
-		b := s.hist.budget(id, stepConfig(s.cfg, id), s.clock.Now())
-		if why := ladderSteps[id].needs(s); why != "" {
-			s.skip(id, why, true)
-			continue
-		}
-		if b.why != "" {
-			s.skip(id, "budget: "+b.why, true)
-			continue
-		}
-		s.take(ctx, id, "requested by the operator", true)
+		s.feed(ctx, ladderEvent{kind: evRequest, step: id})
 	}
 }
 

@@ -3,8 +3,9 @@ package supervisor
 import "time"
 
 // The ladder's policy as pure functions of its state and inputs: which
-// rung comes next, and what a step's outcome means for the climb. Run
-// (climb in ladder.go) performs what they decide: skips, steps, waits.
+// rung comes next, and what a step's outcome means for the climb. The
+// transition function (next, machine.go) applies them; Run performs what
+// it decides: skips, steps, waits.
 // The rungs themselves are the ladderSteps table: a new step is a row.
 
 // skipped is a rung passed over, and why.

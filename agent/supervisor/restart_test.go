@@ -16,7 +16,8 @@ import (
 // (or anything else) more often than the budgets allow; without the
 // saved history it would act on every start.
 func TestCrashLoopKeepsBudgets(t *testing.T) {
-	lives := func(r *rig, deps func() Deps) []string {
+	t.Parallel()
+	lives := func(t *testing.T, r *rig, deps func() Deps) []string {
 		r.at(time.Second, lose(r.m))
 		for i := 1; i <= 20; i++ {
 			s, err := New(r.cfg, deps())
@@ -31,9 +32,27 @@ func TestCrashLoopKeepsBudgets(t *testing.T) {
 		}
 		return steps
 	}
-	r := newRig(t, rigOpts{})
-	steps := lives(r, r.deps)
-	checkBudgets(t, r.cfg, r.events.taken())
+	// The loop with the saved history, and the control without a store,
+	// side by side.
+	var steps, amnesic []string
+	var cfg Config
+	t.Run("lives", func(t *testing.T) {
+		t.Run("saved", func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOpts{})
+			cfg = r.cfg
+			steps = lives(t, r, r.deps)
+			checkBudgets(t, r.cfg, r.events.taken())
+		})
+		t.Run("amnesic", func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOpts{})
+			amnesic = lives(t, r, func() Deps { d := r.deps(); d.Store = nil; return d })
+		})
+	})
+	if t.Failed() {
+		return
+	}
 	// Two hours of lives: each may reattach at 3m and cfun-reset at 5m.
 	n := func(steps []string, name string) int {
 		c := 0
@@ -44,16 +63,12 @@ func TestCrashLoopKeepsBudgets(t *testing.T) {
 		}
 		return c
 	}
-	if got, max := n(steps, StepReattach), 2*r.cfg.Steps.Reattach.PerHour; got == 0 || got > max {
+	if got, max := n(steps, StepReattach), 2*cfg.Steps.Reattach.PerHour; got == 0 || got > max {
 		t.Errorf("%d reattaches in 2h of crash loop, want 1..%d", got, max)
 	}
-	if got, max := n(steps, StepCFUNReset), 2*r.cfg.Steps.CFUNReset.PerHour; got > max {
+	if got, max := n(steps, StepCFUNReset), 2*cfg.Steps.CFUNReset.PerHour; got > max {
 		t.Errorf("%d cfun-resets in 2h of crash loop, want at most %d", got, max)
 	}
-
-	// The control: the same loop without a store.
-	r2 := newRig(t, rigOpts{})
-	amnesic := lives(r2, func() Deps { d := r2.deps(); d.Store = nil; return d })
 	t.Logf("20 restarts in 2h of outage: %d reattaches and %d cfun-resets with the saved history, %d and %d without",
 		n(steps, StepReattach), n(steps, StepCFUNReset), n(amnesic, StepReattach), n(amnesic, StepCFUNReset))
 	if n(amnesic, StepReattach) <= n(steps, StepReattach) {
@@ -74,6 +89,7 @@ func (c steppedClock) Now() time.Time { return c.Fake.Now().Add(c.step) }
 // every restart: read as they were written, the saved records would look
 // hours old at each start and every life would have full budgets.
 func TestCrashLoopKeepsBudgetsAcrossClockSteps(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	r.at(time.Second, lose(r.m))
 	for i := 1; i <= 20; i++ {
@@ -105,6 +121,7 @@ func TestCrashLoopKeepsBudgetsAcrossClockSteps(t *testing.T) {
 
 // cmd/recover requests are checked when made, run by Run, and budgeted.
 func TestRequests(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	s := r.newSupervisor(r.cfg)
 	for _, c := range []struct{ step, want string }{
@@ -162,6 +179,7 @@ func TestRequests(t *testing.T) {
 // The MQTT connection state counts as the data path when no probe host
 // is set: a link that registers but carries no data is down and climbs.
 func TestDataPathFromMQTT(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	s := r.newSupervisor(r.cfg)
 	s.SetDataPath(true)
@@ -179,6 +197,7 @@ func TestDataPathFromMQTT(t *testing.T) {
 
 // A corrupt saved history is reported and replaced, not fatal.
 func TestCorruptHistory(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	_ = r.store.SaveState(StateName, []byte(`{"v":7}`))
 	s := r.newSupervisor(r.cfg)

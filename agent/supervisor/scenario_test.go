@@ -24,6 +24,7 @@ func stepsAt(evs []event.Event) []string {
 // A registration lost for a minute heals within the observe grace: the
 // supervisor reports it and takes no step.
 func TestShortOutageHealsDuringObserve(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true})
 	s := r.newSupervisor(r.cfg)
 	r.at(time.Minute, lose(r.m))
@@ -55,6 +56,7 @@ func TestShortOutageHealsDuringObserve(t *testing.T) {
 // A registration that stays lost climbs reattach, cfun-reset, quota and
 // bsc-reset in order, each after the previous step's wait.
 func TestLostRegistrationClimbs(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true})
 	s := r.newSupervisor(r.cfg)
 	r.at(time.Minute, lose(r.m))
@@ -91,6 +93,7 @@ func TestLostRegistrationClimbs(t *testing.T) {
 // An exhausted data quota stops the climb before the network reset and is
 // reported; it is rechecked on its slow timer, and no reset follows.
 func TestQuotaExhaustedStopsTheLadder(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true})
 	if err := r.srv.UseData(r.iccid, 500<<20); err != nil {
 		t.Fatal(err)
@@ -127,6 +130,7 @@ func TestQuotaExhaustedStopsTheLadder(t *testing.T) {
 // A 429 from the operator API delays the network reset by its
 // Retry-After, and the refused attempt costs no budget.
 func TestThrottledResetWaitsForRetryAfter(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true})
 	cfg := r.cfg
 	cfg.Steps.Quota.PerHour, cfg.Steps.Quota.PerDay = 0, 0 // so that the reset is the first API call
@@ -155,6 +159,7 @@ func TestThrottledResetWaitsForRetryAfter(t *testing.T) {
 // answer either, it is power-cycled through the fake GPIO pins with the
 // BG96's press lengths, and comes back.
 func TestUnresponsiveModemIsRebootedThenPowerCycled(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{power: true})
 	s := r.newSupervisor(r.cfg)
 	r.at(time.Minute, func() { r.m.Silence(true) })
@@ -191,6 +196,7 @@ func TestUnresponsiveModemIsRebootedThenPowerCycled(t *testing.T) {
 // A hung modem that ignores PWRKEY keeps its port; the power-cycle goes
 // on to RESET_N, and never needs to cut the supply.
 func TestHungModemGetsResetN(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{power: true})
 	r.cfg.ModemTimeout.Duration = time.Second
 	s := r.newSupervisor(r.cfg)
@@ -224,6 +230,7 @@ func TestHungModemGetsResetN(t *testing.T) {
 // needs AT and is skipped; the power-cycle, with no port to be graceful
 // with, presses PWRKEY for power-on only.
 func TestModemGoneIsPoweredOn(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{power: true})
 	r.cfg.ModemTimeout.Duration = time.Second
 	r.cfg.Poll.Duration = 30 * time.Second
@@ -260,6 +267,7 @@ func TestModemGoneIsPoweredOn(t *testing.T) {
 // The USB port vanishing for a moment is a degraded link until the link
 // reopens it, not an outage: no step is taken.
 func TestPortVanishesAndReturns(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	s := r.newSupervisor(r.cfg)
 	r.at(time.Minute, func() { _ = r.m.HangUp(300 * time.Millisecond) })
@@ -283,6 +291,7 @@ func TestPortVanishesAndReturns(t *testing.T) {
 // A supervisor that starts while the link is still opening the port
 // waits for it quietly instead of reporting an outage at every start.
 func TestStartsBeforeTheSession(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{})
 	if err := r.m.HangUp(200 * time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -303,6 +312,7 @@ func TestStartsBeforeTheSession(t *testing.T) {
 // climbs as its comment says (here without [bsc] and [power], as with a
 // plain `cellbench sim`).
 func TestOutageScenarioClimbs(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("../../testdata/scenarios/outage.scn")
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@
 // before it counts, and then survive the observe grace before anything is
 // done, because many outages heal alone.
 //
-// The recovery ladder is a table of steps — observe, reattach, cfun-reset,
+// The recovery ladder is a table of steps — observe, redial, reattach, cfun-reset,
 // quota, bsc-reset, reboot, power-cycle — each with its own wait and
 // budgets per hour and per day, persisted so that a crash-looping agent
 // starts with the budgets it left. A climb takes the next step the
@@ -19,6 +19,13 @@
 // why. An exhausted data quota stops the climb, since no reset refills a
 // bundle. A climb that reaches the top parks the ladder with an alert and
 // keeps observing; climbs are spaced by an exponential back-off.
+//
+// The ladder is a state machine (machine.go): a value with a phase, and a
+// pure transition function from an event (the evidence as it stands, a
+// step's outcome, an operator's request) to the next value and the
+// actions to perform. Run only performs them: it polls, takes the steps,
+// sends the events, saves the history, and publishes an immutable view
+// for Snapshot.
 //
 // Every state change and every step goes out as an event, with the reason
 // and the figures behind it, and to the log.
@@ -184,6 +191,7 @@ type Supervisor struct {
 	deps    Deps
 	log     *slog.Logger
 	clock   Clock
+	policy  policyConfig
 	wake    chan struct{}
 	running atomic.Bool
 	// dataPath is the MQTT connection state: 0 unknown, 1 up, 2 down.
@@ -209,8 +217,6 @@ type Supervisor struct {
 	iccid     string
 	urcSeq    int
 	removeURC []func()
-	// faultAlerted is the configuration fault already alerted about.
-	faultAlerted string
 }
 
 // New checks cfg and loads the saved history. A history that cannot be
@@ -236,7 +242,7 @@ func New(cfg Config, deps Deps) (*Supervisor, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{
-		cfg: cfg, deps: deps, log: deps.Logger, clock: deps.Clock,
+		cfg: cfg, deps: deps, log: deps.Logger, clock: deps.Clock, policy: policyOf(cfg),
 		wake: make(chan struct{}, 1),
 		hist: history{},
 		v:    verdict{state: StateUnknown, reason: "no observation yet"},
@@ -365,7 +371,7 @@ func (s *Supervisor) Snapshot() Snapshot {
 		At:           now,
 		Figures:      maps.Clone(w.figures),
 	}
-	if w.lad.active {
+	if w.lad.active() {
 		snap.Step = stepNames[w.lad.pos]
 	}
 	for _, st := range s.cfg.Steps.Named() {

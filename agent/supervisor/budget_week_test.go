@@ -50,6 +50,7 @@ func checkBudgets(t *testing.T, cfg Config, taken []event.Event) map[string]int 
 // (which the restarts do not reset), the climbs back off, and the ladder
 // keeps observing.
 func TestPermanentOutageKeepsBudgetsForAWeek(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOpts{bsc: true, power: true, instant: true})
 	cfg := r.cfg
 	// Polls and observe stretched to keep the week's AT traffic small;
