@@ -1,5 +1,5 @@
 // Package agent is the daemon behind `cellagent run`: it wires the modem
-// link, the SMS inbox and outbox, the telemetry loop and the MQTT client
+// session, the SMS inbox and outbox, the telemetry loop and the MQTT client
 // around one durable store, and drains them in order on shutdown.
 //
 // Data flows one way through the store: MT messages are committed before
@@ -59,7 +59,7 @@ type Options struct {
 	// Reload delivers new configurations (SIGHUP); see applyReload for
 	// what changes live.
 	Reload <-chan config.Config
-	// OpenPort opens the modem's port; default the link's (port.Open).
+	// OpenPort opens the modem's port; default the session keeper's (port.Open).
 	OpenPort func(path string, baud int) (io.ReadWriteCloser, error)
 	// Dial opens the broker connection; a byte-counting relay hooks in
 	// here.
@@ -103,7 +103,7 @@ type daemon struct {
 
 	st     *store.Store
 	feed   *feed
-	link   *atsession.Keeper
+	keeper   *atsession.Keeper
 	outbox *messaging.Outbox
 	client *mqtt.Client
 	broker *embedded.Broker
@@ -117,7 +117,7 @@ type daemon struct {
 	kickTele chan struct{}
 	results  chan struct{}
 	// dirty asks the main loop to rewrite the status file: every state
-	// change does, so `cellagent status` never shows a stale link.
+	// change does, so `cellagent status` never shows a stale session.
 	dirty chan struct{}
 	beat  atomic.Int64 // unix ns of the telemetry loop's last round
 
@@ -213,7 +213,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: sms limits: %w", err)
 	}
-	d.outbox, err = messaging.NewOutbox(linkPort{d.link}, messaging.OutboxConfig{
+	d.outbox, err = messaging.NewOutbox(linkPort{d.keeper}, messaging.OutboxConfig{
 		Store: d.st, Limiter: lim, SMSC: d.cfg.SMS.SMSC, Logger: d.log, Clock: d.clock,
 	})
 	if err != nil {
@@ -312,7 +312,7 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 			return
 		}
 		var status string
-		if status, ready = readiness(d.link.Snapshot(), timedOut); ready {
+		if status, ready = readiness(d.keeper.Snapshot(), timedOut); ready {
 			d.o.Notify("READY=1\nSTATUS=" + status)
 			d.log.Info("agent: ready", "device", d.deviceID, "status", status)
 		}
@@ -332,7 +332,7 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 	}
 	storeCheck := time.NewTicker(d.o.StoreCheck)
 	defer storeCheck.Stop()
-	changed := d.link.Changed()
+	changed := d.keeper.Changed()
 	d.writeStatus()
 	for {
 		select {
@@ -344,7 +344,7 @@ func (d *daemon) mainLoop(ctx context.Context) error {
 				return err
 			}
 		case <-changed:
-			changed = d.link.Changed()
+			changed = d.keeper.Changed()
 			checkReady(false)
 			d.writeStatus()
 		case <-d.dirty:
@@ -449,7 +449,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 			return byPath(p, baud)
 		}
 	}
-	d.link = atsession.New(atsession.Config{
+	d.keeper = atsession.New(atsession.Config{
 		Path:     d.cfg.Modem.Port,
 		Baud:     d.cfg.Modem.Baud,
 		Open:     open,
@@ -464,7 +464,7 @@ func (d *daemon) startLink(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = d.link.Run(ctx)
+		_ = d.keeper.Run(ctx)
 	}()
 }
 
@@ -574,7 +574,7 @@ func (d *daemon) resolveDeviceID(ctx context.Context) (string, error) {
 	wctx, cancel := context.WithTimeout(ctx, d.o.ReadyTimeout)
 	defer cancel()
 	for {
-		s, err := d.link.Wait(wctx)
+		s, err := d.keeper.Wait(wctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
@@ -746,8 +746,8 @@ func wireEvent(e event.Event) mqtt.Event {
 // stop is closed; a send in flight then finishes first (Outbox.Stop).
 func (d *daemon) runOutbox(ctx context.Context, stop <-chan struct{}) {
 	for {
-		changed := d.link.Changed()
-		if _, err := d.link.Current(); err != nil {
+		changed := d.keeper.Changed()
+		if _, err := d.keeper.Current(); err != nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -774,11 +774,11 @@ func (d *daemon) runOutbox(ctx context.Context, stop <-chan struct{}) {
 // runInbox runs an inbox on each session in turn.
 func (d *daemon) runInbox(ctx context.Context) {
 	for {
-		s, err := d.link.Wait(ctx)
+		s, err := d.keeper.Wait(ctx)
 		if err != nil {
 			return
 		}
-		changed := d.link.Changed()
+		changed := d.keeper.Changed()
 		d.readSMSC(ctx, s)
 		in := messaging.NewInbox(s.AT, messaging.InboxConfig{
 			Store: d.st, Publish: d.publishSMS, Logger: d.log, Clock: d.clock,

@@ -244,7 +244,7 @@ func (p *dataPath) reload(n config.NetworkConfig) bool {
 	if same {
 		return false
 	}
-	p.d.link.Restart("the network profile changed")
+	p.d.keeper.Restart("the network profile changed")
 	if p.bearer != nil {
 		p.bearer.Reset()
 	}
@@ -277,7 +277,7 @@ func (p *dataPath) newBearer() (*bearer.Bearer, error) {
 		BackoffMin: c.BackoffMin.Duration, BackoffMax: c.BackoffMax.Duration,
 		ConfigFault: bg96.ConfigCause,
 		Cause: func(ctx context.Context) (string, error) {
-			s, err := p.d.link.Current()
+			s, err := p.d.keeper.Current()
 			if err != nil {
 				return "", err
 			}

@@ -94,7 +94,7 @@ func (d *daemon) AT(ctx context.Context, cmd string, timeout time.Duration, forc
 	if why := atRefusal(cmd); why != "" && !force {
 		return nil, fmt.Errorf("%w: %s %s (send it with force if you must)", ErrRefused, cmd, why)
 	}
-	s, err := d.link.Current()
+	s, err := d.keeper.Current()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoSession, err)
 	}

@@ -105,10 +105,10 @@ func (d *daemon) status() Status {
 	st := Status{V: jsonout.Version, Written: jsonout.UTC(now), Version: d.o.Version, DeviceID: d.deviceID, PID: os.Getpid(),
 		Started: jsonout.UTC(d.started), Link: LinkStatus{Port: d.cfg.Modem.Port}, Health: d.health(now),
 		Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc, RuntimeBytes: ms.Sys - ms.HeapReleased}
-	if s, err := d.link.Current(); err == nil {
+	if s, err := d.keeper.Current(); err == nil {
 		st.Link.Up, st.Link.Seq, st.Link.Since = true, s.Seq, jsonout.UTC(s.Since)
 	}
-	phase := d.link.Snapshot()
+	phase := d.keeper.Snapshot()
 	st.Link.Phase, st.Link.PhaseSince = string(phase.Phase), jsonout.UTC(phase.Since)
 	if phase.Err != nil {
 		st.Link.Error = phase.Err.Error()

@@ -53,7 +53,7 @@ func (d *daemon) runTelemetry(ctx context.Context) {
 // poll reads the modem's state; with no session the sample is empty,
 // which reads as "registration unknown" downstream.
 func (d *daemon) poll(ctx context.Context) mqtt.Telemetry {
-	s, err := d.link.Current()
+	s, err := d.keeper.Current()
 	if err != nil {
 		return mqtt.Telemetry{}
 	}

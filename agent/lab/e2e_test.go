@@ -31,7 +31,7 @@ const (
 )
 
 // forwarded is one request the platform made to the application, with the
-// fields of the operator's guide.
+// fields transport/bsc/OPERATOR.md §4 lists.
 type forwarded struct {
 	Method        string
 	ID            int64  `json:"id"`

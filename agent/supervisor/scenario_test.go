@@ -310,7 +310,7 @@ func TestStartsBeforeTheSession(t *testing.T) {
 // against the supervisor in simulated time: its registration and signal
 // changes are applied at the times the file gives them, and the ladder
 // climbs as its comment says (here without [bsc] and [power], as with a
-// plain `cellbench sim`).
+// plain `cellbench modem`).
 func TestOutageScenarioClimbs(t *testing.T) {
 	t.Parallel()
 	f, err := os.Open("../../testdata/scenarios/outage.scn")

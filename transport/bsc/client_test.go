@@ -413,7 +413,7 @@ func TestTokenRequestExactlyAsGuide(t *testing.T) {
 		}
 	}
 	call()
-	clk.Advance(230 * time.Minute) // expires_in says a day, but the guide's 240 min rule applies
+	clk.Advance(230 * time.Minute) // expires_in says a day, but the operator's 240 min rule applies (OPERATOR.md §1)
 	call()
 	if n := tokenCalls.Load(); n != 1 {
 		t.Fatalf("token calls after 230 min = %d, want 1", n)

@@ -38,7 +38,7 @@ type Config struct {
 	Retry RetryPolicy
 
 	// RateLimit is the client-side request budget in requests per second
-	// (default 5, a conservative budget of our own: the guide names none);
+	// (default 5, a conservative budget of our own: the operator names none, OPERATOR.md §2);
 	// negative disables it. RateBurst defaults to 5.
 	RateLimit float64
 	RateBurst int

@@ -156,8 +156,8 @@ func decodeUsage(b []byte) (*Usage, error) {
 	return decodeObject[Usage]("usage", b, false, "data.total_bytes")
 }
 
-// decodeReset and decodeSMSAccepted accept an empty body: the guide only
-// promises a success status for these calls.
+// decodeReset and decodeSMSAccepted accept an empty body: the operator only
+// promises a success status (OPERATOR.md §2) for these calls.
 func decodeReset(b []byte) (*ResetQueued, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return &ResetQueued{Status: "QUEUED"}, nil

@@ -10,13 +10,13 @@ import (
 
 // We do not use golang.org/x/oauth2/clientcredentials: with
 // AuthStyleInHeader it URL-query-escapes client id and secret before the
-// Basic encoding (RFC 6749 §2.3.1), which differs from the guide's
-// base64(user:password) for any password with reserved characters; its
+// Basic encoding (RFC 6749 §2.3.1), which differs from the operator's
+// base64(user:password) (OPERATOR.md §1) for any password with reserved characters; its
 // expiry check reads a package-global clock, so the 240-minute cap and
 // early refresh cannot be tested with an injected clock; and its
 // ReuseTokenSource has no way to drop a token the platform just refused.
 
-// maxTokenLifetime is the guide's token lifetime; an expires_in beyond it
+// maxTokenLifetime is the operator's token lifetime (OPERATOR.md §1); an expires_in beyond it
 // is not trusted.
 const maxTokenLifetime = 240 * time.Minute
 

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The guide names the calls but not full answer schemas; these types are
+// The operator names the calls but not full answer schemas (OPERATOR.md §2); these types are
 // our model of them and what the simulator serves. Decoding ignores unknown
 // fields and reports missing required ones by name.
 
@@ -187,7 +187,7 @@ type ResetQueued struct {
 	RequestedAt Timestamp `json:"requested_at"`
 }
 
-// MTSMS is an SMS to the device, as the guide's POST body.
+// MTSMS is an SMS to the device, as the operator's POST body (OPERATOR.md §3).
 type MTSMS struct {
 	Payload       string `json:"payload"`
 	SourceAddress string `json:"source_address,omitempty"`

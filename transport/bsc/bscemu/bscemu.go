@@ -41,12 +41,12 @@ type Config struct {
 	AppURL    string
 	AppClient *http.Client // default: 10 s timeout, system roots
 	// AppHeader is sent with every forward: the application's credentials
-	// (a shared-secret header or Authorization), which the guide leaves
-	// to the customer.
+	// (a shared-secret header or Authorization), which the operator
+	// leaves to the customer (../OPERATOR.md §4).
 	AppHeader http.Header
 
 	OrgID         int64         // default 1234
-	TokenLifetime time.Duration // default 3599 s (the guide's expires_in)
+	TokenLifetime time.Duration // default 3599 s (the expires_in of ../OPERATOR.md §1)
 	ResetDelay    time.Duration // queue-to-reset delay; default 2 s
 	RetryBase     time.Duration // forwarder back-off start; default 1 s
 	RetryMax      time.Duration // forwarder back-off ceiling; default 60 s

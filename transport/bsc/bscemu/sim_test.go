@@ -285,7 +285,7 @@ func TestMOForwardedAsGuideUntil2xx(t *testing.T) {
 		t.Fatalf("8-bit MO %+v", bin)
 	}
 	if err := s.ForwardMO(iccid, MO{DCS: 8}); err == nil {
-		t.Fatal("UCS2 dcs accepted; the guide names only 0 and 4")
+		t.Fatal("UCS2 dcs accepted; OPERATOR.md §4 names only 0 and 4")
 	}
 	if err := s.ForwardMO("89882280000000000999", MO{}); err == nil {
 		t.Fatal("unknown ICCID accepted")

@@ -18,7 +18,7 @@ import (
 // payload.
 var ErrBadForward = errors.New("receiver: not a valid forward")
 
-// The forwarder's date format (GMT), as in the interface guide.
+// The forwarder's date format (GMT), as ../OPERATOR.md §4 records it.
 const forwarderTime = "2006-01-02 15:04:05"
 
 // Data coding schemes the forwarder uses.

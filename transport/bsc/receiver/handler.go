@@ -16,12 +16,12 @@ import (
 	"time"
 )
 
-// MaxBody bounds a forward; the largest the guide can produce (a 160
+// MaxBody bounds a forward; the largest the platform can produce (../OPERATOR.md §4) (a 160
 // character payload in JSON) is well under 2 KiB.
 const MaxBody = 64 << 10
 
-// Auth checks a request's credentials. The guide leaves the mechanism
-// open; both a shared secret in a header and basic auth are offered.
+// Auth checks a request's credentials. The operator leaves the mechanism
+// open (../OPERATOR.md §4); both a shared secret in a header and basic auth are offered.
 type Auth struct {
 	// Header names the header carrying Secret; used when User is empty.
 	Header string
