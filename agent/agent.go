@@ -103,7 +103,7 @@ type daemon struct {
 
 	st     *store.Store
 	feed   *feed
-	keeper   *atsession.Keeper
+	keeper *atsession.Keeper
 	outbox *messaging.Outbox
 	client *mqtt.Client
 	broker *embedded.Broker

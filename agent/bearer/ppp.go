@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"cellagent/modem/clock"
 	"cellagent/modem/port"
 )
 
@@ -162,9 +163,13 @@ func dial(ctx context.Context, f *os.File, cid int, timeout time.Duration) error
 			return err
 		}
 		// The guard times around +++ (1 s by default on the BG96).
-		time.Sleep(time.Second)
+		if err := clock.Sleep(ctx, time.Second); err != nil {
+			return err
+		}
 		_, _ = f.Write([]byte("+++"))
-		time.Sleep(time.Second)
+		if err := clock.Sleep(ctx, time.Second); err != nil {
+			return err
+		}
 		if _, err := chat(f, "ATH", 5*time.Second, finals...); err != nil {
 			return err
 		}
