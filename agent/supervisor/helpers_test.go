@@ -21,7 +21,6 @@ import (
 	"cellagent/agent/event"
 	"cellagent/agent/lab"
 	"cellagent/agent/store"
-	"cellagent/modem/at"
 	"cellagent/modem/bg96emu"
 	"cellagent/modem/clock/clocktest"
 	"cellagent/modem/power"
@@ -125,10 +124,8 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if err := r.m.Link(path); err != nil {
 		t.Fatal(err)
 	}
-	// The first reopen comes after the simulated boot, and a command lost
-	// to a booting modem costs a short fence, not the engine's 3 s.
-	r.link = atsession.New(atsession.Config{Path: path, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ReadyTimeout: time.Second,
-		ATOptions: []at.Option{at.WithFence("AT+CMEE?", "+CMEE:", 200*time.Millisecond)}})
+	// The first reopen comes after the simulated boot.
+	r.link = atsession.New(atsession.Config{Path: path, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ReadyTimeout: time.Second})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -156,13 +153,7 @@ func (r *rig) deps() Deps {
 	}
 	if r.pins != nil {
 		pw, err := power.New(power.Pins{PWRKey: r.pins.pwrKey, ResetN: r.pins.resetN, Supply: r.pins.supply},
-			power.WithSleep(func(ctx context.Context, d time.Duration) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				r.clock.Advance(d)
-				return nil
-			}))
+			power.WithClock(r.clock))
 		if err != nil {
 			r.t.Fatal(err)
 		}

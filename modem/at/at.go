@@ -222,7 +222,7 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 	dirty := a.dirty
 	a.mu.Unlock()
 	if dirty {
-		if err := a.fence(ctx, min(a.cfg.fenceTimeout, r.timeout)); err != nil {
+		if err := a.fence(ctx, min(fenceTimeout, r.timeout)); err != nil {
 			return nil, fmt.Errorf("%s: resynchronising after an earlier timeout: %w", logCmd(cmd), err)
 		}
 	}
@@ -246,10 +246,10 @@ func (a *AT) fence(ctx context.Context, timeout time.Duration) error {
 	const tries = 5
 	for try := 1; ; try++ {
 		r := &request{
-			cmd:      a.cfg.fenceCmd,
-			echo:     strings.ToUpper(a.cfg.fenceCmd),
-			prefixes: []string{a.cfg.fencePrefix},
-			fence:    a.cfg.fencePrefix,
+			cmd:      fenceCmd,
+			echo:     strings.ToUpper(fenceCmd),
+			prefixes: []string{fencePrefix},
+			fence:    fencePrefix,
 			timeout:  timeout,
 		}
 		if _, err := a.exchange(ctx, r); err != nil {
@@ -258,7 +258,7 @@ func (a *AT) fence(ctx context.Context, timeout time.Duration) error {
 			a.mu.Unlock()
 			return err
 		}
-		t := time.NewTimer(a.cfg.fenceSettle)
+		t := time.NewTimer(fenceSettle)
 		select {
 		case <-ctx.Done():
 			t.Stop()

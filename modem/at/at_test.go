@@ -310,12 +310,13 @@ func TestTimeoutThenFence(t *testing.T) {
 }
 
 func TestFenceFailsWhileModemSilent(t *testing.T) {
-	a, p := engine(t, at.WithFence("AT+CMEE?", "+CMEE:", 100*time.Millisecond))
+	a, p := engine(t)
 	if _, err := a.Command(context.Background(), "AT", at.WithTimeout(50*time.Millisecond)); !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("err = %v", err)
 	}
 	p.expect("AT\r")
-	_, err := a.Command(context.Background(), "AT+CSQ")
+	// The command's own time limit bounds the fence before it.
+	_, err := a.Command(context.Background(), "AT+CSQ", at.WithTimeout(100*time.Millisecond))
 	p.expect("\x1b\rAT+CMEE?\r")
 	if !errors.Is(err, at.ErrTimeout) || !strings.Contains(err.Error(), "resynchronising") {
 		t.Fatalf("err = %v, want fence timeout", err)
@@ -570,14 +571,14 @@ func TestRemovedHandlerSkipsQueuedURC(t *testing.T) {
 }
 
 func TestFenceAfterTwoTimeouts(t *testing.T) {
-	a, p := engine(t, at.WithFence("AT+CMEE?", "+CMEE:", 100*time.Millisecond))
+	a, p := engine(t)
 	ctx := context.Background()
 	if _, err := a.Command(ctx, "AT+COPS=0", at.WithTimeout(50*time.Millisecond)); !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("err = %v", err)
 	}
 	p.expect("AT+COPS=0\r")
 	// The fence times out too: the modem is still busy.
-	if _, err := a.Command(ctx, "AT+CSQ"); !errors.Is(err, at.ErrTimeout) {
+	if _, err := a.Command(ctx, "AT+CSQ", at.WithTimeout(100*time.Millisecond)); !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("err = %v", err)
 	}
 	p.expect("\x1b\rAT+CMEE?\r")

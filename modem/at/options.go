@@ -14,15 +14,25 @@ type config struct {
 	trace          *slog.Logger
 	defaultTimeout time.Duration
 	timeouts       map[string]time.Duration
-	fenceCmd       string
-	fencePrefix    string
-	fenceTimeout   time.Duration
-	fenceSettle    time.Duration
 	initialFence   bool
 	twoLine        []string
 	bareURCs       []string
 	unhandled      Handler
 }
+
+// The fence that resynchronises the line after a timeout: AT+CMEE? is a
+// 3GPP TS 27.007 (9.1) query every modem answers with a "+CMEE:" line,
+// which lets the engine tell the fence's final result from a late one, and
+// changes nothing on the modem. A command's own time limit bounds the
+// fence's wait too.
+const (
+	fenceCmd     = "AT+CMEE?"
+	fencePrefix  = "+CMEE:"
+	fenceTimeout = 3 * time.Second
+	// fenceSettle is how long a matched fence waits for the line to go
+	// quiet before trusting it.
+	fenceSettle = 100 * time.Millisecond
+)
 
 // defaultConfig knows only what the standards fix: the PDU-carrying
 // indications of 3GPP TS 27.005 (3.4.1) take two lines, and RING is the
@@ -34,10 +44,6 @@ func defaultConfig() config {
 		log:            slog.New(slog.DiscardHandler),
 		defaultTimeout: 5 * time.Second,
 		timeouts:       map[string]time.Duration{},
-		fenceCmd:       "AT+CMEE?",
-		fencePrefix:    "+CMEE:",
-		fenceTimeout:   3 * time.Second,
-		fenceSettle:    100 * time.Millisecond,
 		twoLine:        []string{"+CMT:", "+CDS:", "+CBM:"},
 		bareURCs:       []string{"RING"},
 	}
@@ -66,15 +72,6 @@ func WithCommandTimeout(cmd string, d time.Duration) Option {
 // to one is never taken for a running command's information text.
 func WithBareURCs(words ...string) Option {
 	return func(c *config) { c.bareURCs = append(c.bareURCs, words...) }
-}
-
-// WithFence changes the command used to resynchronise after a timeout. It
-// must answer with an information line starting with prefix, which lets the
-// engine tell its final result from a late one.
-func WithFence(cmd, prefix string, timeout time.Duration) Option {
-	return func(c *config) {
-		c.fenceCmd, c.fencePrefix, c.fenceTimeout = cmd, prefix, timeout
-	}
 }
 
 // WithInitialFence makes the first command resynchronise the line, as after

@@ -99,7 +99,7 @@ func (a *AT) route(t token) {
 	if r != nil && a.claim(r, line) {
 		return
 	}
-	if r == nil && a.settling && (isFinalLine(line) || strings.HasPrefix(line, a.cfg.fencePrefix)) {
+	if r == nil && a.settling && (isFinalLine(line) || strings.HasPrefix(line, fencePrefix)) {
 		a.unsettled = true
 		a.cfg.log.Debug("AT late answer after a fence, dropped", "line", line)
 		return
@@ -112,7 +112,7 @@ func (a *AT) route(t token) {
 		a.cfg.log.Debug("AT final result with no command waiting, dropped", "line", line)
 		return
 	}
-	if a.dirty && (hasAnyPrefix(line, a.stale) || strings.HasPrefix(line, a.cfg.fencePrefix)) {
+	if a.dirty && (hasAnyPrefix(line, a.stale) || strings.HasPrefix(line, fencePrefix)) {
 		a.cfg.log.Debug("AT late answer to a timed-out command, dropped", "line", line)
 		return
 	}

@@ -24,14 +24,14 @@ func TestOpenNothingConfigured(t *testing.T) {
 // driver puts the kernel's line names; a fake registered there stands in
 // for a real line.
 func TestOpenByName(t *testing.T) {
-	clk := &virtualClock{}
+	clk := newClock()
 	pin := &fakePin{name: "CELLAGENT_TEST_PWRKEY", clk: clk}
 	if err := gpioreg.Register(pin); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = gpioreg.Unregister(pin.name) })
 
-	c, err := Open(Names{PWRKey: pin.name, Inverted: true}, WithSleep(clk.sleep))
+	c, err := Open(Names{PWRKey: pin.name, Inverted: true}, WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ import (
 	"cellagent/modem/clock"
 )
 
-// BG96 timings. Only overshoot can happen (a sleep never ends early), so
+// BG96 timings. Only overshoot can happen (a wait never ends early), so
 // each pulse sits close to the lower bound it must meet.
 const (
 	// PowerOnPulse meets the ≥500 ms power-on press and stays clear of the
@@ -81,10 +81,18 @@ type Pins struct {
 // Option configures a Controller.
 type Option func(*Controller)
 
-// WithSleep replaces the wait between two edges, so tests need no real
-// time. It must return ctx's error when ctx ends first.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(c *Controller) { c.sleep = sleep }
+// WithClock sets the clock the waits between two edges are measured on
+// (default clock.System). A pulse width is hardware time, which policy
+// time usually is not; it goes through a Clock anyway because in
+// production that is the system clock, so the modem sees the real width,
+// while a test's fake makes each width exact and instant and lets the
+// test end a context at a chosen point of a pulse.
+func WithClock(clk clock.Clock) Option {
+	return func(c *Controller) {
+		if clk != nil {
+			c.clock = clk
+		}
+	}
 }
 
 // WithLogger sets the logger; every pulse is logged, since a power-cycle is
@@ -103,7 +111,7 @@ func WithLogger(l *slog.Logger) Option {
 type Controller struct {
 	pwrKey, resetN, supply line
 	inverted               bool
-	sleep                  func(context.Context, time.Duration) error
+	clock                  clock.Clock
 	log                    *slog.Logger
 	busy                   chan struct{}
 }
@@ -127,7 +135,7 @@ func New(p Pins, opts ...Option) (*Controller, error) {
 		resetN:   line{"RESET_N", p.ResetN},
 		supply:   line{"supply", p.Supply},
 		inverted: p.Inverted,
-		sleep:    clock.Sleep,
+		clock:    clock.System,
 		log:      slog.New(slog.DiscardHandler),
 		busy:     make(chan struct{}, 1),
 	}
@@ -165,7 +173,7 @@ func (c *Controller) PowerOn(ctx context.Context) error {
 			if err := c.drive(c.supply, false); err != nil {
 				return err
 			}
-			if err := c.sleep(ctx, SupplySettle); err != nil {
+			if err := clock.SleepOn(ctx, c.clock, SupplySettle); err != nil {
 				return fmt.Errorf("waiting for the supply to settle: %w", err)
 			}
 		}
@@ -235,7 +243,7 @@ func (c *Controller) pulse(ctx context.Context, op string, l line, hold time.Dur
 	if err := c.drive(l, true); err != nil {
 		return errors.Join(err, c.release(op, l))
 	}
-	slept := c.sleep(ctx, hold)
+	slept := clock.SleepOn(ctx, c.clock, hold)
 	if err := c.release(op, l); err != nil {
 		return errors.Join(slept, err)
 	}

@@ -12,43 +12,16 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
+
+	"cellagent/modem/clock/clocktest"
 )
 
-// virtualClock is virtual time: sleeping advances it at once. gpiotest.Pin keeps
-// only the last level, and brings a module of its own, so the tests record
-// edges against this clock instead.
-type virtualClock struct {
-	mu     sync.Mutex
-	now    time.Duration
-	sleeps int
-	// cut, if set, is the sleep (1-based) that ctx interrupts a third of
-	// the way through: cancel is called and ctx's error returned.
-	cut    int
-	cancel context.CancelFunc
-}
+// t0 is where every test's fake clock starts. gpiotest.Pin keeps only the
+// last level, and brings a module of its own, so the tests record edges
+// against the fake clock instead.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func (c *virtualClock) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.sleeps++
-	if c.sleeps == c.cut {
-		c.now += d / 3
-		c.mu.Unlock()
-		c.cancel()
-		return ctx.Err()
-	}
-	c.now += d
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *virtualClock) time() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+func newClock() *clocktest.Fake { return clocktest.New(t0, 0) }
 
 type edge struct {
 	at time.Duration
@@ -57,11 +30,11 @@ type edge struct {
 
 func (e edge) String() string { return fmt.Sprintf("%v@%v", e.l, e.at) }
 
-// fakePin records every level written, with the virtual time. It is a full
+// fakePin records every level written, with the time since t0 on its clock. It is a full
 // gpio.PinIO so that it can stand in gpioreg for Open.
 type fakePin struct {
 	name string
-	clk  *virtualClock
+	clk  *clocktest.Fake
 
 	mu    sync.Mutex
 	edges []edge
@@ -74,7 +47,7 @@ func (p *fakePin) Out(l gpio.Level) error {
 	if err := p.fail[l]; err != nil {
 		return err
 	}
-	p.edges = append(p.edges, edge{p.clk.time(), l})
+	p.edges = append(p.edges, edge{p.clk.Now().Sub(t0), l})
 	return nil
 }
 
@@ -103,7 +76,7 @@ func (p *fakePin) Pull() gpio.Pull                        { return gpio.PullNoCh
 func (p *fakePin) DefaultPull() gpio.Pull                 { return gpio.PullNoChange }
 
 type rig struct {
-	clk                    *virtualClock
+	clk                    *clocktest.Fake
 	pwrKey, resetN, supply *fakePin
 	c                      *Controller
 }
@@ -111,7 +84,7 @@ type rig struct {
 // newRig wires the lines named in wired ("pwrkey", "reset_n", "supply").
 func newRig(t *testing.T, inverted bool, wired ...string) *rig {
 	t.Helper()
-	r := &rig{clk: &virtualClock{}}
+	r := &rig{clk: newClock()}
 	r.pwrKey = &fakePin{name: "GPIO17", clk: r.clk}
 	r.resetN = &fakePin{name: "GPIO27", clk: r.clk}
 	r.supply = &fakePin{name: "GPIO22", clk: r.clk}
@@ -128,7 +101,7 @@ func newRig(t *testing.T, inverted bool, wired ...string) *rig {
 			t.Fatalf("unknown line %q", w)
 		}
 	}
-	c, err := New(p, WithSleep(r.clk.sleep))
+	c, err := New(p, WithClock(r.clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,34 +135,34 @@ var opCases = []struct {
 	name  string
 	wired []string
 	op    func(*Controller, context.Context) error
-	// sleep is the sleep that is the pulse, for the cancellation test.
-	pulseSleep             int
+	// pulseAt is when the pulse starts, for the cancellation test.
+	pulseAt                time.Duration
 	hold                   time.Duration
 	pwrKey, resetN, supply []edge
 }{
 	{
-		name: "PowerOn", wired: all, op: (*Controller).PowerOn, pulseSleep: 2, hold: ms(550),
+		name: "PowerOn", wired: all, op: (*Controller).PowerOn, pulseAt: ms(100), hold: ms(550),
 		// Supply on, 100 ms to settle, then a 550 ms press.
 		pwrKey: []edge{{0, H}, {ms(100), L}, {ms(650), H}},
 		resetN: []edge{{0, H}},
 		supply: []edge{{0, H}},
 	},
 	{
-		name: "PowerOn without supply", wired: []string{"pwrkey"}, op: (*Controller).PowerOn, pulseSleep: 1, hold: ms(550),
+		name: "PowerOn without supply", wired: []string{"pwrkey"}, op: (*Controller).PowerOn, hold: ms(550),
 		pwrKey: []edge{{0, H}, {0, L}, {ms(550), H}},
 	},
 	{
-		name: "PowerOff", wired: all, op: (*Controller).PowerOff, pulseSleep: 1, hold: ms(750),
+		name: "PowerOff", wired: all, op: (*Controller).PowerOff, hold: ms(750),
 		pwrKey: []edge{{0, H}, {0, L}, {ms(750), H}},
 		resetN: []edge{{0, H}},
 	},
 	{
-		name: "Reset", wired: all, op: (*Controller).Reset, pulseSleep: 1, hold: ms(300),
+		name: "Reset", wired: all, op: (*Controller).Reset, hold: ms(300),
 		pwrKey: []edge{{0, H}},
 		resetN: []edge{{0, H}, {0, L}, {ms(300), H}},
 	},
 	{
-		name: "CutPower", wired: all, pulseSleep: 1, hold: 2 * time.Second,
+		name: "CutPower", wired: all, hold: 2 * time.Second,
 		op: func(c *Controller, ctx context.Context) error { return c.CutPower(ctx, 2*time.Second) },
 		// New leaves the supply alone; the cut is its first write.
 		pwrKey: []edge{{0, H}},
@@ -234,7 +207,7 @@ func TestCancelMidPulseReleases(t *testing.T) {
 				r := newRig(t, inverted, tc.wired...)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				r.clk.cut, r.clk.cancel = tc.pulseSleep, cancel
+				r.clk.AfterFunc(tc.pulseAt+tc.hold/3, cancel)
 				err := tc.op(r.c, ctx)
 				if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "cut short") {
 					t.Fatalf("err = %v, want a cut-short pulse and context.Canceled", err)
@@ -268,7 +241,7 @@ func TestCancelWhileSupplySettles(t *testing.T) {
 	r := newRig(t, false, all...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r.clk.cut, r.clk.cancel = 1, cancel
+	r.clk.AfterFunc(SupplySettle/3, cancel)
 	if err := r.c.PowerOn(ctx); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "settle") {
 		t.Fatalf("err = %v", err)
 	}
@@ -344,10 +317,10 @@ func TestWriteFailures(t *testing.T) {
 
 	// A line that cannot be released at start is a misconfiguration to
 	// report, not to run with.
-	clk := &virtualClock{}
+	clk := newClock()
 	bad := &fakePin{name: "GPIO17", clk: clk}
 	bad.failOn(H, boom)
-	if _, err := New(Pins{PWRKey: bad}, WithSleep(clk.sleep)); !errors.Is(err, boom) || !strings.Contains(err.Error(), "PWRKEY (GPIO17)") {
+	if _, err := New(Pins{PWRKey: bad}, WithClock(clk)); !errors.Is(err, boom) || !strings.Contains(err.Error(), "PWRKEY (GPIO17)") {
 		t.Errorf("New: err = %v", err)
 	}
 
@@ -376,20 +349,26 @@ func TestWriteFailures(t *testing.T) {
 // context ends, without touching any line.
 func TestOperationsDoNotInterleave(t *testing.T) {
 	entered, hold := make(chan struct{}), make(chan struct{})
-	clk := &virtualClock{}
+	clk := newClock()
 	pwr := &fakePin{name: "GPIO17", clk: clk}
 	rst := &fakePin{name: "GPIO27", clk: clk}
-	c, err := New(Pins{PWRKey: pwr, ResetN: rst}, WithSleep(func(ctx context.Context, d time.Duration) error {
-		close(entered)
-		<-hold
-		return clk.sleep(ctx, d)
-	}))
+	c, err := New(Pins{PWRKey: pwr, ResetN: rst}, WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A third of the way through the press, PowerOff stays in its wait
+	// until the test lets it go on.
+	clk.AfterFunc(PowerOffPulse/3, func() {
+		close(entered)
+		<-hold
+	})
 	done := make(chan error)
 	go func() { done <- c.PowerOff(context.Background()) }()
-	<-entered
+	select {
+	case <-entered:
+	case err := <-done:
+		t.Fatalf("PowerOff returned (%v) without waiting a third of its press", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := c.Reset(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "another operation") {
@@ -401,5 +380,9 @@ func TestOperationsDoNotInterleave(t *testing.T) {
 	close(hold)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Held up midway, the press still lasted its full width.
+	if got, want := pwr.recorded(), []edge{{0, H}, {0, L}, {PowerOffPulse, H}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("PWRKEY edges %v, want %v", got, want)
 	}
 }
