@@ -166,7 +166,10 @@ Examples:
 		opts = append(opts, at.WithTimeout(timeout))
 	}
 	out := &syncWriter{w: e.stdout}
-	var engineOpts []at.Option
+	// A program killed mid-command (the agent stopping, an earlier `at`)
+	// may leave its answer on the line, arriving after the port's input was
+	// flushed: fence it off, as status and sms do.
+	engineOpts := []at.Option{at.WithInitialFence()}
 	if fs.NArg() == 0 {
 		// The interactive session shows URCs as they arrive; one-shot
 		// output is the command's answer alone, so scripts can parse it.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,5 +349,27 @@ func TestCLIBootingModem(t *testing.T) {
 	o := cli(t, "", "status", "--port", m.PTY(), "--wait", "2s")
 	if o.code != 1 || !strings.Contains(o.stderr, "not answering on "+m.PTY()+" within --wait 2s") {
 		t.Errorf("powered-off modem: code %d stderr %q", o.code, o.stderr)
+	}
+}
+
+// A program killed mid-command leaves its answer on the line: the next
+// `at` must not print it as the answer to its own command.
+func TestATIgnoresAnEarlierOwnersLateAnswer(t *testing.T) {
+	m := startSim(t)
+	if o := cli(t, "", "at", "--port", m.PTY(), "AT"); o.code != 0 {
+		t.Fatalf("modem not ready: %d %q", o.code, o.stderr)
+	}
+	m.DelayCommand("+CIMI", 500*time.Millisecond)
+	f, err := os.OpenFile(m.PTY(), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("AT+CIMI\r"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	o := cli(t, "", "at", "--port", m.PTY(), "AT+CSQ")
+	if o.code != 0 || o.stdout != "+CSQ: 24,99\nOK\n" {
+		t.Fatalf("code %d stdout %q stderr %q", o.code, o.stdout, o.stderr)
 	}
 }
