@@ -345,7 +345,7 @@ func showAgentStatus(e *env, source string, b []byte, asJSON bool, note string) 
 	if st.Link.Up {
 		link = fmt.Sprintf("up (session %d since %s)", st.Link.Seq, st.Link.Since.Format(time.TimeOnly))
 	}
-	fmt.Fprintf(tw, "Modem link\t%s %s\n", st.Link.Port, link)
+	fmt.Fprintf(tw, "Modem session\t%s %s\n", st.Link.Port, link)
 	if l := st.Life; l != nil {
 		fmt.Fprintf(tw, "Modem life\t%s\n", lifeLine(*l))
 	}
