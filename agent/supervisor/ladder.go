@@ -119,11 +119,19 @@ func (s *Supervisor) feed(ctx context.Context, ev ladderEvent) {
 			case actSkip:
 				s.skip(a.step, a.why, a.requested)
 			case actTake:
+				// A stopping agent starts no step: it would be charged
+				// to the budget and, with AT steps, might still reach
+				// the modem, since a command races its ended context.
+				if ctx.Err() != nil {
+					return
+				}
 				out := s.take(ctx, a.step, a.reason, a.requested)
 				ev, more = ladderEvent{kind: evStepDone, step: a.step, requested: a.requested, out: out}, true
 			}
 		}
-		if !more {
+		// A step cut short by the stop failed for no reason of the
+		// link's: its outcome would move the climb on, to the park.
+		if !more || ctx.Err() != nil {
 			return
 		}
 	}

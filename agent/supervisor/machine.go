@@ -108,6 +108,16 @@ func (l ladder) active() bool {
 	return false
 }
 
+// step is the outage's step to show: the one under way during a climb's
+// step, which may take minutes (a reboot, a power-cycle), else the last
+// taken.
+func (l ladder) step() stepID {
+	if l.phase == phaseRecovering && l.climbing {
+		return l.taking
+	}
+	return l.pos
+}
+
 func (l ladder) parked(now time.Time) bool { return now.Before(l.parkedUntil) }
 
 // ladderEvent is what happened: the evidence as it stands (after a poll,

@@ -145,8 +145,9 @@ type Snapshot struct {
 	Reason  string      `json:"reason,omitempty"`
 	Since   time.Time   `json:"since,omitzero"` // when State began
 	Figures event.Attrs `json:"figures,omitempty"`
-	// Step is the ladder step of the current outage (the last taken, or
-	// "observe" before any); empty without an outage.
+	// Step is the ladder step of the current outage (the one under way,
+	// else the last taken, or "observe" before any); empty without an
+	// outage.
 	Step         string    `json:"step,omitempty"`
 	Parked       bool      `json:"parked,omitempty"`
 	Rounds       int       `json:"rounds,omitempty"` // climbs since the link last stayed good
@@ -372,7 +373,7 @@ func (s *Supervisor) Snapshot() Snapshot {
 		Figures:      maps.Clone(w.figures),
 	}
 	if w.lad.active() {
-		snap.Step = stepNames[w.lad.pos]
+		snap.Step = stepNames[w.lad.step()]
 	}
 	for _, st := range s.cfg.Steps.Named() {
 		id, _ := stepByName(st.Name)

@@ -207,6 +207,11 @@ func (a *AT) run(ctx context.Context, cmd string, body *string, opts []CommandOp
 		return nil, fmt.Errorf("%s: waiting for the port: %w", logCmd(cmd), ctx.Err())
 	}
 	defer func() { <-a.sem }()
+	// select chooses at random among ready cases: a free port must not
+	// carry a command whose context had already ended.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: waiting for the port: %w", logCmd(cmd), err)
+	}
 
 	r := &request{
 		cmd:      cmd,

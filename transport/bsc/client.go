@@ -278,13 +278,16 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
+	const longest = 24 * time.Hour
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 || n > int64(24*time.Hour/time.Second) {
+		if n < 0 || n > int64(longest/time.Second) {
 			return 0, false
 		}
 		return time.Duration(n) * time.Second, true
 	}
-	if t, err := http.ParseTime(v); err == nil {
+	// A date is read against our own clock, which on a gateway without a
+	// battery-backed clock may be far behind: bounded as the seconds are.
+	if t, err := http.ParseTime(v); err == nil && t.Sub(now) <= longest {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false

@@ -101,6 +101,10 @@ func TestParseRetryAfter(t *testing.T) {
 		{"-1", 0, false},
 		{"soon", 0, false},
 		{"99999999999", 0, false},
+		// A date further off than the longest delay we accept as
+		// seconds says more about our clock (no RTC, not yet set) than
+		// about the platform: it would hold the ladder for months.
+		{now.Add(40 * 24 * time.Hour).Format(http.TimeFormat), 0, false},
 	}
 	for _, tc := range tests {
 		got, ok := parseRetryAfter(tc.in, now)
