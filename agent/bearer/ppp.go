@@ -162,14 +162,15 @@ func dial(ctx context.Context, f *os.File, cid int, timeout time.Duration) error
 		if !errors.As(err, &de) {
 			return err
 		}
-		// The guard times around +++ (1 s by default on the BG96).
+		// The guard times around +++ (1 s by default on the BG96). Once
+		// +++ is out, the escape is finished with ATH whatever the
+		// context says: stopping between the two would leave the old
+		// call up for the next dial to send ATD into.
 		if err := clock.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 		_, _ = f.Write([]byte("+++"))
-		if err := clock.Sleep(ctx, time.Second); err != nil {
-			return err
-		}
+		time.Sleep(time.Second)
 		if _, err := chat(f, "ATH", 5*time.Second, finals...); err != nil {
 			return err
 		}
