@@ -149,6 +149,12 @@ func TestBSCErrors(t *testing.T) {
 			"chmod 600"},
 		{"unreachable", []string{"bsc", "quota", "--config", bscConfig(t, "http://127.0.0.1:1", testPW), "--iccid", testICCID}, nil, 1,
 			"cannot reach the BSC API at http://127.0.0.1:1"},
+		{"sms unreachable", []string{"bsc", "sms", "send", "--text", "hi", "--config", bscConfig(t, "http://127.0.0.1:1", testPW), "--iccid", testICCID}, nil, 1,
+			"cannot reach the BSC API at http://127.0.0.1:1"},
+		{"sms throttled", []string{"bsc", "sms", "send", "--text", "hi", "--config", good}, &bscemu.Fault{Kind: bscemu.FaultThrottle, RetryAfter: "60", Count: 10}, 1,
+			"retry after 1m0s"},
+		{"sms bad timeout", []string{"bsc", "sms", "send", "--text", "hi", "--config", good, "--timeout", "0s"}, nil, 2,
+			"--timeout 0s: want a positive duration"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

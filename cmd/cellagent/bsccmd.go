@@ -85,13 +85,19 @@ type apiSession struct {
 	base, config string
 }
 
-// deadline bounds ctx by --timeout, with a cause that explain reports.
-func (a *apiFlags) deadline(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// session opens the API session of one command, its context bounded by
+// --timeout with a cause that explain reports; cancel releases it.
+func (a *apiFlags) session(ctx context.Context, e *env) (*apiSession, context.CancelFunc, error) {
 	if a.timeout <= 0 {
-		return ctx, func() {}, usageError{fmt.Errorf("--timeout %s: want a positive duration", a.timeout)}
+		return nil, nil, usageError{fmt.Errorf("--timeout %s: want a positive duration", a.timeout)}
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, a.timeout, fmt.Errorf("no answer from the platform within --timeout %s", a.timeout))
-	return ctx, cancel, nil
+	s, err := a.open(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cancel context.CancelFunc
+	s.ctx, cancel = context.WithTimeoutCause(ctx, a.timeout, fmt.Errorf("no answer from the platform within --timeout %s", a.timeout))
+	return s, cancel, nil
 }
 
 // open reads the configuration and the password file and builds a client.
@@ -187,16 +193,12 @@ Examples:
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel, err := af.deadline(ctx)
+	s, cancel, err := af.session(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	s, err := af.open(e)
-	if err != nil {
-		return err
-	}
-	s.ctx = ctx
+	ctx = s.ctx
 	data, err := s.client.DataQuota(ctx, s.iccid)
 	if err != nil {
 		return s.explain(err)
@@ -276,16 +278,12 @@ Examples:
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel, err := af.deadline(ctx)
+	s, cancel, err := af.session(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	s, err := af.open(e)
-	if err != nil {
-		return err
-	}
-	s.ctx = ctx
+	ctx = s.ctx
 	q, err := s.client.Reset(ctx, s.iccid)
 	if err != nil {
 		return s.explain(err)

@@ -65,10 +65,12 @@ Examples:
 	if command != "" && keyFile == "" {
 		return usageError{errors.New("--command needs --key-file (the device's key)")}
 	}
-	s, err := af.open(e)
+	s, cancel, err := af.session(ctx, e)
 	if err != nil {
 		return err
 	}
+	defer cancel()
+	ctx = s.ctx
 	var sent smscmd.Message
 	payload := text
 	if command != "" {
